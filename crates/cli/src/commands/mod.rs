@@ -1,0 +1,6 @@
+//! One module per `cairn` subcommand: its arguments (clap derive) and its `run`.
+
+pub mod aggregate;
+pub mod attack;
+pub mod ledger;
+pub mod train;

@@ -1,0 +1,45 @@
+//! `cairn`: decentralized machine learning with robust aggregation and a verifiable ledger.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Cairn: untrusted nodes train a model together; every step is checked and recorded.
+///
+/// Each subcommand has its own --help with every option and its default. Logs go to stderr and
+/// are filtered by RUST_LOG (for example RUST_LOG=cairn=debug); the default level is `warn`.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model centrally, bit-exactly (the baseline federated runs are compared with).
+    Train(commands::train::TrainArgs),
+    /// Combine an (n, d) .npy array of updates with a Byzantine-robust rule.
+    Aggregate(commands::aggregate::AggregateArgs),
+    /// Craft Byzantine updates from an (n, d) .npy array of honest ones.
+    Attack(commands::attack::AttackArgs),
+    /// Read the ledger's durable state.
+    Ledger(commands::ledger::LedgerArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train(args) => commands::train::run(args),
+        Command::Aggregate(args) => commands::aggregate::run(args),
+        Command::Attack(args) => commands::attack::run(args),
+        Command::Ledger(args) => commands::ledger::run(args),
+    }
+}

@@ -1,0 +1,1 @@
+//! Cairn ledger (being written).
