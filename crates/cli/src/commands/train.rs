@@ -1,10 +1,401 @@
-//! `cairn train` (being written).
+//! `cairn train`: centralized, bit-exact baseline training on a built-in dataset.
+//!
+//! The run is a pure function of its settings: the split, the initial weights, the batch order
+//! and the dropout masks all derive from `--seed`, and the kernels give the same bits on any
+//! thread count, so the printed weights hash is reproducible anywhere. Only `samples_per_second`
+//! depends on the machine.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use cairn_ml::checkpoint;
+use cairn_ml::data::{default_data_dir, BuiltinDataset, TrainTest};
+use cairn_ml::model::{Model, ModelSpec};
+use cairn_ml::optim::{Optimizer, OptimizerSpec};
+use cairn_ml::train::{derive_seed, train_epoch, weights_hash};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// Purpose string the per-epoch seeds are derived with (see `cairn_ml::train::derive_seed`).
+const EPOCH_SEED_PURPOSE: &str = "cairn.train.epoch";
+/// Samples per forward pass when evaluating on the test set (does not change the result).
+const EVAL_BATCH: usize = 256;
+/// Largest thread count accepted; more would only oversubscribe the machine.
+const MAX_THREADS: usize = 1024;
 
 /// Arguments of `cairn train`.
 #[derive(Debug, clap::Args)]
-pub struct TrainArgs {}
+#[command(
+    after_help = "Example:\n  cairn train --dataset mnist_5k --model mlp --epochs 20 \
+                        --threads 2 --json out.json --save mnist.safetensors\n\n\
+                        The same settings give the same weights hash on any machine and with any \
+                        --threads. See docs/train.md."
+)]
+pub struct TrainArgs {
+    /// Dataset to train and test on. digits and mnist_5k ship in data/ and are split 80/20
+    /// (stratified, seeded by --seed); fashion_mnist keeps its 60000/10000 split and needs
+    /// `apt-get install dataset-fashion-mnist`.
+    #[arg(long, value_enum, default_value_t = DatasetArg::Digits)]
+    pub dataset: DatasetArg,
+
+    /// Folder holding digits.csv.gz and mnist_5k.csv.gz [default: $CAIRN_DATA_DIR, else the
+    /// first data/ folder in the working directory or its parents].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Architecture: logistic regression, a ReLU MLP (widths from --hidden) or a small CNN
+    /// (conv 32, conv 64, dense 128, dropout from --dropout).
+    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
+    pub model: ModelArg,
+
+    /// Hidden-layer widths of the MLP, comma-separated (ignored by other models).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "256,128",
+        value_name = "WIDTHS"
+    )]
+    pub hidden: Vec<usize>,
+
+    /// Drop probability of the CNN's dropout layer, in [0, 0.99] (ignored by other models).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.25)]
+    pub dropout: f32,
+
+    /// Optimizer, with PyTorch's semantics (weight decay is an L2 term added to the gradient).
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
+    pub optimizer: OptimizerArg,
+
+    /// Learning rate [default: 0.1 for sgd, 0.001 for adam].
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
+
+    /// SGD momentum, in [0, 1) (ignored by adam, which uses betas 0.9 and 0.999).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
+    pub momentum: f32,
+
+    /// L2 weight decay added to the gradient.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
+    pub weight_decay: f32,
+
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: u64,
+
+    /// Samples per optimizer step (the last batch of an epoch may be smaller).
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+
+    /// Seed of the train/test split, the initial weights, the batch order and dropout.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+
+    /// Worker threads for the kernels. The result is bit-identical for every value.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// Write the run's settings, per-epoch figures and weights hash to this JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Save the trained model to this safetensors file (PyTorch names; loads with
+    /// safetensors.numpy or safetensors.torch).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+}
+
+/// The datasets `--dataset` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DatasetArg {
+    /// UCI handwritten digits, 8x8, 1797 samples (shipped).
+    Digits,
+    /// 5000 MNIST samples, 28x28 (shipped).
+    #[value(name = "mnist_5k")]
+    Mnist5k,
+    /// Fashion-MNIST, 28x28, 70000 samples (Debian package dataset-fashion-mnist).
+    #[value(name = "fashion_mnist")]
+    FashionMnist,
+}
+
+impl DatasetArg {
+    fn builtin(self) -> BuiltinDataset {
+        match self {
+            DatasetArg::Digits => BuiltinDataset::Digits,
+            DatasetArg::Mnist5k => BuiltinDataset::Mnist5k,
+            DatasetArg::FashionMnist => BuiltinDataset::FashionMnist,
+        }
+    }
+}
+
+/// The architectures `--model` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelArg {
+    /// Multinomial logistic regression.
+    Logistic,
+    /// Dense layers with ReLU.
+    Mlp,
+    /// Two 3x3 convolutions with max pooling, then two dense layers.
+    Cnn,
+}
+
+/// The optimizers `--optimizer` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerArg {
+    /// Stochastic gradient descent with momentum.
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+/// Figures of one epoch, as printed and written to `--json`.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct EpochReport {
+    epoch: u64,
+    train_loss: f32,
+    test_loss: f32,
+    test_accuracy: f32,
+}
+
+/// The `--json` document.
+#[derive(Debug, Serialize)]
+struct RunReport {
+    dataset: &'static str,
+    model: ModelSpec,
+    optimizer: OptimizerSpec,
+    epochs: u64,
+    batch_size: usize,
+    seed: u64,
+    threads: usize,
+    train_samples: usize,
+    test_samples: usize,
+    epochs_detail: Vec<EpochReport>,
+    samples_per_second: f64,
+    weights_hash: String,
+    final_test_accuracy: f32,
+}
 
 /// Runs `cairn train`.
-pub fn run(_args: TrainArgs) -> anyhow::Result<()> {
-    anyhow::bail!("cairn train is being written")
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    check_args(&args)?;
+    let dataset = args.dataset.builtin();
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => default_data_dir()
+            .context("cannot find the shipped datasets; pass --data-dir <repository>/data")?,
+    };
+    let split = dataset.load(&data_dir, args.seed).with_context(|| {
+        let hint = match dataset {
+            BuiltinDataset::FashionMnist => "see the cause below for how to install it",
+            _ => "point --data-dir (or CAIRN_DATA_DIR) at the repository's data/ folder",
+        };
+        format!(
+            "cannot load dataset {dataset} from {}; {hint}",
+            data_dir.display()
+        )
+    })?;
+    let spec = model_spec(&args, dataset);
+    spec.validate()
+        .context("the model settings are invalid; check --hidden and --dropout")?;
+    let optimizer = optimizer_spec(&args);
+    optimizer
+        .validate()
+        .context("the optimizer settings are invalid; check --lr, --momentum and --weight-decay")?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .context("cannot start the worker threads; try a smaller --threads")?;
+    println!(
+        "training {} on {dataset} ({} train / {} test samples), {} epochs, seed {}, {} thread(s)",
+        spec_label(&spec),
+        split.train.len(),
+        split.test.len(),
+        args.epochs,
+        args.seed,
+        args.threads
+    );
+    let (model, report) = pool.install(|| train(&args, dataset, &split, spec, optimizer))?;
+    println!(
+        "final test accuracy {:.2}%, {:.0} samples/s, weights blake3 {}",
+        100.0 * report.final_test_accuracy,
+        report.samples_per_second,
+        report.weights_hash
+    );
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.save {
+        checkpoint::save(&model, path).context("cannot save the model; check the --save path")?;
+        println!("saved model to {}", path.display());
+    }
+    Ok(())
+}
+
+fn check_args(args: &TrainArgs) -> anyhow::Result<()> {
+    if args.threads == 0 || args.threads > MAX_THREADS {
+        bail!(
+            "--threads is {}; give a value from 1 to {MAX_THREADS}",
+            args.threads
+        );
+    }
+    if args.epochs == 0 {
+        bail!("--epochs is 0; train for at least 1 epoch");
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size is 0; give at least 1 sample per step");
+    }
+    if args.model == ModelArg::Mlp && args.hidden.is_empty() {
+        bail!("--hidden is empty; give the MLP's hidden widths, e.g. --hidden 256,128");
+    }
+    Ok(())
+}
+
+fn model_spec(args: &TrainArgs, dataset: BuiltinDataset) -> ModelSpec {
+    let (channels, height, width) = dataset.shape();
+    let inputs = channels * height * width;
+    let classes = dataset.classes();
+    match args.model {
+        ModelArg::Logistic => ModelSpec::Logistic { inputs, classes },
+        ModelArg::Mlp => ModelSpec::Mlp {
+            inputs,
+            hidden: args.hidden.clone(),
+            classes,
+        },
+        ModelArg::Cnn => ModelSpec::Cnn {
+            channels,
+            height,
+            width,
+            classes,
+            dropout: args.dropout,
+        },
+    }
+}
+
+fn optimizer_spec(args: &TrainArgs) -> OptimizerSpec {
+    match args.optimizer {
+        OptimizerArg::Sgd => OptimizerSpec::Sgd {
+            lr: args.lr.unwrap_or(0.1),
+            momentum: args.momentum,
+            weight_decay: args.weight_decay,
+        },
+        OptimizerArg::Adam => OptimizerSpec::Adam {
+            lr: args.lr.unwrap_or(0.001),
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: args.weight_decay,
+        },
+    }
+}
+
+fn spec_label(spec: &ModelSpec) -> String {
+    match spec {
+        ModelSpec::Logistic { .. } => "logistic regression".into(),
+        ModelSpec::Mlp { hidden, .. } => format!("MLP {hidden:?}"),
+        ModelSpec::Cnn { dropout, .. } => format!("CNN (dropout {dropout})"),
+    }
+}
+
+/// The training loop: one epoch at a time, a progress bar over batches, a table row per epoch.
+fn train(
+    args: &TrainArgs,
+    dataset: BuiltinDataset,
+    split: &TrainTest,
+    spec: ModelSpec,
+    optimizer_spec: OptimizerSpec,
+) -> anyhow::Result<(Model, RunReport)> {
+    let mut model = Model::init(spec.clone(), args.seed).context("cannot build the model")?;
+    let mut optimizer = Optimizer::new(&optimizer_spec, model.params().len())
+        .context("cannot build the optimizer")?;
+    let batches = split.train.len().div_ceil(args.batch_size) as u64;
+    let bar = progress_bar(batches);
+    println!(
+        "{:>5}  {:>10}  {:>9}  {:>13}",
+        "epoch", "train loss", "test loss", "test accuracy"
+    );
+    let mut detail = Vec::new();
+    let mut samples = 0usize;
+    let mut training_time = 0.0f64;
+    for epoch in 1..=args.epochs {
+        bar.reset();
+        bar.set_message(format!("epoch {epoch}/{}", args.epochs));
+        let epoch_seed = derive_seed(args.seed, EPOCH_SEED_PURPOSE, epoch - 1);
+        let started = Instant::now();
+        let stats = train_epoch(
+            &mut model,
+            &mut optimizer,
+            &split.train,
+            args.batch_size,
+            epoch_seed,
+            |progress| {
+                bar.inc(1);
+                if progress.batch % 16 == 0 {
+                    bar.set_message(format!(
+                        "epoch {epoch}/{} loss {:.4}",
+                        args.epochs, progress.loss
+                    ));
+                }
+            },
+        )
+        .with_context(|| format!("training failed in epoch {epoch}"))?;
+        training_time += started.elapsed().as_secs_f64();
+        samples += stats.samples;
+        let evaluation = model
+            .evaluate(&split.test, EVAL_BATCH)
+            .with_context(|| format!("evaluating on the test set failed after epoch {epoch}"))?;
+        let row = EpochReport {
+            epoch,
+            train_loss: stats.mean_loss,
+            test_loss: evaluation.loss,
+            test_accuracy: evaluation.accuracy,
+        };
+        bar.suspend(|| {
+            println!(
+                "{:>5}  {:>10.4}  {:>9.4}  {:>12.2}%",
+                row.epoch,
+                row.train_loss,
+                row.test_loss,
+                100.0 * row.test_accuracy
+            )
+        });
+        detail.push(row);
+    }
+    bar.finish_and_clear();
+    let final_test_accuracy = detail.last().map_or(0.0, |row| row.test_accuracy);
+    let report = RunReport {
+        dataset: dataset.name(),
+        model: spec,
+        optimizer: optimizer_spec,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        threads: args.threads,
+        train_samples: split.train.len(),
+        test_samples: split.test.len(),
+        epochs_detail: detail,
+        samples_per_second: samples as f64 / training_time.max(f64::MIN_POSITIVE),
+        weights_hash: checkpoint::hex(&weights_hash(model.params())),
+        final_test_accuracy,
+    };
+    Ok((model, report))
+}
+
+/// A bar over the batches of one epoch on stderr, hidden when stderr is not a terminal.
+fn progress_bar(batches: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(batches);
+    let style = ProgressStyle::with_template("{bar:40} {pos}/{len} batches {msg} [{elapsed}]")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn write_json(path: &Path, report: &RunReport) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(report).context("cannot encode the results")?;
+    text.push('\n');
+    std::fs::write(path, text)
+        .with_context(|| format!("cannot write {}; check the --json path", path.display()))
 }

@@ -76,8 +76,10 @@ impl Dataset {
                 dim,
             });
         }
-        if let Some((index, &label)) =
-            labels.iter().enumerate().find(|(_, &l)| l as usize >= classes)
+        if let Some((index, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= classes)
         {
             return Err(DatasetError::LabelOutOfRange {
                 index,
@@ -197,13 +199,21 @@ mod tests {
     #[test]
     fn new_rejects_feature_count_mismatch() {
         let err = Dataset::new(vec![0.0; 5], vec![0, 1], 3, (1, 1, 2)).unwrap_err();
-        assert!(matches!(err, DatasetError::ShapeMismatch { features: 5, .. }));
+        assert!(matches!(
+            err,
+            DatasetError::ShapeMismatch { features: 5, .. }
+        ));
     }
 
     #[test]
     fn subset_and_gather_copy_rows_in_order() {
-        let ds = Dataset::new(vec![0.0, 0.1, 1.0, 1.1, 2.0, 2.1], vec![0, 1, 2], 3, (1, 1, 2))
-            .unwrap();
+        let ds = Dataset::new(
+            vec![0.0, 0.1, 1.0, 1.1, 2.0, 2.1],
+            vec![0, 1, 2],
+            3,
+            (1, 1, 2),
+        )
+        .unwrap();
         let sub = ds.subset(&[2, 0]).unwrap();
         assert_eq!(sub.features(), &[2.0, 2.1, 0.0, 0.1]);
         assert_eq!(sub.labels(), &[2, 0]);
