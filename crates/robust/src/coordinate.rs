@@ -1,0 +1,310 @@
+//! Coordinate-parallel machinery shared by the rules: per-coordinate kernels over transposed
+//! blocks, and weighted sums of rows with a fixed order.
+//!
+//! Parallelism is over blocks of output coordinates; each output is computed by exactly one task
+//! in a fixed order, so the result does not depend on the number of threads.
+
+use rayon::prelude::*;
+
+use crate::Updates;
+
+/// Coordinates sorted together by one pass of the network: `m × COLUMNS` keys stay in L1.
+const COLUMNS: usize = 64;
+
+/// Coordinates per task: each row is read in runs of `STRIDE` values (8 KiB), long enough for
+/// the hardware prefetchers; the task's `m × STRIDE` keys stay in L2.
+const STRIDE: usize = 2048;
+
+/// Distance in keys between consecutive rows of a task's buffer: `STRIDE` plus one cache line,
+/// so that the rows of a 64-coordinate column group do not all map to the same L1 sets (a pitch
+/// of exactly 8 KiB would make every compare-exchange miss).
+const PITCH: usize = STRIDE + 16;
+
+/// Coordinates per task of the row-combining loops.
+const SPAN: usize = 4096;
+
+/// Maps a finite `f32` to an `i32` whose integer order is the IEEE total order of the floats
+/// (`-0.0 < +0.0`). The map is an involution on bit patterns: [`value`] undoes it.
+#[inline]
+pub(crate) fn key(x: f32) -> i32 {
+    let bits = x.to_bits() as i32;
+    bits ^ ((((bits >> 31) as u32) >> 1) as i32)
+}
+
+/// The float whose [`key`] is `k`.
+#[inline]
+pub(crate) fn value(k: i32) -> f32 {
+    f32::from_bits((k ^ ((((k >> 31) as u32) >> 1) as i32)) as u32)
+}
+
+/// Comparators `(a, b)`, `a < b`, of Batcher's odd–even merge sort for `m` inputs.
+///
+/// Generated for the next power of two and restricted to indices below `m`, which is exact:
+/// padding with `+∞` at the end never moves, so comparators touching the padding are no-ops.
+pub(crate) fn sorting_network(m: usize) -> Vec<(usize, usize)> {
+    let mut comparators = Vec::new();
+    let mut p = 1;
+    while p < m {
+        let mut k = p;
+        while k >= 1 {
+            let mut j = k % p;
+            while j + k < m {
+                for i in 0..k.min(m - j - k) {
+                    if (i + j) / (2 * p) == (i + j + k) / (2 * p) {
+                        comparators.push((i + j, i + j + k));
+                    }
+                }
+                j += 2 * k;
+            }
+            k /= 2;
+        }
+        p *= 2;
+    }
+    comparators
+}
+
+/// Sorts, for every lane `k` in `offset..offset + COLUMNS`, the keys `block[r * stride + k]`
+/// over `r`.
+///
+/// Uses AVX2 min/max when the CPU has it. Integer min/max are exact, so both paths give the same
+/// bits.
+fn sort_lanes(block: &mut [i32], stride: usize, offset: usize, network: &[(usize, usize)]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { sort_lanes_avx2(block, stride, offset, network) };
+            return;
+        }
+    }
+    sort_lanes_portable(block, stride, offset, network);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sort_lanes_avx2(
+    block: &mut [i32],
+    stride: usize,
+    offset: usize,
+    network: &[(usize, usize)],
+) {
+    sort_lanes_portable(block, stride, offset, network);
+}
+
+#[inline(always)]
+fn sort_lanes_portable(
+    block: &mut [i32],
+    stride: usize,
+    offset: usize,
+    network: &[(usize, usize)],
+) {
+    for &(a, b) in network {
+        let (low, high) = block.split_at_mut(b * stride + offset);
+        let x = &mut low[a * stride + offset..a * stride + offset + COLUMNS];
+        let y = &mut high[..COLUMNS];
+        for (p, q) in x.iter_mut().zip(y.iter_mut()) {
+            let (small, large) = ((*p).min(*q), (*p).max(*q));
+            *p = small;
+            *q = large;
+        }
+    }
+}
+
+/// Applies `kernel` to every coordinate's column of the listed rows, sorted ascending as
+/// [`key`]s, and returns the `d` results.
+///
+/// Rows are read once, in runs of [`STRIDE`] coordinates: the run of every listed row is copied
+/// (as keys) into a per-task `rows.len() × PITCH` buffer — the only extra memory besides the
+/// output — then sorted column-wise, [`COLUMNS`] coordinates at a time, by a sorting network
+/// whose compare-exchanges run across those coordinates at once (SIMD min/max, no branches). Sorted keys are canonical, so the
+/// kernels' results do not depend on the order of the rows.
+pub(crate) fn map_sorted_columns<K>(updates: &Updates<'_>, rows: &[usize], kernel: K) -> Vec<f32>
+where
+    K: Fn(&[i32]) -> f32 + Sync,
+{
+    let d = updates.d();
+    let m = rows.len();
+    let network = sorting_network(m);
+    let mut out = vec![0.0f32; d];
+    out.par_chunks_mut(STRIDE).enumerate().for_each_init(
+        || (vec![0i32; m * PITCH], vec![0i32; m]),
+        |(block, column), (index, out_block)| {
+            let start = index * STRIDE;
+            let width = out_block.len();
+            for (r, &i) in rows.iter().enumerate() {
+                let source = &updates.row(i)[start..start + width];
+                for (slot, &x) in block[r * PITCH..].iter_mut().zip(source) {
+                    *slot = key(x);
+                }
+            }
+            for offset in (0..width).step_by(COLUMNS) {
+                sort_lanes(block, PITCH, offset, &network);
+            }
+            for (k, slot) in out_block.iter_mut().enumerate() {
+                for (r, entry) in column.iter_mut().enumerate() {
+                    *entry = block[r * PITCH + k];
+                }
+                *slot = kernel(column);
+            }
+        },
+    );
+    out
+}
+
+/// `(Σ_t w_t x_{r_t}) / (Σ_t w_t)` for the terms `(r_t, w_t)`, summed in `f64` in the order of
+/// the terms for every coordinate. The weights' sum must be positive.
+pub(crate) fn weighted_average(updates: &Updates<'_>, terms: &[(usize, f64)]) -> Vec<f32> {
+    let total: f64 = terms.iter().fold(0.0, |acc, &(_, w)| acc + w);
+    debug_assert!(total > 0.0);
+    let d = updates.d();
+    let mut out = vec![0.0f32; d];
+    out.par_chunks_mut(SPAN)
+        .enumerate()
+        .for_each(|(block, out_block)| {
+            let start = block * SPAN;
+            let width = out_block.len();
+            let mut sums = vec![0.0f64; width];
+            for &(i, w) in terms {
+                let source = &updates.row(i)[start..start + width];
+                for (sum, &value) in sums.iter_mut().zip(source) {
+                    *sum += w * f64::from(value);
+                }
+            }
+            for (slot, sum) in out_block.iter_mut().zip(sums) {
+                *slot = (sum / total) as f32;
+            }
+        });
+    out
+}
+
+/// Plain mean of the listed rows, summed in the listed order.
+pub(crate) fn mean_of_rows(updates: &Updates<'_>, rows: &[usize]) -> Vec<f32> {
+    let terms: Vec<(usize, f64)> = rows.iter().map(|&i| (i, 1.0)).collect();
+    weighted_average(updates, &terms)
+}
+
+/// Median of a sorted, non-empty column of keys: the middle value, or the mean of the two middle
+/// values when the length is even (numpy's convention; torch returns the lower one).
+pub(crate) fn median_of_sorted(column: &[i32]) -> f64 {
+    let m = column.len();
+    if m % 2 == 1 {
+        f64::from(value(column[m / 2]))
+    } else {
+        (f64::from(value(column[m / 2 - 1])) + f64::from(value(column[m / 2]))) * 0.5
+    }
+}
+
+/// Sum of the values of a run of keys, in `f64`, in order.
+pub(crate) fn sum_values(keys: &[i32]) -> f64 {
+    keys.iter()
+        .fold(0.0f64, |acc, &k| acc + f64::from(value(k)))
+}
+
+/// Mean of the `keep` values of a sorted column of keys closest to its median; ties between a smaller
+/// and a larger value at equal distance go to the smaller one. The kept values form a contiguous
+/// run of the sorted column and are summed in ascending order.
+pub(crate) fn mean_around_median(column: &[i32], keep: usize) -> f32 {
+    let m = column.len();
+    debug_assert!(keep >= 1 && keep <= m);
+    let median = median_of_sorted(column);
+    let mut low = column.partition_point(|&k| f64::from(value(k)) < median);
+    let mut high = low;
+    while high - low < keep {
+        let take_left = if low == 0 {
+            false
+        } else if high == m {
+            true
+        } else {
+            median - f64::from(value(column[low - 1])) <= f64::from(value(column[high])) - median
+        };
+        if take_left {
+            low -= 1;
+        } else {
+            high += 1;
+        }
+    }
+    (sum_values(&column[low..high]) / keep as f64) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_sorted_columns_sees_every_coordinate_across_block_edges() {
+        let n = 3;
+        let d = STRIDE * 2 + COLUMNS + 5;
+        let data: Vec<f32> = (0..n * d).map(|k| k as f32).collect();
+        let updates = Updates::new(&data, n, d).unwrap();
+        let sums = map_sorted_columns(&updates, &[2, 0, 1], |column| {
+            assert!(column.windows(2).all(|w| w[0] <= w[1]));
+            column.iter().map(|&k| value(k)).sum()
+        });
+        for (k, &s) in sums.iter().enumerate() {
+            assert_eq!(s, (k + (d + k) + (2 * d + k)) as f32);
+        }
+    }
+
+    #[test]
+    fn sorting_network_sorts_every_size_up_to_70() {
+        let mut state = 12345u64;
+        for m in 1..=70 {
+            let network = sorting_network(m);
+            for _ in 0..20 {
+                let mut block = vec![0i32; m * COLUMNS];
+                for slot in block.iter_mut() {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    *slot = ((state >> 33) % 7) as i32 - 3;
+                }
+                let mut expected: Vec<Vec<i32>> = (0..COLUMNS)
+                    .map(|k| (0..m).map(|r| block[r * COLUMNS + k]).collect())
+                    .collect();
+                expected
+                    .iter_mut()
+                    .for_each(|column| column.sort_unstable());
+                sort_lanes(&mut block, COLUMNS, 0, &network);
+                for (k, column) in expected.iter().enumerate() {
+                    let sorted: Vec<i32> = (0..m).map(|r| block[r * COLUMNS + k]).collect();
+                    assert_eq!(&sorted, column, "m = {m}, lane {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dispatched_and_portable_sorts_agree() {
+        let m = 37;
+        let network = sorting_network(m);
+        let block: Vec<i32> = (0..m * COLUMNS)
+            .map(|k| (k as i32).wrapping_mul(-1_640_531_535))
+            .collect();
+        let mut fast = block.clone();
+        let mut portable = block;
+        sort_lanes(&mut fast, COLUMNS, 0, &network);
+        sort_lanes_portable(&mut portable, COLUMNS, 0, &network);
+        assert_eq!(fast, portable);
+    }
+
+    fn keys(values: &[f32]) -> Vec<i32> {
+        values.iter().map(|&x| key(x)).collect()
+    }
+
+    #[test]
+    fn keys_order_like_floats_and_invert_exactly() {
+        let floats = [-3.0e38f32, -1.0, -1e-40, -0.0, 0.0, 1e-40, 2.5, 3.0e38];
+        let k = keys(&floats);
+        assert!(k.windows(2).all(|w| w[0] < w[1]));
+        for (&x, &kx) in floats.iter().zip(&k) {
+            assert_eq!(value(kx).to_bits(), x.to_bits());
+        }
+    }
+
+    #[test]
+    fn mean_around_median_prefers_the_smaller_value_on_ties() {
+        assert_eq!(mean_around_median(&keys(&[1.0, 4.0, 7.0]), 2), 2.5);
+        assert_eq!(mean_around_median(&keys(&[1.0, 4.0, 7.0, 100.0]), 2), 5.5);
+        assert_eq!(mean_around_median(&keys(&[-3.0, 5.0, 5.0]), 3), 7.0 / 3.0);
+    }
+}

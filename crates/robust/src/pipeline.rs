@@ -1,0 +1,410 @@
+//! The single entry point: screen non-finite updates, run the pre-aggregation chain, apply the
+//! rule, check the output.
+
+use crate::context::{Context, NonFinitePolicy};
+use crate::updates::{Matrix, Updates};
+use crate::{aggregate as rules, PreAggregation, RobustError, Rule};
+
+/// Aggregates `updates` with `rule` after the pre-aggregation steps `pre`, in order.
+///
+/// Deterministic: the same inputs give the same bits on any machine and any number of rayon
+/// threads. The output has dimension `d` and never contains NaN or infinity.
+///
+/// ```
+/// use cairn_robust::{aggregate, Context, Rule, Updates};
+/// let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+/// let updates = Updates::new(&data, 3, 3).unwrap();
+/// let median = aggregate(&Rule::Median, &[], &updates, &Context::default()).unwrap();
+/// assert_eq!(median, vec![4.0, 5.0, 6.0]);
+/// ```
+pub fn aggregate(
+    rule: &Rule,
+    pre: &[PreAggregation],
+    updates: &Updates<'_>,
+    ctx: &Context<'_>,
+) -> Result<Vec<f32>, RobustError> {
+    let d = updates.d();
+    if let Some(previous) = ctx.previous {
+        if previous.len() != d {
+            return Err(RobustError::SideInputLength {
+                what: "previous aggregate",
+                expected: d,
+                actual: previous.len(),
+            });
+        }
+        if let Some(index) = previous.iter().position(|v| !v.is_finite()) {
+            return Err(RobustError::SideInputNonFinite {
+                what: "previous aggregate",
+                index,
+            });
+        }
+    }
+
+    let (screened, rule) = screen(rule, updates, ctx.non_finite)?;
+    let mut current: Option<Matrix> = screened;
+    for step in pre {
+        let view = match &current {
+            Some(matrix) => matrix.view()?,
+            None => *updates,
+        };
+        let next = step.apply(&view)?;
+        tracing::debug!(
+            step = step.name(),
+            n_in = view.n(),
+            n_out = next.n,
+            "pre-aggregation"
+        );
+        current = Some(next);
+    }
+    let view = match &current {
+        Some(matrix) => matrix.view()?,
+        None => *updates,
+    };
+    rule.check(view.n())?;
+    let output = rules::apply(&rule, &view, ctx.previous)?;
+    debug_assert_eq!(output.len(), d);
+    if let Some(column) = output.iter().position(|v| !v.is_finite()) {
+        return Err(RobustError::NonFiniteOutput {
+            rule: rule.name(),
+            column,
+        });
+    }
+    Ok(output)
+}
+
+/// Applies the non-finite policy. Returns the kept rows when some were dropped, and the rule with
+/// its weights restricted to them.
+fn screen(
+    rule: &Rule,
+    updates: &Updates<'_>,
+    policy: NonFinitePolicy,
+) -> Result<(Option<Matrix>, Rule), RobustError> {
+    let Some((row, column)) = updates.first_non_finite() else {
+        return Ok((None, rule.clone()));
+    };
+    match policy {
+        NonFinitePolicy::Reject => Err(RobustError::NonFinite { row, column }),
+        NonFinitePolicy::Drop => {
+            let kept: Vec<usize> = (0..updates.n())
+                .filter(|&i| updates.row(i).iter().all(|v| v.is_finite()))
+                .collect();
+            tracing::warn!(
+                dropped = updates.n() - kept.len(),
+                kept = kept.len(),
+                "dropping updates with non-finite values"
+            );
+            let rule = match rule {
+                Rule::WeightedMean { weights } if weights.len() == updates.n() => {
+                    Rule::WeightedMean {
+                        weights: kept.iter().map(|&i| weights[i]).collect(),
+                    }
+                }
+                Rule::Monna { f, reference } if *reference < updates.n() => {
+                    // The reference keeps pointing at the same update once others are dropped.
+                    let position = kept.binary_search(reference).map_err(|_| {
+                        RobustError::InvalidParameter {
+                            rule: "monna",
+                            reason: format!(
+                                "the reference update {reference} has non-finite values and was dropped"
+                            ),
+                        }
+                    })?;
+                    Rule::Monna {
+                        f: *f,
+                        reference: position,
+                    }
+                }
+                other => other.clone(),
+            };
+            if kept.is_empty() {
+                let (required, requirement) = rule.requirement();
+                return Err(RobustError::NotEnoughUpdates {
+                    rule: rule.name(),
+                    n: 0,
+                    required: required.max(1),
+                    requirement,
+                });
+            }
+            Ok((Some(Matrix::from_rows(updates, &kept)), rule))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KrumVariant;
+
+    const DATA: [f32; 10] = [0.0, 1.0, 0.1, 1.1, -0.1, 0.9, 0.2, 1.0, 50.0, -50.0];
+
+    fn five() -> Updates<'static> {
+        Updates::new(&DATA, 5, 2).unwrap()
+    }
+
+    #[test]
+    fn wrong_buffer_length_is_a_length_mismatch() {
+        let err = Updates::new(&DATA, 3, 3).unwrap_err();
+        assert!(matches!(
+            err,
+            RobustError::LengthMismatch {
+                expected: 9,
+                actual: 10,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn empty_input_is_refused() {
+        assert!(matches!(
+            Updates::new(&[], 0, 4),
+            Err(RobustError::Empty { n: 0, d: 4 })
+        ));
+        assert!(matches!(
+            Updates::new(&[], 3, 0),
+            Err(RobustError::Empty { n: 3, d: 0 })
+        ));
+    }
+
+    #[test]
+    fn too_few_updates_for_bulyan_names_the_requirement() {
+        let err = aggregate(&Rule::Bulyan { f: 1 }, &[], &five(), &Context::default()).unwrap_err();
+        assert_eq!(
+            err,
+            RobustError::NotEnoughUpdates {
+                rule: "bulyan",
+                n: 5,
+                required: 7,
+                requirement: "n >= 4f + 3"
+            }
+        );
+    }
+
+    #[test]
+    fn textbook_krum_needs_two_f_plus_three() {
+        let rule = Rule::Krum {
+            f: 2,
+            variant: KrumVariant::Textbook,
+        };
+        assert!(matches!(
+            aggregate(&rule, &[], &five(), &Context::default()),
+            Err(RobustError::NotEnoughUpdates { required: 7, .. })
+        ));
+        let rule = Rule::Krum {
+            f: 1,
+            variant: KrumVariant::Textbook,
+        };
+        assert!(aggregate(&rule, &[], &five(), &Context::default()).is_ok());
+    }
+
+    #[test]
+    fn non_finite_input_is_rejected_by_default_with_its_position() {
+        let mut data = DATA;
+        data[7] = f32::NAN;
+        let updates = Updates::new(&data, 5, 2).unwrap();
+        let err = aggregate(&Rule::Median, &[], &updates, &Context::default()).unwrap_err();
+        assert_eq!(err, RobustError::NonFinite { row: 3, column: 1 });
+    }
+
+    #[test]
+    fn drop_policy_removes_non_finite_rows_and_rechecks_the_requirement() {
+        let mut data = DATA;
+        data[8] = f32::INFINITY;
+        let updates = Updates::new(&data, 5, 2).unwrap();
+        let ctx = Context {
+            previous: None,
+            non_finite: NonFinitePolicy::Drop,
+        };
+        let out = aggregate(&Rule::Mean, &[], &updates, &ctx).unwrap();
+        assert!(
+            (out[0] - 0.05).abs() < 1e-6 && (out[1] - 1.0).abs() < 1e-6,
+            "{out:?}"
+        );
+        let err = aggregate(&Rule::TrimmedMean { f: 2 }, &[], &updates, &ctx).unwrap_err();
+        assert!(matches!(
+            err,
+            RobustError::NotEnoughUpdates {
+                n: 4,
+                required: 5,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn drop_policy_drops_the_matching_weights() {
+        let data = [1.0, f32::NAN, 3.0];
+        let updates = Updates::new(&data, 3, 1).unwrap();
+        let ctx = Context {
+            previous: None,
+            non_finite: NonFinitePolicy::Drop,
+        };
+        let rule = Rule::WeightedMean {
+            weights: vec![1.0, 100.0, 3.0],
+        };
+        assert_eq!(aggregate(&rule, &[], &updates, &ctx).unwrap(), vec![2.5]);
+    }
+
+    #[test]
+    fn drop_policy_keeps_the_monna_reference_on_the_same_update() {
+        let data = [0.0, f32::NAN, 10.0, 11.0, 12.0];
+        let updates = Updates::new(&data, 5, 1).unwrap();
+        let ctx = Context {
+            previous: None,
+            non_finite: NonFinitePolicy::Drop,
+        };
+        let rule = Rule::Monna { f: 1, reference: 4 };
+        assert_eq!(aggregate(&rule, &[], &updates, &ctx).unwrap(), vec![11.0]);
+        let rule = Rule::Monna { f: 1, reference: 1 };
+        let err = aggregate(&rule, &[], &updates, &ctx).unwrap_err();
+        assert!(matches!(
+            err,
+            RobustError::InvalidParameter { rule: "monna", .. }
+        ));
+    }
+
+    #[test]
+    fn weights_of_the_wrong_length_are_refused() {
+        let rule = Rule::WeightedMean {
+            weights: vec![1.0; 4],
+        };
+        let err = aggregate(&rule, &[], &five(), &Context::default()).unwrap_err();
+        assert!(matches!(
+            err,
+            RobustError::SideInputLength {
+                what: "weights",
+                expected: 5,
+                actual: 4
+            }
+        ));
+    }
+
+    #[test]
+    fn previous_aggregate_of_the_wrong_length_is_refused() {
+        let previous = [0.0f32; 3];
+        let ctx = Context {
+            previous: Some(&previous),
+            non_finite: NonFinitePolicy::Reject,
+        };
+        let rule = Rule::CenteredClipping {
+            tau: 1.0,
+            iterations: 1,
+        };
+        let err = aggregate(&rule, &[], &five(), &ctx).unwrap_err();
+        assert!(matches!(
+            err,
+            RobustError::SideInputLength {
+                expected: 2,
+                actual: 3,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn invalid_parameters_are_refused() {
+        let ctx = Context::default();
+        let bad = [
+            Rule::GeometricMedian {
+                nu: 0.0,
+                iterations: 3,
+                init: crate::GmInit::Zeros,
+            },
+            Rule::GeometricMedian {
+                nu: 0.1,
+                iterations: 0,
+                init: crate::GmInit::Zeros,
+            },
+            Rule::CenteredClipping {
+                tau: f32::NAN,
+                iterations: 1,
+            },
+            Rule::Monna { f: 1, reference: 5 },
+            Rule::MultiKrum {
+                f: 1,
+                m: Some(0),
+                variant: KrumVariant::Textbook,
+            },
+            Rule::WeightedMean {
+                weights: vec![0.0; 5],
+            },
+            Rule::WeightedMean {
+                weights: vec![1.0, -1.0, 1.0, 1.0, 1.0],
+            },
+        ];
+        for rule in bad {
+            let err = aggregate(&rule, &[], &five(), &ctx).unwrap_err();
+            assert!(
+                matches!(err, RobustError::InvalidParameter { .. }),
+                "{rule:?}: {err:?}"
+            );
+        }
+        let pre = [PreAggregation::StaticClip { threshold: -1.0 }];
+        assert!(aggregate(&Rule::Mean, &pre, &five(), &ctx).is_err());
+        let pre = [PreAggregation::Bucketing {
+            bucket_size: 0,
+            seed: 1,
+        }];
+        assert!(aggregate(&Rule::Mean, &pre, &five(), &ctx).is_err());
+    }
+
+    #[test]
+    fn bucketing_reduces_n_before_the_rule_requirement_is_checked() {
+        let pre = [PreAggregation::Bucketing {
+            bucket_size: 2,
+            seed: 4,
+        }];
+        let err = aggregate(
+            &Rule::TrimmedMean { f: 2 },
+            &pre,
+            &five(),
+            &Context::default(),
+        );
+        assert!(matches!(
+            err,
+            Err(RobustError::NotEnoughUpdates {
+                n: 3,
+                required: 5,
+                ..
+            })
+        ));
+        let ok = aggregate(
+            &Rule::TrimmedMean { f: 1 },
+            &pre,
+            &five(),
+            &Context::default(),
+        );
+        assert_eq!(ok.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn nnm_then_trimmed_mean_resists_the_outlier() {
+        let pre = [PreAggregation::Nnm { f: 1 }, PreAggregation::Arc { f: 1 }];
+        let out = aggregate(
+            &Rule::TrimmedMean { f: 1 },
+            &pre,
+            &five(),
+            &Context::default(),
+        )
+        .unwrap();
+        assert!(out[0].abs() < 1.0 && (out[1] - 1.0).abs() < 1.0, "{out:?}");
+    }
+
+    #[test]
+    fn overflowing_mean_is_reported_not_returned() {
+        let data = [3.0e38f32, 3.0e38];
+        let updates = Updates::new(&data, 2, 1).unwrap();
+        let rule = Rule::WeightedMean {
+            weights: vec![1.0, 1.0],
+        };
+        assert_eq!(
+            aggregate(&rule, &[], &updates, &Context::default()).unwrap(),
+            vec![3.0e38]
+        );
+        let pre = [PreAggregation::StaticClip { threshold: 1.0 }];
+        assert_eq!(
+            aggregate(&Rule::Mean, &pre, &updates, &Context::default()).unwrap(),
+            vec![1.0]
+        );
+    }
+}
