@@ -1,0 +1,202 @@
+//! A chain over a state store: writes genesis, proposes blocks, applies them and commits each
+//! block's changes atomically with its record (the encoded block).
+
+use commonware_codec::{Decode, Encode};
+
+use crate::account::Account;
+use crate::block::{transactions_root, Block, Header};
+use crate::encoding::{to_hex, Hash, ZERO_HASH};
+use crate::execute::{build_block, execute_block, BlockError, TxError};
+use crate::genesis::{Genesis, GenesisError};
+use crate::staking::Stake;
+use crate::state::{keys, StateError};
+use crate::store::{ChangeSet, StateStore, StoreError};
+use crate::transaction::SignedTransaction;
+
+/// Why a chain could not be opened, extended or started.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The genesis is invalid.
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    /// A block was rejected.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Genesis was offered to a store that already has blocks.
+    #[error("the store already holds blocks up to height {0}; genesis needs an empty store")]
+    NotEmpty(u64),
+    /// The store holds no block yet.
+    #[error("the store holds no blocks; create the chain with a genesis first")]
+    Empty,
+    /// The stored record of the tip block is missing or does not decode.
+    #[error("the record of block {height} is missing or damaged: {reason}")]
+    BadRecord {
+        /// Height.
+        height: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<StateError> for ChainError {
+    fn from(error: StateError) -> Self {
+        Self::Block(BlockError::State(error))
+    }
+}
+
+/// The state changes genesis writes.
+pub fn genesis_changes(genesis: &Genesis) -> Result<ChangeSet, GenesisError> {
+    let supply = genesis.validate()?;
+    let mut changes = ChangeSet::new();
+    let mut put = |key: Vec<u8>, value: Vec<u8>| {
+        changes.insert(key, Some(value));
+    };
+    put(keys::CHAIN_ID.to_vec(), genesis.chain_id.encode().to_vec());
+    put(keys::PARAMS.to_vec(), genesis.params.encode().to_vec());
+    put(keys::SUPPLY.to_vec(), supply.encode().to_vec());
+    for (address, balance) in &genesis.balances {
+        if *balance > 0 {
+            let account = Account {
+                balance: *balance,
+                nonce: 0,
+            };
+            put(keys::account(address), account.encode().to_vec());
+        }
+    }
+    for (address, bonded) in &genesis.validators {
+        let stake = Stake {
+            bonded: *bonded,
+            locked: 0,
+            unbonding: 0,
+        };
+        put(keys::stake(address), stake.encode().to_vec());
+    }
+    Ok(changes)
+}
+
+/// A ledger chain: the store and the header of its last block.
+pub struct Chain<S: StateStore> {
+    store: S,
+    tip: Header,
+}
+
+impl<S: StateStore> Chain<S> {
+    /// Starts a chain: commits `genesis` as block 0 of an empty store.
+    pub fn create(mut store: S, genesis: &Genesis) -> Result<Self, ChainError> {
+        if let Some(height) = store.height() {
+            return Err(ChainError::NotEmpty(height));
+        }
+        let changes = genesis_changes(genesis)?;
+        let state_root = store.root_with(&changes)?;
+        let block = Block {
+            header: Header {
+                chain_id: genesis.chain_id,
+                height: 0,
+                parent: ZERO_HASH,
+                transactions_root: transactions_root(&[]),
+                state_root,
+            },
+            transactions: Vec::new(),
+        };
+        let committed = store.commit(0, &changes, &block.encode())?;
+        debug_assert_eq!(committed, state_root);
+        tracing::info!(chain_id = genesis.chain_id, root = %to_hex(&state_root), "genesis committed");
+        Ok(Self {
+            store,
+            tip: block.header,
+        })
+    }
+
+    /// Opens an existing chain at its last committed block.
+    pub fn open(store: S) -> Result<Self, ChainError> {
+        let height = store.height().ok_or(ChainError::Empty)?;
+        let record = store
+            .block_record(height)?
+            .ok_or_else(|| ChainError::BadRecord {
+                height,
+                reason: "missing".into(),
+            })?;
+        let block = Block::decode_cfg(record, &()).map_err(|error| ChainError::BadRecord {
+            height,
+            reason: error.to_string(),
+        })?;
+        Ok(Self {
+            store,
+            tip: block.header,
+        })
+    }
+
+    /// The header of the last committed block.
+    pub fn tip(&self) -> &Header {
+        &self.tip
+    }
+
+    /// The underlying store (for queries and proofs).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives back the store.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Builds the next block from candidate transactions, leaving out invalid ones (returned
+    /// with their errors), and fills in its header. Commits nothing.
+    pub fn propose(
+        &self,
+        candidates: Vec<SignedTransaction>,
+    ) -> Result<(Block, Vec<(usize, TxError)>), ChainError> {
+        let proposal = build_block(&self.store, &self.tip, candidates)?;
+        let state_root = self.store.root_with(&proposal.changes)?;
+        let header = Header {
+            chain_id: self.tip.chain_id,
+            height: self.tip.height + 1,
+            parent: self.tip.hash(),
+            transactions_root: transactions_root(&proposal.transactions),
+            state_root,
+        };
+        let block = Block {
+            header,
+            transactions: proposal.transactions,
+        };
+        Ok((block, proposal.rejected))
+    }
+
+    /// Validates and executes `block`, checks its state root, and commits it. On any error the
+    /// store is untouched.
+    pub fn apply(&mut self, block: &Block) -> Result<Hash, ChainError> {
+        let changes = execute_block(&self.store, &self.tip, block)?;
+        let computed = self.store.root_with(&changes)?;
+        if computed != block.header.state_root {
+            return Err(BlockError::StateRootMismatch {
+                expected: to_hex(&block.header.state_root),
+                computed: to_hex(&computed),
+            }
+            .into());
+        }
+        let root = self
+            .store
+            .commit(block.header.height, &changes, &block.encode())?;
+        self.tip = block.header.clone();
+        tracing::debug!(
+            height = block.header.height,
+            transactions = block.transactions.len(),
+            "block committed"
+        );
+        Ok(root)
+    }
+
+    /// Proposes a block from `candidates` and applies it; returns the block and the dropped ones.
+    pub fn propose_and_apply(
+        &mut self,
+        candidates: Vec<SignedTransaction>,
+    ) -> Result<(Block, Vec<(usize, TxError)>), ChainError> {
+        let (block, rejected) = self.propose(candidates)?;
+        self.apply(&block)?;
+        Ok((block, rejected))
+    }
+}

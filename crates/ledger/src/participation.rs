@@ -1,0 +1,242 @@
+//! What members do during a round: trainers commit and reveal updates, validators commit and
+//! reveal attestations. Each action is accepted only in its phase and only once.
+
+use std::collections::BTreeMap;
+
+use crate::address::Address;
+use crate::encoding::{Hash, PPM};
+use crate::execute::{Env, TxError};
+use crate::lifecycle::{self, TaskError};
+use crate::round::{Attestation, AttestationReveal, Phase, Round, UpdateCommit};
+use crate::state::{keys, Overlay};
+use crate::task::{Task, TaskStatus};
+use crate::transaction::{attestation_commitment, update_commitment};
+
+/// Why a round action was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoundError {
+    /// The transaction names a round other than the task's current one.
+    #[error("task {task} is in round {current}, not round {got}")]
+    WrongRound {
+        /// Task id.
+        task: u64,
+        /// The current round.
+        current: u32,
+        /// The round named.
+        got: u32,
+    },
+    /// A trainer commit arrived after the commit window closed.
+    #[error("the commit window of this round closed at height {closed_at} (now {height})")]
+    CommitWindowClosed {
+        /// First height after the window.
+        closed_at: u64,
+        /// This block's height.
+        height: u64,
+    },
+    /// The round is not in the phase this action needs.
+    #[error("round is in phase {actual:?}; this action needs phase {needed:?}")]
+    WrongPhase {
+        /// The phase needed.
+        needed: Phase,
+        /// The phase now.
+        actual: Phase,
+    },
+    /// The signer is not a trainer of the task.
+    #[error("{0} is not a trainer of this task")]
+    NotTrainer(Address),
+    /// The signer is not a validator of the task.
+    #[error("{0} is not a validator of this task")]
+    NotValidator(Address),
+    /// The signer already committed in this round.
+    #[error("{0} already committed in this round")]
+    AlreadyCommitted(Address),
+    /// The signer has nothing to reveal in this round.
+    #[error("{0} made no commitment in this round")]
+    NothingCommitted(Address),
+    /// The signer already revealed in this round.
+    #[error("{0} already revealed in this round")]
+    AlreadyRevealed(Address),
+    /// The revealed values do not hash to the commitment.
+    #[error("revealed values do not match the commitment")]
+    CommitmentMismatch,
+    /// An attestation scores someone who did not reveal an update this round.
+    #[error("attestation scores {0}, who revealed no update this round")]
+    ScoredNonParticipant(Address),
+    /// A score is above one million ppm.
+    #[error("score {0} is above 1000000 ppm")]
+    ScoreTooHigh(u32),
+}
+
+/// The task and its current round, checked to be the round the transaction names.
+fn current(state: &Overlay, id: u64, number: u32) -> Result<(Task, Round), TxError> {
+    let task = lifecycle::load(state, id)?;
+    let TaskStatus::Running { round } = task.status else {
+        return Err(TaskError::WrongStatus {
+            task: id,
+            status: task.status,
+            needed: "running",
+        }
+        .into());
+    };
+    if round != number {
+        return Err(RoundError::WrongRound {
+            task: id,
+            current: round,
+            got: number,
+        }
+        .into());
+    }
+    let record = state
+        .read::<Round>(&keys::round(id, round))?
+        .ok_or(TaskError::UnknownTask(id))?;
+    Ok((task, record))
+}
+
+fn require_phase(task: &Task, round: &Round, env: &Env, needed: Phase) -> Result<(), RoundError> {
+    let actual = Phase::at(&task.spec, round.opened_at, env.height);
+    if actual != needed {
+        return Err(RoundError::WrongPhase { needed, actual });
+    }
+    Ok(())
+}
+
+/// A trainer commits to its update.
+pub fn commit_update(
+    state: &mut Overlay,
+    env: &Env,
+    trainer: &Address,
+    (task_id, number): (u64, u32),
+    commitment: Hash,
+    trace_root: Hash,
+) -> Result<(), TxError> {
+    let (task, mut round) = current(state, task_id, number)?;
+    if !task.trainers.contains_key(trainer) {
+        return Err(RoundError::NotTrainer(*trainer).into());
+    }
+    if env.height <= round.opened_at {
+        return Err(RoundError::WrongPhase {
+            needed: Phase::Commit,
+            actual: Phase::Opening,
+        }
+        .into());
+    }
+    let closed_at = round
+        .opened_at
+        .saturating_add(1)
+        .saturating_add(task.spec.commit_window);
+    if env.height >= closed_at {
+        return Err(RoundError::CommitWindowClosed {
+            closed_at,
+            height: env.height,
+        }
+        .into());
+    }
+    if round.commits.contains_key(trainer) {
+        return Err(RoundError::AlreadyCommitted(*trainer).into());
+    }
+    round.commits.insert(
+        *trainer,
+        UpdateCommit {
+            commitment,
+            trace_root,
+            update_hash: None,
+        },
+    );
+    state.write(keys::round(task_id, number), &round);
+    Ok(())
+}
+
+/// A trainer reveals its update hash and salt.
+pub fn reveal_update(
+    state: &mut Overlay,
+    env: &Env,
+    trainer: &Address,
+    (task_id, number): (u64, u32),
+    update_hash: Hash,
+    salt: Hash,
+) -> Result<(), TxError> {
+    let (task, mut round) = current(state, task_id, number)?;
+    require_phase(&task, &round, env, Phase::Reveal)?;
+    let commit = round
+        .commits
+        .get_mut(trainer)
+        .ok_or(RoundError::NothingCommitted(*trainer))?;
+    if commit.update_hash.is_some() {
+        return Err(RoundError::AlreadyRevealed(*trainer).into());
+    }
+    if update_commitment(&update_hash, &salt) != commit.commitment {
+        return Err(RoundError::CommitmentMismatch.into());
+    }
+    commit.update_hash = Some(update_hash);
+    state.write(keys::round(task_id, number), &round);
+    Ok(())
+}
+
+/// A validator commits to its attestation.
+pub fn commit_attestation(
+    state: &mut Overlay,
+    env: &Env,
+    validator: &Address,
+    (task_id, number): (u64, u32),
+    commitment: Hash,
+) -> Result<(), TxError> {
+    let (task, mut round) = current(state, task_id, number)?;
+    if !task.validators.contains_key(validator) {
+        return Err(RoundError::NotValidator(*validator).into());
+    }
+    require_phase(&task, &round, env, Phase::AttestCommit)?;
+    if round.attestations.contains_key(validator) {
+        return Err(RoundError::AlreadyCommitted(*validator).into());
+    }
+    round.attestations.insert(
+        *validator,
+        Attestation {
+            commitment,
+            reveal: None,
+        },
+    );
+    state.write(keys::round(task_id, number), &round);
+    Ok(())
+}
+
+/// A validator reveals its model hash and scores.
+pub fn reveal_attestation(
+    state: &mut Overlay,
+    env: &Env,
+    validator: &Address,
+    (task_id, number): (u64, u32),
+    model_hash: Hash,
+    scores: &BTreeMap<Address, u32>,
+    salt: Hash,
+) -> Result<(), TxError> {
+    let (task, mut round) = current(state, task_id, number)?;
+    require_phase(&task, &round, env, Phase::AttestReveal)?;
+    for (trainer, score) in scores {
+        let revealed = round
+            .commits
+            .get(trainer)
+            .is_some_and(|commit| commit.update_hash.is_some());
+        if !revealed {
+            return Err(RoundError::ScoredNonParticipant(*trainer).into());
+        }
+        if *score > PPM {
+            return Err(RoundError::ScoreTooHigh(*score).into());
+        }
+    }
+    let attestation = round
+        .attestations
+        .get_mut(validator)
+        .ok_or(RoundError::NothingCommitted(*validator))?;
+    if attestation.reveal.is_some() {
+        return Err(RoundError::AlreadyRevealed(*validator).into());
+    }
+    if attestation_commitment(&model_hash, scores, &salt) != attestation.commitment {
+        return Err(RoundError::CommitmentMismatch.into());
+    }
+    attestation.reveal = Some(AttestationReveal {
+        model_hash,
+        scores: scores.clone(),
+    });
+    state.write(keys::round(task_id, number), &round);
+    Ok(())
+}

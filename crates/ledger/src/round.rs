@@ -1,0 +1,416 @@
+//! Rounds of a task: the phases of commit, reveal and attestation, and what each round recorded.
+
+use std::collections::BTreeMap;
+
+use bytes::BufMut;
+use commonware_codec::{Buf, EncodeSize, Error as CodecError, RangeCfg, Read, Write};
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::encoding::{read_tag, Hash, MAX_SCORES_PER_ATTESTATION, MAX_TASK_MEMBERS};
+use crate::task::{serialize_hash, TaskSpec};
+
+/// Which transactions a round accepts at a given height.
+///
+/// The block that opens a round fixes its seed, so nobody can train before it: the commit window
+/// starts with the next block. Windows follow each other without gaps, and the round closes at
+/// the start of the block after the attestation reveal window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    /// The block that opened the round (and any earlier height): nothing is accepted yet.
+    Opening,
+    /// Trainers commit `blake3(update_hash || salt)` and their trace root.
+    Commit,
+    /// Trainers reveal the update hash and salt.
+    Reveal,
+    /// Validators commit to their attestation.
+    AttestCommit,
+    /// Validators reveal model hash and scores.
+    AttestReveal,
+    /// The round is over; it closes at the start of the next block.
+    Closed,
+}
+
+impl Phase {
+    /// The phase of a round opened at `opened_at`, seen by a block at `height`.
+    pub fn at(spec: &TaskSpec, opened_at: u64, height: u64) -> Self {
+        if height <= opened_at {
+            return Self::Opening;
+        }
+        let elapsed = height - opened_at - 1;
+        let reveal = spec.commit_window;
+        let attest_commit = reveal + spec.reveal_window;
+        let attest_reveal = attest_commit + spec.attest_window;
+        let closed = attest_reveal + spec.attest_window;
+        match elapsed {
+            e if e < reveal => Self::Commit,
+            e if e < attest_commit => Self::Reveal,
+            e if e < attest_reveal => Self::AttestCommit,
+            e if e < closed => Self::AttestReveal,
+            _ => Self::Closed,
+        }
+    }
+}
+
+/// A trainer's commitment and, once revealed, its update hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UpdateCommit {
+    /// `blake3(update_hash || salt)`.
+    #[serde(serialize_with = "serialize_hash")]
+    pub commitment: Hash,
+    /// Merkle root of the training trace.
+    #[serde(serialize_with = "serialize_hash")]
+    pub trace_root: Hash,
+    /// blake3 of the update blob, once revealed.
+    #[serde(serialize_with = "serialize_optional_hash")]
+    pub update_hash: Option<Hash>,
+}
+
+/// A validator's attestation commitment and, once revealed, its content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attestation {
+    /// Commitment to model hash, scores and salt.
+    #[serde(serialize_with = "serialize_hash")]
+    pub commitment: Hash,
+    /// Model hash and scores, once revealed.
+    pub reveal: Option<AttestationReveal>,
+}
+
+/// The opened content of an attestation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AttestationReveal {
+    /// Hash of the model `M_{r+1}` this validator computed.
+    #[serde(serialize_with = "serialize_hash")]
+    pub model_hash: Hash,
+    /// Its score per trainer, in ppm.
+    pub scores: BTreeMap<Address, u32>,
+}
+
+/// How a round ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Outcome {
+    /// At least 2/3 of validator stake agreed on one model hash.
+    Finalized {
+        /// The agreed model hash `M_{r+1}`.
+        #[serde(serialize_with = "serialize_hash")]
+        model_hash: Hash,
+        /// Consensus score per trainer (clipped, stake-weighted), in ppm.
+        scores: BTreeMap<Address, u32>,
+        /// Paid to each trainer.
+        trainer_rewards: BTreeMap<Address, u128>,
+        /// Paid to each validator that agreed.
+        validator_rewards: BTreeMap<Address, u128>,
+        /// Slashed from each trainer that committed and never revealed.
+        slashed: BTreeMap<Address, u128>,
+    },
+    /// No model hash reached 2/3 of validator stake: nobody is paid.
+    TimedOut {
+        /// Slashed from each trainer that committed and never revealed.
+        slashed: BTreeMap<Address, u128>,
+    },
+}
+
+/// One round of one task as stored in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Round {
+    /// Task id.
+    pub task: u64,
+    /// Round number, from 0.
+    pub number: u32,
+    /// Height of the block that opened it.
+    pub opened_at: u64,
+    /// Seed drawn from the parent block hash (unknown before the opening block).
+    #[serde(serialize_with = "serialize_hash")]
+    pub seed: Hash,
+    /// The model `M_r` trainers start from.
+    #[serde(serialize_with = "serialize_hash")]
+    pub model_hash: Hash,
+    /// Trainer commitments.
+    pub commits: BTreeMap<Address, UpdateCommit>,
+    /// Validator attestations.
+    pub attestations: BTreeMap<Address, Attestation>,
+    /// Set when the round closes.
+    pub outcome: Option<Outcome>,
+}
+
+/// Serializes an optional hash as hex or null.
+fn serialize_optional_hash<S: serde::Serializer>(
+    hash: &Option<Hash>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match hash {
+        Some(hash) => serialize_hash(hash, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn member_map<V: Read<Cfg = ()>>() -> (RangeCfg<usize>, ((), V::Cfg)) {
+    (RangeCfg::new(..=MAX_TASK_MEMBERS), ((), ()))
+}
+
+impl Write for UpdateCommit {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.commitment.write(buf);
+        self.trace_root.write(buf);
+        self.update_hash.write(buf);
+    }
+}
+
+impl EncodeSize for UpdateCommit {
+    fn encode_size(&self) -> usize {
+        64 + self.update_hash.encode_size()
+    }
+}
+
+impl Read for UpdateCommit {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            commitment: Hash::read_cfg(buf, &())?,
+            trace_root: Hash::read_cfg(buf, &())?,
+            update_hash: Option::<Hash>::read_cfg(buf, &())?,
+        })
+    }
+}
+
+impl Write for AttestationReveal {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.model_hash.write(buf);
+        self.scores.write(buf);
+    }
+}
+
+impl EncodeSize for AttestationReveal {
+    fn encode_size(&self) -> usize {
+        32 + self.scores.encode_size()
+    }
+}
+
+impl Read for AttestationReveal {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            model_hash: Hash::read_cfg(buf, &())?,
+            scores: BTreeMap::read_cfg(
+                buf,
+                &(RangeCfg::new(..=MAX_SCORES_PER_ATTESTATION), ((), ())),
+            )?,
+        })
+    }
+}
+
+impl Write for Attestation {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.commitment.write(buf);
+        self.reveal.write(buf);
+    }
+}
+
+impl EncodeSize for Attestation {
+    fn encode_size(&self) -> usize {
+        32 + self.reveal.encode_size()
+    }
+}
+
+impl Read for Attestation {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            commitment: Hash::read_cfg(buf, &())?,
+            reveal: Option::<AttestationReveal>::read_cfg(buf, &())?,
+        })
+    }
+}
+
+impl Write for Outcome {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::Finalized {
+                model_hash,
+                scores,
+                trainer_rewards,
+                validator_rewards,
+                slashed,
+            } => {
+                0u8.write(buf);
+                model_hash.write(buf);
+                scores.write(buf);
+                trainer_rewards.write(buf);
+                validator_rewards.write(buf);
+                slashed.write(buf);
+            }
+            Self::TimedOut { slashed } => {
+                1u8.write(buf);
+                slashed.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for Outcome {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            Self::Finalized {
+                scores,
+                trainer_rewards,
+                validator_rewards,
+                slashed,
+                ..
+            } => {
+                32 + scores.encode_size()
+                    + trainer_rewards.encode_size()
+                    + validator_rewards.encode_size()
+                    + slashed.encode_size()
+            }
+            Self::TimedOut { slashed } => slashed.encode_size(),
+        }
+    }
+}
+
+impl Read for Outcome {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        match read_tag(buf)? {
+            0 => Ok(Self::Finalized {
+                model_hash: Hash::read_cfg(buf, &())?,
+                scores: BTreeMap::read_cfg(buf, &member_map::<u32>())?,
+                trainer_rewards: BTreeMap::read_cfg(buf, &member_map::<u128>())?,
+                validator_rewards: BTreeMap::read_cfg(buf, &member_map::<u128>())?,
+                slashed: BTreeMap::read_cfg(buf, &member_map::<u128>())?,
+            }),
+            1 => Ok(Self::TimedOut {
+                slashed: BTreeMap::read_cfg(buf, &member_map::<u128>())?,
+            }),
+            other => Err(CodecError::InvalidEnum(other)),
+        }
+    }
+}
+
+impl Write for Round {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.task.write(buf);
+        self.number.write(buf);
+        self.opened_at.write(buf);
+        self.seed.write(buf);
+        self.model_hash.write(buf);
+        self.commits.write(buf);
+        self.attestations.write(buf);
+        self.outcome.write(buf);
+    }
+}
+
+impl EncodeSize for Round {
+    fn encode_size(&self) -> usize {
+        8 + 4
+            + 8
+            + 64
+            + self.commits.encode_size()
+            + self.attestations.encode_size()
+            + self.outcome.encode_size()
+    }
+}
+
+impl Read for Round {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            task: u64::read_cfg(buf, &())?,
+            number: u32::read_cfg(buf, &())?,
+            opened_at: u64::read_cfg(buf, &())?,
+            seed: Hash::read_cfg(buf, &())?,
+            model_hash: Hash::read_cfg(buf, &())?,
+            commits: BTreeMap::read_cfg(buf, &member_map::<UpdateCommit>())?,
+            attestations: BTreeMap::read_cfg(buf, &member_map::<Attestation>())?,
+            outcome: Option::<Outcome>::read_cfg(buf, &())?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> TaskSpec {
+        TaskSpec {
+            model: "mlp".into(),
+            initial_model: [0; 32],
+            dataset: [1; 32],
+            partition: "iid".into(),
+            rounds: 3,
+            local_steps: 10,
+            optimizer: "sgd".into(),
+            robust_rule: "median".into(),
+            commit_window: 2,
+            reveal_window: 3,
+            attest_window: 4,
+            min_stake: 1,
+            reward_per_round: 1,
+        }
+    }
+
+    #[test]
+    fn round_record_round_trips_with_its_outcome() {
+        use commonware_codec::{DecodeExt, Encode};
+        let trainer = Address([1; 20]);
+        let round = Round {
+            task: 3,
+            number: 2,
+            opened_at: 40,
+            seed: [5; 32],
+            model_hash: [6; 32],
+            commits: BTreeMap::from([(
+                trainer,
+                UpdateCommit {
+                    commitment: [7; 32],
+                    trace_root: [8; 32],
+                    update_hash: Some([9; 32]),
+                },
+            )]),
+            attestations: BTreeMap::from([(
+                Address([2; 20]),
+                Attestation {
+                    commitment: [10; 32],
+                    reveal: Some(AttestationReveal {
+                        model_hash: [11; 32],
+                        scores: BTreeMap::from([(trainer, 500_000)]),
+                    }),
+                },
+            )]),
+            outcome: Some(Outcome::Finalized {
+                model_hash: [11; 32],
+                scores: BTreeMap::from([(trainer, 500_000)]),
+                trainer_rewards: BTreeMap::from([(trainer, 80)]),
+                validator_rewards: BTreeMap::from([(Address([2; 20]), 20)]),
+                slashed: BTreeMap::new(),
+            }),
+        };
+        let bytes = round.encode();
+        assert_eq!(
+            bytes.len(),
+            commonware_codec::EncodeSize::encode_size(&round)
+        );
+        assert_eq!(Round::decode(bytes).unwrap(), round);
+    }
+
+    #[test]
+    fn phases_follow_the_windows_in_order() {
+        let spec = spec();
+        let phases: Vec<Phase> = (10..25).map(|h| Phase::at(&spec, 10, h)).collect();
+        let expected = [
+            [Phase::Opening].as_slice(),
+            &[Phase::Commit; 2],
+            &[Phase::Reveal; 3],
+            &[Phase::AttestCommit; 4],
+            &[Phase::AttestReveal; 4],
+            &[Phase::Closed],
+        ]
+        .concat();
+        assert_eq!(phases, expected);
+        assert_eq!(spec.round_length(), 14);
+    }
+}

@@ -1,0 +1,182 @@
+//! Closing a round: slash commits never revealed, finalize when at least 2/3 of validator stake
+//! agrees on one model hash (paying rewards from the escrow) or time out (nobody paid), then
+//! open the next round or finish the task.
+
+use std::collections::BTreeMap;
+
+use crate::account;
+use crate::address::Address;
+use crate::amount::fraction;
+use crate::encoding::Hash;
+use crate::execute::{Env, TxError};
+use crate::lifecycle;
+use crate::reward::{self, Ballot};
+use crate::round::{Outcome, Round};
+use crate::staking;
+use crate::state::{keys, Overlay};
+use crate::task::{Task, TaskStatus};
+
+/// Whether `agreeing` stake is at least two thirds of `total` (exact, no overflow).
+pub fn is_supermajority(agreeing: u128, total: u128) -> bool {
+    // 3a >= 2t  <=>  a >= ceil(2t / 3) = t - floor(t / 3).
+    total > 0 && agreeing >= total - total / 3
+}
+
+/// The model hash backed by at least 2/3 of the task's validator stake, if any.
+pub fn winning_model(task: &Task, round: &Round) -> Option<Hash> {
+    let mut tally: BTreeMap<Hash, u128> = BTreeMap::new();
+    for (validator, attestation) in &round.attestations {
+        if let (Some(reveal), Some(bond)) = (&attestation.reveal, task.validators.get(validator)) {
+            *tally.entry(reveal.model_hash).or_default() += bond;
+        }
+    }
+    let total = task.validator_stake();
+    tally
+        .into_iter()
+        .find(|(_, stake)| is_supermajority(*stake, total))
+        .map(|(hash, _)| hash)
+}
+
+/// Closes round `number` of task `id` (a scheduled event at the round's last height + 1).
+pub fn close_round(state: &mut Overlay, env: &Env, id: u64, number: u32) -> Result<(), TxError> {
+    let mut task = lifecycle::load(state, id)?;
+    if task.status != (TaskStatus::Running { round: number }) {
+        // The task was closed some other way since the event was scheduled.
+        return Ok(());
+    }
+    let key = keys::round(id, number);
+    let mut round: Round = state
+        .read(&key)?
+        .ok_or(lifecycle::TaskError::UnknownTask(id))?;
+
+    let slashed = slash_unrevealed(state, env, &mut task, &round)?;
+    let outcome = match winning_model(&task, &round) {
+        Some(model_hash) => {
+            let settlement = pay(state, env, &mut task, &round, &model_hash)?;
+            state.write(keys::model(id, number), &model_hash);
+            task.model_hash = model_hash;
+            tracing::info!(
+                task = id,
+                round = number,
+                paid = settlement.total(),
+                "round finalized"
+            );
+            Outcome::Finalized {
+                model_hash,
+                scores: settlement.scores,
+                trainer_rewards: settlement.trainer_rewards,
+                validator_rewards: settlement.validator_rewards,
+                slashed,
+            }
+        }
+        None => {
+            tracing::info!(task = id, round = number, "round timed out");
+            Outcome::TimedOut { slashed }
+        }
+    };
+    round.outcome = Some(outcome);
+    state.write(key, &round);
+
+    let next = number + 1;
+    if next < task.spec.rounds {
+        lifecycle::open_round(state, env, &mut task, next)
+    } else {
+        lifecycle::close(state, &mut task, TaskStatus::Finished)
+    }
+}
+
+/// Slashes every trainer that committed and never revealed; returns what each lost.
+fn slash_unrevealed(
+    state: &mut Overlay,
+    env: &Env,
+    task: &mut Task,
+    round: &Round,
+) -> Result<BTreeMap<Address, u128>, TxError> {
+    let mut slashed = BTreeMap::new();
+    for (trainer, commit) in &round.commits {
+        if commit.update_hash.is_some() {
+            continue;
+        }
+        let Some(bond) = task.trainers.get_mut(trainer) else {
+            continue;
+        };
+        let amount = fraction(*bond, env.params.slash_fraction_ppm);
+        if amount == 0 {
+            continue;
+        }
+        *bond -= amount;
+        staking::slash_locked(state, env, trainer, amount, None)?;
+        slashed.insert(*trainer, amount);
+        tracing::info!(task = task.id, round = round.number, trainer = %trainer, amount, "unrevealed commit slashed");
+    }
+    Ok(slashed)
+}
+
+/// Computes and pays the round's rewards from the escrow.
+fn pay(
+    state: &mut Overlay,
+    env: &Env,
+    task: &mut Task,
+    round: &Round,
+    model_hash: &Hash,
+) -> Result<reward::Settlement, TxError> {
+    let trainers: Vec<Address> = round
+        .commits
+        .iter()
+        .filter(|(_, commit)| commit.update_hash.is_some())
+        .map(|(trainer, _)| *trainer)
+        .collect();
+    let ballots: BTreeMap<Address, Ballot> = round
+        .attestations
+        .iter()
+        .filter_map(|(validator, attestation)| {
+            let reveal = attestation.reveal.as_ref()?;
+            let weight = *task.validators.get(validator)?;
+            (reveal.model_hash == *model_hash).then_some((
+                *validator,
+                Ballot {
+                    weight,
+                    scores: &reveal.scores,
+                },
+            ))
+        })
+        .collect();
+    let pool = task.spec.reward_per_round.min(task.escrow);
+    let settlement = reward::settle(
+        &trainers,
+        &ballots,
+        pool,
+        env.params.validator_reward_ppm,
+        env.params.score_tolerance_ppm,
+    );
+    for (address, amount) in settlement
+        .trainer_rewards
+        .iter()
+        .chain(settlement.validator_rewards.iter())
+    {
+        task.escrow = task
+            .escrow
+            .checked_sub(*amount)
+            .ok_or(TxError::Overflow("task escrow"))?;
+        account::credit(state, address, *amount)?;
+        let key = keys::reward(address);
+        let earned: u128 = state.read(&key)?.unwrap_or(0);
+        state.write(key, &earned.saturating_add(*amount));
+    }
+    Ok(settlement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supermajority_is_exactly_two_thirds() {
+        assert!(is_supermajority(2, 3));
+        assert!(!is_supermajority(1, 3));
+        assert!(is_supermajority(67, 100));
+        assert!(!is_supermajority(66, 100));
+        assert!(is_supermajority(u128::MAX, u128::MAX));
+        assert!(!is_supermajority(0, 0));
+    }
+}
