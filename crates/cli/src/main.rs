@@ -24,7 +24,7 @@ enum Command {
     Aggregate(commands::aggregate::AggregateArgs),
     /// Craft Byzantine updates from an (n, d) .npy array of honest ones.
     Attack(commands::attack::AttackArgs),
-    /// Read the ledger's durable state.
+    /// Create, fill and read a ledger data directory (genesis, demo, inspect, prove).
     Ledger(commands::ledger::LedgerArgs),
 }
 

@@ -2,7 +2,9 @@
 //!
 //! 1. Selection: `θ = n − 2f` updates, picked one at a time: with `R` the updates not yet picked,
 //!    pick `argmin_{i ∈ R} Σ_{j ∈ N_i} ‖x_i − x_j‖²`, `N_i` the `|R| − f − 2` nearest others of
-//!    `x_i` in `R` (textbook Krum on `R`; lowest index on ties; the count saturates at 0).
+//!    `x_i` in `R` (textbook Krum on `R`; lowest index on ties). When `|R| − f − 2 < 1`, in the
+//!    last picks for small `f`, the count is held at 1 (as Flower does): with 0 neighbours every
+//!    score would be 0 and the pick would depend only on input order.
 //! 2. Aggregation: `β = θ − 2f = n − 4f`; per coordinate, the mean of the `β` values of the
 //!    selected updates closest to their median (ties to the smaller value).
 //!
@@ -19,7 +21,7 @@ pub(crate) fn select(distances: &[f64], n: usize, f: usize, count: usize) -> Vec
     let mut remaining: Vec<usize> = (0..n).collect();
     let mut selected = Vec::with_capacity(count);
     while selected.len() < count && !remaining.is_empty() {
-        let neighbours = remaining.len().saturating_sub(f + 2);
+        let neighbours = remaining.len().saturating_sub(f + 2).max(1);
         let scored = scores(distances, n, &remaining, neighbours);
         let best = ranking(&scored)[0];
         selected.push(remaining.remove(best));
