@@ -29,6 +29,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    restore_default_sigpipe();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -41,5 +42,15 @@ fn main() -> anyhow::Result<()> {
         Command::Aggregate(args) => commands::aggregate::run(args),
         Command::Attack(args) => commands::attack::run(args),
         Command::Ledger(args) => commands::ledger::run(args),
+    }
+}
+
+/// Lets a closed stdout end the process the way Unix tools do (`cairn ledger inspect | head`),
+/// instead of Rust's default of ignoring SIGPIPE and panicking in `println!`.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -1,5 +1,5 @@
 //! `cairn train` end to end: the JSON report, reproducibility across runs and thread counts,
-//! the saved model file, and helpful failures.
+//! the saved model file, `--config` files, and helpful failures.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -146,4 +146,209 @@ fn invalid_hyperparameters_fail_naming_the_option() {
     let output = cairn(&["train", "--threads", "0"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--threads"));
+}
+
+/// A config file for a short digits run; its `json` key is relative to the file's folder.
+const DIGITS_CONFIG: &str = "\
+dataset = \"digits\"
+hidden = [48, 24]
+optimizer = \"adam\"
+lr = 0.002
+epochs = 1
+batch_size = 32
+seed = 3
+json = \"from-config.json\"
+";
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let path = dir.join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn read_report(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn config_file_values_are_used_and_match_the_same_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), DIGITS_CONFIG);
+    let output = cairn(&["train", "--config", &config]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_report(&dir.path().join("from-config.json"));
+    assert_eq!(report["dataset"], "digits");
+    assert_eq!(report["model"]["hidden"], serde_json::json!([48, 24]));
+    assert_eq!(report["optimizer"]["kind"], "adam");
+    assert!((report["optimizer"]["lr"].as_f64().unwrap() - 0.002).abs() < 1e-9);
+    assert_eq!(report["epochs"], 1);
+    assert_eq!(report["batch_size"], 32);
+    assert_eq!(report["seed"], 3);
+    assert_eq!(
+        report["threads"], 1,
+        "a key in neither place takes its default"
+    );
+
+    let flags_json = dir.path().join("flags.json");
+    let output = cairn(&[
+        "train",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "48,24",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--seed",
+        "3",
+        "--json",
+        flags_json.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let flags = read_report(&flags_json);
+    assert_eq!(report["weights_hash"], flags["weights_hash"]);
+}
+
+#[test]
+fn flags_on_the_command_line_override_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), DIGITS_CONFIG);
+    let json = dir.path().join("override.json");
+    let output = cairn(&[
+        "train",
+        "--config",
+        &config,
+        "--seed",
+        "5",
+        "--optimizer",
+        "sgd",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_report(&json);
+    assert!(!dir.path().join("from-config.json").exists());
+    assert_eq!(report["seed"], 5);
+    assert_eq!(report["optimizer"]["kind"], "sgd");
+    assert!(
+        (report["optimizer"]["lr"].as_f64().unwrap() - 0.002).abs() < 1e-9,
+        "the file's lr still applies"
+    );
+    assert_eq!(
+        report["batch_size"], 32,
+        "keys no flag overrides still apply"
+    );
+    assert_eq!(report["model"]["hidden"], serde_json::json!([48, 24]));
+}
+
+#[test]
+fn unknown_config_key_is_rejected_naming_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "epochs = 1\nlearning_rate = 0.1\n");
+    let output = cairn(&["train", "--config", &config]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("run.toml") && stderr.contains("key `learning_rate` (line 2)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`lr`"),
+        "the valid keys are listed: {stderr}"
+    );
+}
+
+#[test]
+fn config_value_of_the_wrong_type_or_bad_toml_fails_naming_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "seed = 7\nepochs = \"twenty\"\n");
+    let output = cairn(&["train", "--config", &config]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("run.toml") && stderr.contains("key `epochs` (line 2)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid type"), "{stderr}");
+
+    let config = write_config(dir.path(), "seed = 7\nepochs 20\n");
+    let output = cairn(&["train", "--config", &config]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("run.toml") && stderr.contains("not valid TOML at line 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_config_file_fails_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.toml");
+    let output = cairn(&["train", "--config", missing.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("absent.toml") && stderr.contains("--config"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn example_mnist_config_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("mnist.json");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/train-mnist.toml"
+    );
+    let output = cairn(&[
+        "train",
+        "--config",
+        example,
+        "--epochs",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_report(&json);
+    assert_eq!(report["dataset"], "mnist_5k");
+    assert_eq!(report["train_samples"], 4000);
+    assert_eq!(report["epochs"], 1);
+    // One epoch of the 95% setting already learns mnist_5k far beyond chance (10%).
+    assert!(report["final_test_accuracy"].as_f64().unwrap() > 0.8);
+}
+
+#[test]
+fn help_shows_each_default() {
+    let output = cairn(&["train", "--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for note in [
+        "[default: digits]",
+        "[default: 5]",
+        "[default: 256,128]",
+        "[default: 0.1 for sgd, 0.001 for adam]",
+        "--config <FILE>",
+    ] {
+        assert!(help.contains(note), "--help lacks {note}:\n{help}");
+    }
 }

@@ -3,10 +3,10 @@
 //! The run is a pure function of its settings: the split, the initial weights, the batch order
 //! and the dropout masks all derive from `--seed`, and the kernels give the same bits on any
 //! thread count, so the printed weights hash is reproducible anywhere. Only `samples_per_second`
-//! depends on the machine.
+//! depends on the machine. The settings are resolved in [`settings`].
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -18,135 +18,17 @@ use cairn_ml::train::{derive_seed, train_epoch, weights_hash};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+pub use settings::TrainArgs;
+use settings::{ModelArg, OptimizerArg, TrainSettings, DEFAULT_ADAM_LR, DEFAULT_SGD_LR};
+
+mod settings;
+
 /// Purpose string the per-epoch seeds are derived with (see `cairn_ml::train::derive_seed`).
 const EPOCH_SEED_PURPOSE: &str = "cairn.train.epoch";
 /// Samples per forward pass when evaluating on the test set (does not change the result).
 const EVAL_BATCH: usize = 256;
 /// Largest thread count accepted; more would only oversubscribe the machine.
 const MAX_THREADS: usize = 1024;
-
-/// Arguments of `cairn train`.
-#[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Example:\n  cairn train --dataset mnist_5k --model mlp --epochs 20 \
-                        --threads 2 --json out.json --save mnist.safetensors\n\n\
-                        The same settings give the same weights hash on any machine and with any \
-                        --threads. See docs/train.md."
-)]
-pub struct TrainArgs {
-    /// Dataset to train and test on. digits and mnist_5k ship in data/ and are split 80/20
-    /// (stratified, seeded by --seed); fashion_mnist keeps its 60000/10000 split and needs
-    /// `apt-get install dataset-fashion-mnist`.
-    #[arg(long, value_enum, default_value_t = DatasetArg::Digits)]
-    pub dataset: DatasetArg,
-
-    /// Folder holding digits.csv.gz and mnist_5k.csv.gz [default: $CAIRN_DATA_DIR, else the
-    /// first data/ folder in the working directory or its parents].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-
-    /// Architecture: logistic regression, a ReLU MLP (widths from --hidden) or a small CNN
-    /// (conv 32, conv 64, dense 128, dropout from --dropout).
-    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
-    pub model: ModelArg,
-
-    /// Hidden-layer widths of the MLP, comma-separated (ignored by other models).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "256,128",
-        value_name = "WIDTHS"
-    )]
-    pub hidden: Vec<usize>,
-
-    /// Drop probability of the CNN's dropout layer, in [0, 0.99] (ignored by other models).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0.25)]
-    pub dropout: f32,
-
-    /// Optimizer, with PyTorch's semantics (weight decay is an L2 term added to the gradient).
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
-    pub optimizer: OptimizerArg,
-
-    /// Learning rate [default: 0.1 for sgd, 0.001 for adam].
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f32>,
-
-    /// SGD momentum, in [0, 1) (ignored by adam, which uses betas 0.9 and 0.999).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
-    pub momentum: f32,
-
-    /// L2 weight decay added to the gradient.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
-    pub weight_decay: f32,
-
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 5)]
-    pub epochs: u64,
-
-    /// Samples per optimizer step (the last batch of an epoch may be smaller).
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-
-    /// Seed of the train/test split, the initial weights, the batch order and dropout.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-
-    /// Worker threads for the kernels. The result is bit-identical for every value.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-
-    /// Write the run's settings, per-epoch figures and weights hash to this JSON file.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-
-    /// Save the trained model to this safetensors file (PyTorch names; loads with
-    /// safetensors.numpy or safetensors.torch).
-    #[arg(long, value_name = "FILE")]
-    pub save: Option<PathBuf>,
-}
-
-/// The datasets `--dataset` accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DatasetArg {
-    /// UCI handwritten digits, 8x8, 1797 samples (shipped).
-    Digits,
-    /// 5000 MNIST samples, 28x28 (shipped).
-    #[value(name = "mnist_5k")]
-    Mnist5k,
-    /// Fashion-MNIST, 28x28, 70000 samples (Debian package dataset-fashion-mnist).
-    #[value(name = "fashion_mnist")]
-    FashionMnist,
-}
-
-impl DatasetArg {
-    fn builtin(self) -> BuiltinDataset {
-        match self {
-            DatasetArg::Digits => BuiltinDataset::Digits,
-            DatasetArg::Mnist5k => BuiltinDataset::Mnist5k,
-            DatasetArg::FashionMnist => BuiltinDataset::FashionMnist,
-        }
-    }
-}
-
-/// The architectures `--model` accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModelArg {
-    /// Multinomial logistic regression.
-    Logistic,
-    /// Dense layers with ReLU.
-    Mlp,
-    /// Two 3x3 convolutions with max pooling, then two dense layers.
-    Cnn,
-}
-
-/// The optimizers `--optimizer` accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OptimizerArg {
-    /// Stochastic gradient descent with momentum.
-    Sgd,
-    /// Adam.
-    Adam,
-}
 
 /// Figures of one epoch, as printed and written to `--json`.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -177,7 +59,17 @@ struct RunReport {
 
 /// Runs `cairn train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    check_args(&args)?;
+    let config = args.config.clone();
+    let args = args.resolve()?;
+    if let Err(error) = check_args(&args) {
+        return Err(match &config {
+            Some(path) => error.context(format!(
+                "invalid settings from the flags and {}",
+                path.display()
+            )),
+            None => error,
+        });
+    }
     let dataset = args.dataset.builtin();
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
@@ -205,6 +97,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .num_threads(args.threads)
         .build()
         .context("cannot start the worker threads; try a smaller --threads")?;
+    if let Some(path) = &config {
+        println!("settings from {} (flags override it)", path.display());
+    }
     println!(
         "training {} on {dataset} ({} train / {} test samples), {} epochs, seed {}, {} thread(s)",
         spec_label(&spec),
@@ -232,7 +127,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_args(args: &TrainArgs) -> anyhow::Result<()> {
+fn check_args(args: &TrainSettings) -> anyhow::Result<()> {
     if args.threads == 0 || args.threads > MAX_THREADS {
         bail!(
             "--threads is {}; give a value from 1 to {MAX_THREADS}",
@@ -251,7 +146,7 @@ fn check_args(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn model_spec(args: &TrainArgs, dataset: BuiltinDataset) -> ModelSpec {
+fn model_spec(args: &TrainSettings, dataset: BuiltinDataset) -> ModelSpec {
     let (channels, height, width) = dataset.shape();
     let inputs = channels * height * width;
     let classes = dataset.classes();
@@ -272,15 +167,15 @@ fn model_spec(args: &TrainArgs, dataset: BuiltinDataset) -> ModelSpec {
     }
 }
 
-fn optimizer_spec(args: &TrainArgs) -> OptimizerSpec {
+fn optimizer_spec(args: &TrainSettings) -> OptimizerSpec {
     match args.optimizer {
         OptimizerArg::Sgd => OptimizerSpec::Sgd {
-            lr: args.lr.unwrap_or(0.1),
+            lr: args.lr.unwrap_or(DEFAULT_SGD_LR),
             momentum: args.momentum,
             weight_decay: args.weight_decay,
         },
         OptimizerArg::Adam => OptimizerSpec::Adam {
-            lr: args.lr.unwrap_or(0.001),
+            lr: args.lr.unwrap_or(DEFAULT_ADAM_LR),
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -299,7 +194,7 @@ fn spec_label(spec: &ModelSpec) -> String {
 
 /// The training loop: one epoch at a time, a progress bar over batches, a table row per epoch.
 fn train(
-    args: &TrainArgs,
+    args: &TrainSettings,
     dataset: BuiltinDataset,
     split: &TrainTest,
     spec: ModelSpec,
