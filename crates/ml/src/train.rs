@@ -295,12 +295,21 @@ pub struct LocalTrainOutcome {
 ///
 /// Steps walk through epochs of `max(1, samples / b)` full batches of `b = min(batch_size,
 /// samples)`, each epoch in the order `shuffled_order(samples, derive_seed(seed,
-/// "cairn.ml.local.epoch", epoch))`; leftover samples of an epoch are skipped.
-pub fn step_batch(samples: usize, config: &LocalTrainConfig, step: u64) -> Vec<usize> {
+/// "cairn.ml.local.epoch", epoch))`; leftover samples of an epoch are skipped. An invalid
+/// config or `samples == 0` is an error, since a referee calls this on values from a dispute.
+pub fn step_batch(
+    samples: usize,
+    config: &LocalTrainConfig,
+    step: u64,
+) -> Result<Vec<usize>, TrainError> {
+    config.validate()?;
+    if samples == 0 {
+        return Err(TrainError::InvalidConfig("the dataset is empty".into()));
+    }
     let (epoch, order) = epoch_for_step(samples, config, step);
     let batch = config.batch_size.min(samples);
     let index = (step - epoch * batches_per_epoch(samples, config)) as usize;
-    order[index * batch..(index + 1) * batch].to_vec()
+    Ok(order[index * batch..(index + 1) * batch].to_vec())
 }
 
 /// Dropout seed of step `step` of a local run seeded with `seed`.

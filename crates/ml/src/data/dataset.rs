@@ -65,7 +65,14 @@ impl Dataset {
         classes: usize,
         shape: (usize, usize, usize),
     ) -> Result<Self, DatasetError> {
-        let dim = shape.0 * shape.1 * shape.2;
+        let dim = shape
+            .0
+            .checked_mul(shape.1)
+            .and_then(|d| d.checked_mul(shape.2))
+            .ok_or(DatasetError::BadImageShape {
+                shape,
+                dim: usize::MAX,
+            })?;
         if dim == 0 {
             return Err(DatasetError::BadImageShape { shape, dim });
         }
@@ -133,7 +140,8 @@ impl Dataset {
 
     /// The features of sample `index`.
     pub fn sample(&self, index: usize) -> Option<&[f32]> {
-        self.features.get(index * self.dim..(index + 1) * self.dim)
+        let start = index.checked_mul(self.dim)?;
+        self.features.get(start..start.checked_add(self.dim)?)
     }
 
     /// A new dataset of the samples at `indices`, in that order (repeats allowed).
@@ -203,6 +211,15 @@ mod tests {
             err,
             DatasetError::ShapeMismatch { features: 5, .. }
         ));
+    }
+
+    #[test]
+    fn overflowing_shape_and_index_are_errors_not_wraps() {
+        let err = Dataset::new(Vec::new(), Vec::new(), 2, (usize::MAX, 2, 1)).unwrap_err();
+        assert!(matches!(err, DatasetError::BadImageShape { .. }));
+        let ds = Dataset::new(vec![0.0, 1.0], vec![0], 2, (1, 1, 2)).unwrap();
+        assert_eq!(ds.sample(usize::MAX), None);
+        assert_eq!(ds.sample(usize::MAX / 2 + 1), None);
     }
 
     #[test]

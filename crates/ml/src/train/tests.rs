@@ -80,12 +80,29 @@ fn step_batches_cover_an_epoch_without_repeats_then_reshuffle() {
         seed: 8,
         trace_every: 2,
     };
-    let mut first_epoch: Vec<usize> = (0..3).flat_map(|s| step_batch(10, &config, s)).collect();
+    let mut first_epoch: Vec<usize> = (0..3)
+        .flat_map(|s| step_batch(10, &config, s).unwrap())
+        .collect();
     first_epoch.sort_unstable();
     first_epoch.dedup();
     assert_eq!(first_epoch.len(), 9);
-    assert_ne!(step_batch(10, &config, 0), step_batch(10, &config, 3));
-    assert_eq!(step_batch(2, &config, 5).len(), 2);
+    assert_ne!(
+        step_batch(10, &config, 0).unwrap(),
+        step_batch(10, &config, 3).unwrap()
+    );
+    assert_eq!(step_batch(2, &config, 5).unwrap().len(), 2);
+    assert!(matches!(
+        step_batch(0, &config, 0),
+        Err(TrainError::InvalidConfig(_))
+    ));
+    let no_batch = LocalTrainConfig {
+        batch_size: 0,
+        ..config
+    };
+    assert!(matches!(
+        step_batch(10, &no_batch, 0),
+        Err(TrainError::InvalidConfig(_))
+    ));
 }
 
 #[test]

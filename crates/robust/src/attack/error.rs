@@ -80,4 +80,14 @@ pub enum AttackError {
         /// What is wrong and the accepted syntax.
         reason: String,
     },
+    /// The request would need more memory than an attack is allowed to use.
+    #[error("{what} = {size} exceeds the limit of {limit}: use fewer or smaller updates")]
+    TooLarge {
+        /// What grew too large (e.g. "f x d output values").
+        what: &'static str,
+        /// The size asked for (saturating at `usize::MAX`).
+        size: usize,
+        /// The largest size allowed.
+        limit: usize,
+    },
 }

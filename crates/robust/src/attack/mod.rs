@@ -42,6 +42,11 @@ pub use normal::inverse_normal_cdf;
 pub use search::{StrengthSearch, MAX_EVALUATIONS};
 pub use syntax::ATTACK_SYNTAX;
 
+/// Most f32 values one call may return (`f x d`, 4 GiB): bounds memory whatever `f` says.
+pub const MAX_OUTPUT_VALUES: usize = 1 << 30;
+/// Most honest rows the min-max and min-sum attacks accept: they hold an `n x n` distance matrix.
+pub const MAX_PAIRWISE_ROWS: usize = 16_384;
+
 /// Default `ε` of the inner-product manipulation (Xie et al. 2020 use 0.1 against Krum).
 pub const DEFAULT_IPM_EPSILON: f32 = 0.1;
 /// Default standard deviation of the Gaussian attack.
@@ -189,6 +194,22 @@ pub fn craft(
     }
     if f == 0 {
         return Ok(Vec::new());
+    }
+    // The optimized attacks aggregate honest and Byzantine rows together: bound that whole matrix.
+    let total_values = n.saturating_mul(d);
+    if total_values > MAX_OUTPUT_VALUES {
+        return Err(AttackError::TooLarge {
+            what: "n x d values",
+            size: total_values,
+            limit: MAX_OUTPUT_VALUES,
+        });
+    }
+    if matches!(attack, Attack::MinMax { .. } | Attack::MinSum { .. }) && rows > MAX_PAIRWISE_ROWS {
+        return Err(AttackError::TooLarge {
+            what: "honest rows for a pairwise-distance attack",
+            size: rows,
+            limit: MAX_PAIRWISE_ROWS,
+        });
     }
     let honest = Honest {
         data: honest,

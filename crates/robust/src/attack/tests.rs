@@ -345,3 +345,45 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn absurd_f_is_refused_before_allocating() {
+    // n x d past the limit: refused whatever the attack, without overflow or allocation.
+    let huge = usize::MAX / 2;
+    for attack in [
+        Attack::FreeRider,
+        Attack::NonFinite {
+            value: NonFiniteValue::Nan,
+        },
+    ] {
+        let err = craft(&attack, &honest(), 3, &setting(huge, huge - 6)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AttackError::TooLarge {
+                    limit: MAX_OUTPUT_VALUES,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn pairwise_attacks_refuse_more_honest_rows_than_their_matrix_allows() {
+    let rows = MAX_PAIRWISE_ROWS + 1;
+    let honest = vec![0.5f32; rows];
+    let attack = Attack::MinMax {
+        perturbation: Perturbation::Std,
+    };
+    let err = craft(&attack, &honest, 1, &setting(rows + 1, 1)).unwrap_err();
+    assert_eq!(
+        err,
+        AttackError::TooLarge {
+            what: "honest rows for a pairwise-distance attack",
+            size: rows,
+            limit: MAX_PAIRWISE_ROWS,
+        }
+    );
+}
