@@ -10,6 +10,8 @@
 //! - transcendental functions come from the pure-Rust `libm` crate, not the platform's C library;
 //! - all randomness is a seeded ChaCha stream.
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod data;
 pub mod kernels;
