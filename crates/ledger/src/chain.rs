@@ -101,8 +101,9 @@ impl<S: StateStore> Chain<S> {
             },
             transactions: Vec::new(),
         };
-        let committed = store.commit(0, &changes, &block.encode())?;
-        debug_assert_eq!(committed, state_root);
+        // The record embeds the header, which embeds the root: the root must be known before the
+        // commit, so genesis computes its tree twice (once per chain); the commit still checks it.
+        store.commit_expecting(0, &changes, &block.encode(), &state_root)?;
         tracing::info!(chain_id = genesis.chain_id, root = %to_hex(&state_root), "genesis committed");
         Ok(Self {
             store,
@@ -168,19 +169,29 @@ impl<S: StateStore> Chain<S> {
 
     /// Validates and executes `block`, checks its state root, and commits it. On any error the
     /// store is untouched.
+    ///
+    /// The root check happens inside the commit ([`StateStore::commit_expecting`]), so the state
+    /// tree is updated once per block; a wrong header root is still
+    /// [`BlockError::StateRootMismatch`].
     pub fn apply(&mut self, block: &Block) -> Result<Hash, ChainError> {
         let changes = execute_block(&self.store, &self.tip, block)?;
-        let computed = self.store.root_with(&changes)?;
-        if computed != block.header.state_root {
-            return Err(BlockError::StateRootMismatch {
-                expected: to_hex(&block.header.state_root),
-                computed: to_hex(&computed),
-            }
-            .into());
-        }
         let root = self
             .store
-            .commit(block.header.height, &changes, &block.encode())?;
+            .commit_expecting(
+                block.header.height,
+                &changes,
+                &block.encode(),
+                &block.header.state_root,
+            )
+            .map_err(|error| match error {
+                StoreError::RootMismatch { expected, computed } => {
+                    ChainError::Block(BlockError::StateRootMismatch {
+                        expected: to_hex(&expected),
+                        computed: to_hex(&computed),
+                    })
+                }
+                other => ChainError::Store(other),
+            })?;
         self.tip = block.header.clone();
         tracing::debug!(
             height = block.header.height,

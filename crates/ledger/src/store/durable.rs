@@ -172,6 +172,33 @@ impl Store {
         changes: &ChangeSet,
         block_record: &[u8],
     ) -> Result<Digest, StoreError> {
+        self.commit_with_check(height, changes, block_record, None)
+    }
+
+    /// Applies one block atomically only if its changes give `expected` as the new root.
+    ///
+    /// The tree is computed once, inside the block's write transaction. If the root differs the
+    /// transaction is dropped before anything is written (redb aborts it) and the error is
+    /// [`StoreError::RootMismatch`]; the store stays at the previous height and root.
+    pub fn commit_expecting(
+        &mut self,
+        height: u64,
+        changes: &ChangeSet,
+        block_record: &[u8],
+        expected: &Digest,
+    ) -> Result<Digest, StoreError> {
+        self.commit_with_check(height, changes, block_record, Some(expected))
+    }
+
+    /// The commit behind [`Store::commit`] and [`Store::commit_expecting`]: one write
+    /// transaction, in which the tree update (and the root check) comes before any write.
+    fn commit_with_check(
+        &mut self,
+        height: u64,
+        changes: &ChangeSet,
+        block_record: &[u8],
+        expected: Option<&Digest>,
+    ) -> Result<Digest, StoreError> {
         contain("committing a block", || {
             check_next_height(self.height, height)?;
             let leaf_changes = tree::leaf_changes(changes)?;
@@ -180,6 +207,22 @@ impl Store {
                 .begin_write()
                 .map_err(db_err("starting a block transaction"))?;
             let root = {
+                let mut nodes = txn
+                    .open_table(NODES)
+                    .map_err(db_err("opening the nodes table"))?;
+                let source = PagedNodes::new(&nodes);
+                let update = tree::update(&source, &leaf_changes)?;
+                if let Some(expected) = expected {
+                    if update.root != *expected {
+                        // Returning drops `txn` uncommitted: redb aborts it, nothing was written.
+                        return Err(StoreError::RootMismatch {
+                            expected: *expected,
+                            computed: update.root,
+                        });
+                    }
+                }
+                let pages = source.into_pages();
+                page::write_nodes(&mut nodes, pages, &update.writes)?;
                 let mut values = txn
                     .open_table(VALUES)
                     .map_err(db_err("opening the values table"))?;
@@ -190,13 +233,6 @@ impl Store {
                     }
                     .map_err(db_err("writing a state value"))?;
                 }
-                let mut nodes = txn
-                    .open_table(NODES)
-                    .map_err(db_err("opening the nodes table"))?;
-                let source = PagedNodes::new(&nodes);
-                let update = tree::update(&source, &leaf_changes)?;
-                let pages = source.into_pages();
-                page::write_nodes(&mut nodes, pages, &update.writes)?;
                 let mut roots = txn
                     .open_table(ROOTS)
                     .map_err(db_err("opening the roots table"))?;

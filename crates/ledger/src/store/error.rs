@@ -1,5 +1,8 @@
 //! Typed failures of the state store and of proof verification.
 
+use super::node::Digest;
+use crate::encoding::to_hex;
+
 /// Why a store operation failed. The store never panics on a damaged database: it answers one of
 /// these instead, and the caller decides (typically: stop the node and restore from peers).
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,19 @@ pub enum StoreError {
         expected: u64,
         /// The height that was offered.
         got: u64,
+    },
+    /// A block's changes give a different state root from the one the caller expected (for a
+    /// chain: the root in the block's header). Nothing was committed; the store is unchanged.
+    #[error(
+        "state root mismatch: expected {}, the changes give {}; nothing was committed",
+        to_hex(.expected),
+        to_hex(.computed)
+    )]
+    RootMismatch {
+        /// The root the caller expected.
+        expected: Digest,
+        /// The root the changes actually give on top of the current state.
+        computed: Digest,
     },
     /// Two distinct keys share a blake3 hash: cryptographically impossible, checked anyway.
     #[error("two distinct state keys have the same blake3 hash")]

@@ -60,9 +60,41 @@ impl MemoryStore {
         changes: &ChangeSet,
         block_record: &[u8],
     ) -> Result<Digest, StoreError> {
+        self.commit_with_check(height, changes, block_record, None)
+    }
+
+    /// Applies one block's changes only if they give `expected` as the new root, computing the
+    /// tree once; otherwise fails with [`StoreError::RootMismatch`] and leaves the store untouched.
+    pub fn commit_expecting(
+        &mut self,
+        height: u64,
+        changes: &ChangeSet,
+        block_record: &[u8],
+        expected: &Digest,
+    ) -> Result<Digest, StoreError> {
+        self.commit_with_check(height, changes, block_record, Some(expected))
+    }
+
+    /// The commit behind [`MemoryStore::commit`] and [`MemoryStore::commit_expecting`]: every
+    /// check (height, keys, expected root) runs before the first mutation.
+    fn commit_with_check(
+        &mut self,
+        height: u64,
+        changes: &ChangeSet,
+        block_record: &[u8],
+        expected: Option<&Digest>,
+    ) -> Result<Digest, StoreError> {
         check_next_height(self.height(), height)?;
         let leaf_changes = tree::leaf_changes(changes)?;
         let update = tree::update(&Nodes(&self.nodes), &leaf_changes)?;
+        if let Some(expected) = expected {
+            if update.root != *expected {
+                return Err(StoreError::RootMismatch {
+                    expected: *expected,
+                    computed: update.root,
+                });
+            }
+        }
         for (path, node) in update.writes {
             match node {
                 Some(node) => self.nodes.insert(path, node),

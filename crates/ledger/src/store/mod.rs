@@ -5,6 +5,9 @@
 //! block record in one redb transaction, so a crash leaves either the whole block or none of it.
 //! [`MemoryStore`] has the same semantics in memory and gives the same roots bit for bit.
 //!
+//! A block whose header carries the expected root goes through [`Store::commit_expecting`], which
+//! computes the tree once and writes nothing unless the root matches.
+//!
 //! Light clients check single facts against a block's root with a [`Proof`]:
 //!
 //! ```
@@ -98,6 +101,20 @@ pub trait StateStore: StateRead {
         changes: &ChangeSet,
         block_record: &[u8],
     ) -> Result<Digest, StoreError>;
+    /// Applies one block's changes atomically if, and only if, they give `expected` as the new
+    /// root; returns that root.
+    ///
+    /// The tree is computed once, inside the commit, so checking a block header's root costs no
+    /// second tree update (as [`StateStore::root_with`] followed by [`StateStore::commit`] would).
+    /// If the computed root differs, the commit is abandoned before anything is written and the
+    /// error is [`StoreError::RootMismatch`]; on that or any other error the store is unchanged.
+    fn commit_expecting(
+        &mut self,
+        height: u64,
+        changes: &ChangeSet,
+        block_record: &[u8],
+        expected: &Digest,
+    ) -> Result<Digest, StoreError>;
     /// The record stored with block `height`, if committed.
     fn block_record(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The state root after block `height`, if committed.
@@ -138,6 +155,15 @@ macro_rules! forward_state_store {
                 block_record: &[u8],
             ) -> Result<$crate::store::Digest, $crate::store::StoreError> {
                 <$store>::commit(self, height, changes, block_record)
+            }
+            fn commit_expecting(
+                &mut self,
+                height: u64,
+                changes: &$crate::store::ChangeSet,
+                block_record: &[u8],
+                expected: &$crate::store::Digest,
+            ) -> Result<$crate::store::Digest, $crate::store::StoreError> {
+                <$store>::commit_expecting(self, height, changes, block_record, expected)
             }
             fn block_record(
                 &self,
