@@ -4,7 +4,13 @@
 //! Parallelism is over blocks of output coordinates; each output is computed by exactly one task
 //! in a fixed order, so the result does not depend on the number of threads.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
+
+mod groups;
+
+use groups::{sort_groups, GROUP};
 
 use crate::Updates;
 
@@ -19,6 +25,9 @@ const STRIDE: usize = 2048;
 /// so that the rows of a 64-coordinate column group do not all map to the same L1 sets (a pitch
 /// of exactly 8 KiB would make every compare-exchange miss).
 const PITCH: usize = STRIDE + 16;
+
+/// Keys per 64-byte cache line: task buffers are aligned to it.
+const ALIGN: usize = 16;
 
 /// Coordinates per task of the row-combining loops.
 const SPAN: usize = 4096;
@@ -41,9 +50,22 @@ pub(crate) fn value(k: i32) -> f32 {
 ///
 /// Generated for the next power of two and restricted to indices below `m`, which is exact:
 /// padding with `+∞` at the end never moves, so comparators touching the padding are no-ops.
+#[cfg(test)]
 pub(crate) fn sorting_network(m: usize) -> Vec<(usize, usize)> {
+    batcher(m, 1)
+}
+
+/// The stages `p ≥ 16` of [`sorting_network`]: they sort `m` inputs whose aligned groups of 16
+/// are already sorted (by [`sort_groups`]).
+pub(crate) fn merge_network(m: usize) -> Vec<(usize, usize)> {
+    batcher(m, GROUP)
+}
+
+/// Comparators of Batcher's odd–even merge sort for `m` inputs, from the stage that merges runs
+/// of length `first` (a power of two) on.
+fn batcher(m: usize, first: usize) -> Vec<(usize, usize)> {
     let mut comparators = Vec::new();
-    let mut p = 1;
+    let mut p = first;
     while p < m {
         let mut k = p;
         while k >= 1 {
@@ -63,20 +85,64 @@ pub(crate) fn sorting_network(m: usize) -> Vec<(usize, usize)> {
     comparators
 }
 
+/// The comparators of [`merge_network`] that can affect the sorted positions in `needed`: the
+/// others are dropped (walking the network backwards, a comparator is kept when either of its
+/// outputs is still read later, and then both of its inputs are).
+///
+/// Run after [`sort_groups`], positions in `needed` hold exactly what the full sort puts there;
+/// the other positions are unspecified. The median needs one or two positions, the trimmed mean
+/// the middle `m − 2f`.
+pub(crate) fn selection_network(m: usize, needed: Range<usize>) -> Vec<(usize, usize)> {
+    let mut live = vec![false; m];
+    for position in needed {
+        live[position] = true;
+    }
+    let mut kept: Vec<(usize, usize)> = merge_network(m)
+        .into_iter()
+        .rev()
+        .filter(|&(a, b)| {
+            let keep = live[a] || live[b];
+            if keep {
+                live[a] = true;
+                live[b] = true;
+            }
+            keep
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
 /// Sorts, for every lane `k` in `offset..offset + COLUMNS`, the keys `block[r * stride + k]`
 /// over `r`.
 ///
-/// Uses AVX2 min/max when the CPU has it. Integer min/max are exact, so both paths give the same
-/// bits.
+/// Uses AVX-512 or AVX2 min/max when the CPU has them. Integer min/max are exact, so every path
+/// gives the same bits.
 fn sort_lanes(block: &mut [i32], stride: usize, offset: usize, network: &[(usize, usize)]) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            unsafe { sort_lanes_avx512(block, stride, offset, network) };
+            return;
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
             unsafe { sort_lanes_avx2(block, stride, offset, network) };
             return;
         }
     }
+    sort_lanes_portable(block, stride, offset, network);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sort_lanes_avx512(
+    block: &mut [i32],
+    stride: usize,
+    offset: usize,
+    network: &[(usize, usize)],
+) {
     sort_lanes_portable(block, stride, offset, network);
 }
 
@@ -110,25 +176,34 @@ fn sort_lanes_portable(
     }
 }
 
-/// Applies `kernel` to every coordinate's column of the listed rows, sorted ascending as
-/// [`key`]s, and returns the `d` results.
+/// Runs [`sort_groups`] then `network` (stages `p ≥ 16` of Batcher's sort, possibly pruned) over
+/// every coordinate's column of the listed rows (as [`key`]s) and hands each
+/// run of [`STRIDE`] coordinates to `finish`, which writes their outputs.
 ///
 /// Rows are read once, in runs of [`STRIDE`] coordinates: the run of every listed row is copied
 /// (as keys) into a per-task `rows.len() × PITCH` buffer — the only extra memory besides the
-/// output — then sorted column-wise, [`COLUMNS`] coordinates at a time, by a sorting network
-/// whose compare-exchanges run across those coordinates at once (SIMD min/max, no branches). Sorted keys are canonical, so the
-/// kernels' results do not depend on the order of the rows.
-pub(crate) fn map_sorted_columns<K>(updates: &Updates<'_>, rows: &[usize], kernel: K) -> Vec<f32>
+/// output — then sorted column-wise, [`COLUMNS`] coordinates at a time, by the network, whose
+/// compare-exchanges run across those coordinates at once (SIMD min/max, no branches). `finish`
+/// gets the buffer (row `r` of the run at `r * PITCH`) and the run's slice of the output.
+fn for_each_sorted_run<F>(
+    updates: &Updates<'_>,
+    rows: &[usize],
+    network: &[(usize, usize)],
+    finish: F,
+) -> Vec<f32>
 where
-    K: Fn(&[i32]) -> f32 + Sync,
+    F: Fn(&[i32], &mut [f32]) + Sync,
 {
     let d = updates.d();
     let m = rows.len();
-    let network = sorting_network(m);
     let mut out = vec![0.0f32; d];
     out.par_chunks_mut(STRIDE).enumerate().for_each_init(
-        || (vec![0i32; m * PITCH], vec![0i32; m]),
-        |(block, column), (index, out_block)| {
+        || vec![0i32; m * PITCH + ALIGN],
+        |buffer, (index, out_block)| {
+            // Rows start on 64-byte boundaries (`PITCH` is a multiple of 16 keys), so no SIMD
+            // load or store of the network straddles two cache lines.
+            let pad = buffer.as_ptr().align_offset(4 * ALIGN).min(ALIGN);
+            let block = &mut buffer[pad..pad + m * PITCH];
             let start = index * STRIDE;
             let width = out_block.len();
             for (r, &i) in rows.iter().enumerate() {
@@ -138,17 +213,77 @@ where
                 }
             }
             for offset in (0..width).step_by(COLUMNS) {
-                sort_lanes(block, PITCH, offset, &network);
+                sort_groups(block, PITCH, offset, m);
+                sort_lanes(block, PITCH, offset, network);
             }
-            for (k, slot) in out_block.iter_mut().enumerate() {
-                for (r, entry) in column.iter_mut().enumerate() {
-                    *entry = block[r * PITCH + k];
-                }
-                *slot = kernel(column);
-            }
+            finish(block, out_block);
         },
     );
     out
+}
+
+/// Applies `kernel` to every coordinate's column of the listed rows, sorted ascending as
+/// [`key`]s, and returns the `d` results. Sorted keys are canonical, so the kernels' results do
+/// not depend on the order of the rows.
+pub(crate) fn map_sorted_columns<K>(updates: &Updates<'_>, rows: &[usize], kernel: K) -> Vec<f32>
+where
+    K: Fn(&[i32]) -> f32 + Sync,
+{
+    let m = rows.len();
+    let network = merge_network(m);
+    for_each_sorted_run(updates, rows, &network, |block, out_block| {
+        let mut column = vec![0i32; m];
+        for (k, slot) in out_block.iter_mut().enumerate() {
+            for (r, entry) in column.iter_mut().enumerate() {
+                *entry = block[r * PITCH + k];
+            }
+            *slot = kernel(&column);
+        }
+    })
+}
+
+/// Coordinate-wise median of the listed rows: bit-identical to [`median_of_sorted`] on every
+/// sorted column, but only the middle order statistics are selected (a pruned network) and they
+/// are read row-wise, many coordinates at once.
+pub(crate) fn median_of_rows(updates: &Updates<'_>, rows: &[usize]) -> Vec<f32> {
+    let m = rows.len();
+    let (lower, upper) = ((m - 1) / 2, m / 2);
+    let network = selection_network(m, lower..upper + 1);
+    for_each_sorted_run(updates, rows, &network, |block, out_block| {
+        let low = &block[lower * PITCH..];
+        if lower == upper {
+            for (slot, &k) in out_block.iter_mut().zip(low) {
+                *slot = value(k);
+            }
+        } else {
+            let high = &block[upper * PITCH..];
+            for ((slot, &a), &b) in out_block.iter_mut().zip(low).zip(high) {
+                *slot = ((f64::from(value(a)) + f64::from(value(b))) * 0.5) as f32;
+            }
+        }
+    })
+}
+
+/// Coordinate-wise mean of the sorted positions `f..m − f` of the listed rows, summed in `f64` in
+/// ascending order: bit-identical to [`sum_values`] over each sorted column's middle, but only the
+/// middle is selected (a pruned network) and it is summed row-wise, many coordinates at once.
+/// Requires `2f < m`.
+pub(crate) fn trimmed_mean_of_rows(updates: &Updates<'_>, rows: &[usize], f: usize) -> Vec<f32> {
+    let m = rows.len();
+    debug_assert!(2 * f < m);
+    let network = selection_network(m, f..m - f);
+    let kept = (m - 2 * f) as f64;
+    for_each_sorted_run(updates, rows, &network, |block, out_block| {
+        let mut sums = vec![0.0f64; out_block.len()];
+        for r in f..m - f {
+            for (sum, &k) in sums.iter_mut().zip(&block[r * PITCH..]) {
+                *sum += f64::from(value(k));
+            }
+        }
+        for (slot, sum) in out_block.iter_mut().zip(sums) {
+            *slot = (sum / kept) as f32;
+        }
+    })
 }
 
 /// `(Σ_t w_t x_{r_t}) / (Σ_t w_t)` for the terms `(r_t, w_t)`, summed in `f64` in the order of
@@ -264,10 +399,49 @@ mod tests {
                 expected
                     .iter_mut()
                     .for_each(|column| column.sort_unstable());
+                let mut merged = block.clone();
                 sort_lanes(&mut block, COLUMNS, 0, &network);
+                sort_groups(&mut merged, COLUMNS, 0, m);
+                sort_lanes(&mut merged, COLUMNS, 0, &merge_network(m));
+                assert_eq!(merged, block, "m = {m}: groups then merges");
                 for (k, column) in expected.iter().enumerate() {
                     let sorted: Vec<i32> = (0..m).map(|r| block[r * COLUMNS + k]).collect();
                     assert_eq!(&sorted, column, "m = {m}, lane {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn selection_networks_place_the_needed_positions_like_a_full_sort() {
+        let mut state = 987u64;
+        for m in 1..=70 {
+            let ranges = [
+                (m - 1) / 2..m / 2 + 1,
+                (m - 1) / 4..m - (m - 1) / 4,
+                0..1,
+                m - 1..m,
+            ];
+            for needed in ranges {
+                let network = selection_network(m, needed.clone());
+                assert!(network.len() <= merge_network(m).len());
+                let mut block = vec![0i32; m * COLUMNS];
+                for slot in block.iter_mut() {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    *slot = ((state >> 33) % 11) as i32 - 5;
+                }
+                let mut sorted = block.clone();
+                sort_lanes(&mut sorted, COLUMNS, 0, &sorting_network(m));
+                sort_groups(&mut block, COLUMNS, 0, m);
+                sort_lanes(&mut block, COLUMNS, 0, &network);
+                for r in needed.clone() {
+                    assert_eq!(
+                        block[r * COLUMNS..(r + 1) * COLUMNS],
+                        sorted[r * COLUMNS..(r + 1) * COLUMNS],
+                        "m = {m}, position {r}"
+                    );
                 }
             }
         }

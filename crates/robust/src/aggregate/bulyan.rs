@@ -9,7 +9,8 @@
 //!    selected updates closest to their median (ties to the smaller value).
 //!
 //! ByzFL has no Bulyan; this follows the paper. Requirement: `n >= 4f + 3`. Extra memory: the
-//! `n × n` distance matrix, computed once, plus `O(d)` and `threads × θ × 64` values.
+//! `n × n` distance matrix, computed once, plus `O(d)` and `threads × θ × 2064` keys of sort
+//! buffer.
 
 use crate::aggregate::krum::{ranking, scores};
 use crate::coordinate::{map_sorted_columns, mean_around_median};
