@@ -1,10 +1,11 @@
 //! Cairn's ledger: signed transactions and the deterministic state machine that applies them.
 //!
 //! The consensus engine orders [`Block`]s; this crate checks and applies them. A block's
-//! signatures are batch-verified, its transactions run in order against an overlay of the
-//! [`store`], and the resulting change set is committed atomically with the block, giving a
-//! Merkle state root per block. A block holding any invalid transaction is rejected whole
-//! (proposers use [`Chain::propose`], which leaves invalid candidates out).
+//! signatures are each checked strictly (`verify_strict`, in parallel), its transactions run in
+//! order against an overlay of the [`store`], and the resulting change set is committed
+//! atomically with the block, giving a Merkle state root per block. A block holding any invalid
+//! transaction is rejected whole (proposers use [`Chain::propose`], which leaves invalid
+//! candidates out).
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -31,6 +32,7 @@
 //! ```
 //!
 //! Design notes: `docs/ledger.md`.
+#![warn(missing_docs)]
 
 pub mod account;
 pub mod address;

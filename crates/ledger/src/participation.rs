@@ -10,7 +10,7 @@ use crate::lifecycle::{self, TaskError};
 use crate::round::{Attestation, AttestationReveal, Phase, Round, UpdateCommit};
 use crate::state::{keys, Overlay};
 use crate::task::{Task, TaskStatus};
-use crate::transaction::{attestation_commitment, update_commitment};
+use crate::transaction::{attestation_commitment, update_commitment, CommitmentScope};
 
 /// Why a round action was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -164,7 +164,13 @@ pub fn reveal_update(
     if commit.update_hash.is_some() {
         return Err(RoundError::AlreadyRevealed(*trainer).into());
     }
-    if update_commitment(&update_hash, &salt) != commit.commitment {
+    let scope = CommitmentScope {
+        chain_id: env.chain_id,
+        task: task_id,
+        round: number,
+        member: *trainer,
+    };
+    if update_commitment(&scope, &update_hash, &salt) != commit.commitment {
         return Err(RoundError::CommitmentMismatch.into());
     }
     commit.update_hash = Some(update_hash);
@@ -230,7 +236,13 @@ pub fn reveal_attestation(
     if attestation.reveal.is_some() {
         return Err(RoundError::AlreadyRevealed(*validator).into());
     }
-    if attestation_commitment(&model_hash, scores, &salt) != attestation.commitment {
+    let scope = CommitmentScope {
+        chain_id: env.chain_id,
+        task: task_id,
+        round: number,
+        member: *validator,
+    };
+    if attestation_commitment(&scope, &model_hash, scores, &salt) != attestation.commitment {
         return Err(RoundError::CommitmentMismatch.into());
     }
     attestation.reveal = Some(AttestationReveal {

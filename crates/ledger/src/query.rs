@@ -168,8 +168,10 @@ impl Snapshot {
         let access_escrow = scan::<Access>(store, keys::ACCESS_PREFIX)?
             .into_iter()
             .filter(|(_, access)| !access.released)
-            .map(|(_, access)| access.paid)
-            .sum();
+            .try_fold(0u128, |sum, (_, access)| sum.checked_add(access.paid))
+            .ok_or(StateError::Overflow {
+                what: "dataset payments in escrow",
+            })?;
         Ok(Self {
             height: store.height(),
             state_root: to_hex(&store.root()),
@@ -203,5 +205,34 @@ impl Snapshot {
             .chain(escrows)
             .chain([self.access_escrow])
             .try_fold(0u128, |sum, amount| sum.checked_add(amount))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use commonware_codec::Encode;
+
+    use super::*;
+    use crate::store::{ChangeSet, MemoryStore};
+
+    #[test]
+    fn escrowed_payments_summing_past_u128_max_are_a_typed_error_not_a_panic() {
+        let access = Access {
+            paid: u128::MAX,
+            release_at: 5,
+            released: false,
+        };
+        let mut changes = ChangeSet::new();
+        for buyer in [1u8, 2] {
+            let key = keys::access(&[7; 32], &Address([buyer; 20]));
+            changes.insert(key, Some(access.encode().to_vec()));
+        }
+        let mut store = MemoryStore::new();
+        store.commit(0, &changes, b"").expect("commit");
+        let error = Snapshot::read(&store).expect_err("the sum overflows");
+        assert!(
+            matches!(error, StateError::Overflow { what } if what.contains("escrow")),
+            "{error:?}"
+        );
     }
 }

@@ -128,21 +128,51 @@ pub enum Payload {
     },
 }
 
-/// The commitment a trainer publishes: `blake3(update_hash || salt)`.
-pub fn update_commitment(update_hash: &Hash, salt: &Hash) -> Hash {
-    domain_hash(b"cairn/update-commitment", &[update_hash, salt])
+/// Whose commitment it is: binds a commitment to one chain, task, round and member, so that a
+/// commitment copied from another participant cannot be revealed by the copier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitmentScope {
+    /// The chain id.
+    pub chain_id: u64,
+    /// Task id.
+    pub task: u64,
+    /// Round number.
+    pub round: u32,
+    /// The committing member (the transaction's sender).
+    pub member: Address,
 }
 
-/// The commitment a validator publishes before revealing its attestation.
+impl CommitmentScope {
+    fn bytes(&self) -> Vec<u8> {
+        // Fixed-width fields, so the concatenation is unambiguous.
+        let mut bytes = Vec::with_capacity(8 + 8 + 4 + self.member.as_bytes().len());
+        bytes.extend_from_slice(&self.chain_id.to_be_bytes());
+        bytes.extend_from_slice(&self.task.to_be_bytes());
+        bytes.extend_from_slice(&self.round.to_be_bytes());
+        bytes.extend_from_slice(self.member.as_bytes());
+        bytes
+    }
+}
+
+/// The commitment a trainer publishes: `blake3(scope || update_hash || salt)`, domain-separated.
+pub fn update_commitment(scope: &CommitmentScope, update_hash: &Hash, salt: &Hash) -> Hash {
+    domain_hash(
+        b"cairn/update-commitment/v2",
+        &[&scope.bytes(), update_hash, salt],
+    )
+}
+
+/// The commitment a validator publishes before revealing its attestation, bound to its scope.
 pub fn attestation_commitment(
+    scope: &CommitmentScope,
     model_hash: &Hash,
     scores: &BTreeMap<Address, u32>,
     salt: &Hash,
 ) -> Hash {
     let encoded = scores.encode();
     domain_hash(
-        b"cairn/attestation-commitment",
-        &[model_hash, &encoded, salt],
+        b"cairn/attestation-commitment/v2",
+        &[&scope.bytes(), model_hash, &encoded, salt],
     )
 }
 

@@ -7,7 +7,7 @@ use cairn_ledger::lifecycle::TaskError;
 use cairn_ledger::participation::RoundError;
 use cairn_ledger::staking::StakingError;
 use cairn_ledger::store::MemoryStore;
-use cairn_ledger::transaction::update_commitment;
+use cairn_ledger::transaction::{update_commitment, CommitmentScope};
 use cairn_ledger::{query, Chain, Params, Payload, Phase, Role, SignedTransaction, TxError};
 use common::*;
 
@@ -46,6 +46,16 @@ fn running_task() -> (Chain<MemoryStore>, Vec<User>) {
     commit(&mut chain, vec![start]);
     assert_eq!(chain.tip().height, 3);
     (chain, users)
+}
+
+/// The scope of `user`'s commitments in round 0 of task 0.
+fn round_zero_scope(user: &User) -> CommitmentScope {
+    CommitmentScope {
+        chain_id: CHAIN_ID,
+        task: 0,
+        round: 0,
+        member: user.address,
+    }
 }
 
 fn transfer(to: &User, amount: u128) -> Payload {
@@ -297,7 +307,7 @@ fn second_commit_in_a_round_is_rejected() {
     let payload = Payload::CommitUpdate {
         task: 0,
         round: 0,
-        commitment: update_commitment(&[3; 32], &[4; 32]),
+        commitment: update_commitment(&round_zero_scope(&users[1]), &[3; 32], &[4; 32]),
         trace_root: [2; 32],
     };
     commit(&mut chain, vec![users[1].sign(payload.clone())]);
@@ -311,7 +321,7 @@ fn second_commit_in_a_round_is_rejected() {
 #[test]
 fn reveal_that_does_not_open_the_commitment_is_rejected() {
     let (mut chain, mut users) = running_task();
-    let commitment = update_commitment(&[3; 32], &[4; 32]);
+    let commitment = update_commitment(&round_zero_scope(&users[1]), &[3; 32], &[4; 32]);
     let payload = Payload::CommitUpdate {
         task: 0,
         round: 0,
@@ -327,6 +337,59 @@ fn reveal_that_does_not_open_the_commitment_is_rejected() {
         salt: [9; 32],
     });
     let error = expect_rejected(&mut chain, vec![reveal]);
+    assert!(
+        matches!(error, TxError::Round(RoundError::CommitmentMismatch)),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn commitment_copied_from_another_trainer_cannot_be_revealed_by_the_copier() {
+    // Trainers 1 and 3 in task 0; trainer 3 copies trainer 1's commitment during the commit
+    // window and, after trainer 1 reveals, replays trainer 1's opening.
+    let (mut chain, mut users) = fresh();
+    let block1 = vec![
+        users[1].sign(Payload::Bond { amount: 500 }),
+        users[2].sign(Payload::Bond { amount: 500 }),
+        users[3].sign(Payload::Bond { amount: 500 }),
+        users[0].sign(Payload::CreateTask {
+            spec: spec(1, (3, 3, 3), 10_000),
+        }),
+    ];
+    commit(&mut chain, block1);
+    let mut joins = Vec::new();
+    for (member, role) in [(1, Role::Trainer), (2, Role::Validator), (3, Role::Trainer)] {
+        joins.push(users[member].sign(Payload::JoinTask {
+            task: 0,
+            role,
+            bond: 200,
+        }));
+    }
+    commit(&mut chain, joins);
+    let start = users[0].sign(Payload::StartTask { task: 0 });
+    commit(&mut chain, vec![start]);
+    let (update_hash, salt) = ([3; 32], [4; 32]);
+    let commitment = update_commitment(&round_zero_scope(&users[1]), &update_hash, &salt);
+    let commit_payload = Payload::CommitUpdate {
+        task: 0,
+        round: 0,
+        commitment,
+        trace_root: [2; 32],
+    };
+    let honest = users[1].sign(commit_payload.clone());
+    let copied = users[3].sign(commit_payload);
+    commit(&mut chain, vec![honest, copied]);
+    advance_to(&mut chain, 6);
+    let reveal = Payload::RevealUpdate {
+        task: 0,
+        round: 0,
+        update_hash,
+        salt,
+    };
+    let honest_reveal = users[1].sign(reveal.clone());
+    commit(&mut chain, vec![honest_reveal]);
+    let copied_reveal = users[3].sign(reveal);
+    let error = expect_rejected(&mut chain, vec![copied_reveal]);
     assert!(
         matches!(error, TxError::Round(RoundError::CommitmentMismatch)),
         "{error:?}"

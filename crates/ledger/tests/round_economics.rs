@@ -86,9 +86,10 @@ proptest! {
 
         let salt = [3; 32];
         let commits = trainers.iter().enumerate().filter(|(_, t)| t.commits).map(|(i, _)| {
+            let scope = users[1 + i].scope(0, 0);
             users[1 + i].sign(Payload::CommitUpdate {
                 task: 0, round: 0,
-                commitment: update_commitment(&[i as u8; 32], &salt),
+                commitment: update_commitment(&scope, &[i as u8; 32], &salt),
                 trace_root: [0; 32],
             })
         }).collect();
@@ -103,8 +104,9 @@ proptest! {
             ([v.model; 32], scores)
         }).collect();
         let attest_commits = attestations.iter().enumerate().map(|(i, (model, scores))| {
+            let scope = users[1 + TRAINERS + i].scope(0, 0);
             users[1 + TRAINERS + i].sign(Payload::CommitAttestation {
-                task: 0, round: 0, commitment: attestation_commitment(model, scores, &salt),
+                task: 0, round: 0, commitment: attestation_commitment(&scope, model, scores, &salt),
             })
         }).collect();
         commit(&mut chain, attest_commits);

@@ -66,7 +66,7 @@ fn play_round(
             users[t].sign(Payload::CommitUpdate {
                 task: 0,
                 round,
-                commitment: update_commitment(&update_hash(t), &salt),
+                commitment: update_commitment(&users[t].scope(0, round), &update_hash(t), &salt),
                 trace_root: [t as u8 + 100; 32],
             })
         })
@@ -92,7 +92,12 @@ fn play_round(
             users[4 + i].sign(Payload::CommitAttestation {
                 task: 0,
                 round,
-                commitment: attestation_commitment(model, scores, &salt),
+                commitment: attestation_commitment(
+                    &users[4 + i].scope(0, round),
+                    model,
+                    scores,
+                    &salt,
+                ),
             })
         })
         .collect();

@@ -22,6 +22,12 @@ pub enum StateError {
         /// The decoder's complaint.
         reason: String,
     },
+    /// Amounts read from the store sum past `u128::MAX`, which no valid state can hold.
+    #[error("the {what} in the store sum past u128::MAX: the state is inconsistent; restore the store from a peer")]
+    Overflow {
+        /// What was being summed.
+        what: &'static str,
+    },
 }
 
 /// Pending changes layered over a base state.

@@ -25,6 +25,16 @@ pub struct User {
 }
 
 impl User {
+    /// The scope that binds this user's commitments to `round` of `task` on the fixture chain.
+    pub fn scope(&self, task: u64, round: u32) -> cairn_ledger::transaction::CommitmentScope {
+        cairn_ledger::transaction::CommitmentScope {
+            chain_id: CHAIN_ID,
+            task,
+            round,
+            member: self.address,
+        }
+    }
+
     /// The user with the given seed byte.
     pub fn new(seed: u8) -> Self {
         let key = SigningKey::from_bytes(&[seed; 32]);
