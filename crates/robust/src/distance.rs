@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use crate::Updates;
+use crate::{RobustError, Updates, MAX_PAIRWISE_UPDATES};
 
 /// Coordinates per block of the fixed-order sums.
 pub const BLOCK: usize = 1024;
@@ -148,50 +148,62 @@ pub fn nearest(distances: &[f64], count: usize) -> Vec<usize> {
 /// Work is split into tiles of row pairs; each pair is summed entirely by one task in the fixed
 /// order, so the tile size (chosen from the thread count for load balance) never changes a bit.
 /// Inside a tile the rows are walked block by block so that the tile's blocks stay in cache.
-/// Memory: `n²` `f64` for the result.
-pub fn pairwise_squared_distances(updates: &Updates<'_>) -> Vec<f64> {
+/// Memory: `n²` `f64` for the result and one tile's sums per task; refused with
+/// [`RobustError::TooManyUpdates`] beyond [`MAX_PAIRWISE_UPDATES`] updates (2 GiB of result).
+pub fn pairwise_squared_distances(updates: &Updates<'_>) -> Result<Vec<f64>, RobustError> {
     let n = updates.n();
     let d = updates.d();
+    let too_many = RobustError::TooManyUpdates {
+        n,
+        limit: MAX_PAIRWISE_UPDATES,
+        rule: "pairwise distances",
+    };
+    if n > MAX_PAIRWISE_UPDATES {
+        return Err(too_many);
+    }
+    let cells = n.checked_mul(n).ok_or(too_many)?;
     let threads = rayon::current_num_threads().max(1);
     let tile = (n / (2 * threads)).clamp(1, MAX_TILE);
     let groups = n.div_ceil(tile);
-    let tiles: Vec<(usize, usize)> = (0..groups)
-        .flat_map(|a| (a..groups).map(move |b| (a, b)))
-        .collect();
-    let partials: Vec<Vec<(usize, usize, f64)>> = tiles
-        .par_iter()
-        .map(|&(a, b)| {
-            let rows_a = a * tile..((a + 1) * tile).min(n);
-            let rows_b = b * tile..((b + 1) * tile).min(n);
-            let pairs: Vec<(usize, usize)> = rows_a
-                .clone()
-                .flat_map(|i| rows_b.clone().filter(move |&j| j > i).map(move |j| (i, j)))
-                .collect();
-            let mut sums = vec![0.0f64; pairs.len()];
-            let mut start = 0;
-            while start < d {
-                let end = (start + BLOCK).min(d);
-                for (sum, &(i, j)) in sums.iter_mut().zip(&pairs) {
-                    *sum += block_squared_distance(
-                        &updates.row(i)[start..end],
-                        &updates.row(j)[start..end],
-                    );
-                }
-                start = end;
-            }
-            pairs
-                .into_iter()
-                .zip(sums)
-                .map(|((i, j), s)| (i, j, s))
-                .collect()
-        })
-        .collect();
-    let mut matrix = vec![0.0f64; n * n];
-    for (i, j, s) in partials.into_iter().flatten() {
-        matrix[i * n + j] = s;
-        matrix[j * n + i] = s;
-    }
+    let mut matrix = vec![0.0f64; cells];
+    // Each task owns the rows of one tile group and fills their upper triangle, one tile at a
+    // time; the lower triangle is mirrored afterwards.
     matrix
+        .par_chunks_mut(tile * n)
+        .enumerate()
+        .for_each(|(a, band)| {
+            let rows_a = a * tile..((a + 1) * tile).min(n);
+            let mut sums: Vec<f64> = Vec::with_capacity(tile * tile);
+            for b in a..groups {
+                let rows_b = b * tile..((b + 1) * tile).min(n);
+                let pairs: Vec<(usize, usize)> = rows_a
+                    .clone()
+                    .flat_map(|i| rows_b.clone().filter(move |&j| j > i).map(move |j| (i, j)))
+                    .collect();
+                sums.clear();
+                sums.resize(pairs.len(), 0.0);
+                let mut start = 0;
+                while start < d {
+                    let end = (start + BLOCK).min(d);
+                    for (sum, &(i, j)) in sums.iter_mut().zip(&pairs) {
+                        *sum += block_squared_distance(
+                            &updates.row(i)[start..end],
+                            &updates.row(j)[start..end],
+                        );
+                    }
+                    start = end;
+                }
+                for (&(i, j), &s) in pairs.iter().zip(&sums) {
+                    band[(i - rows_a.start) * n + j] = s;
+                }
+            }
+        });
+    for i in 1..n {
+        for j in 0..i {
+            matrix[i * n + j] = matrix[j * n + i];
+        }
+    }
+    Ok(matrix)
 }
 
 #[cfg(test)]
@@ -206,7 +218,7 @@ mod tests {
             .map(|k| ((k * 37 % 101) as f32 - 50.0) * 0.013)
             .collect();
         let updates = Updates::new(&data, n, d).unwrap();
-        let matrix = pairwise_squared_distances(&updates);
+        let matrix = pairwise_squared_distances(&updates).unwrap();
         for i in 0..n {
             assert_eq!(matrix[i * n + i], 0.0);
             for j in 0..n {
@@ -216,6 +228,35 @@ mod tests {
                     direct.to_bits(),
                     "pair ({i}, {j})"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn pairwise_refuses_more_updates_than_its_bound_before_allocating() {
+        let n = MAX_PAIRWISE_UPDATES + 1;
+        let data = vec![0.0f32; n];
+        let updates = Updates::new(&data, n, 1).unwrap();
+        assert_eq!(
+            pairwise_squared_distances(&updates),
+            Err(RobustError::TooManyUpdates {
+                n,
+                limit: MAX_PAIRWISE_UPDATES,
+                rule: "pairwise distances"
+            })
+        );
+    }
+
+    #[test]
+    fn pairwise_mirrors_both_triangles_across_tile_bands() {
+        let n = 97;
+        let data: Vec<f32> = (0..n * 3).map(|k| (k as f32 * 0.7).sin()).collect();
+        let updates = Updates::new(&data, n, 3).unwrap();
+        let matrix = pairwise_squared_distances(&updates).unwrap();
+        for i in 0..n {
+            for j in 0..n {
+                let direct = squared_distance(updates.row(i), updates.row(j));
+                assert_eq!(matrix[i * n + j].to_bits(), direct.to_bits(), "({i}, {j})");
             }
         }
     }

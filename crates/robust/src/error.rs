@@ -90,6 +90,27 @@ pub enum RobustError {
         /// Largest number of subsets the search accepts.
         limit: u64,
     },
+    /// More updates than the rule or pre-aggregation step can hold in bounded memory (an `n × n`
+    /// distance matrix, or per-thread sort buffers that grow with `n`).
+    #[error("{rule} accepts at most {limit} updates but got {n}; aggregate in smaller groups (e.g. `--pre bucketing`) or use a rule without that bound (mean, geometric_median, centered_clipping)")]
+    TooManyUpdates {
+        /// Updates that reached the rule or step.
+        n: usize,
+        /// Largest number of updates it accepts.
+        limit: usize,
+        /// Rule or pre-aggregation step that refused.
+        rule: &'static str,
+    },
+    /// A rule cannot follow a pre-aggregation step in the chain.
+    #[error("{rule} cannot follow the {step} pre-aggregation: {reason}")]
+    IncompatibleChain {
+        /// The rule concerned.
+        rule: &'static str,
+        /// The step it cannot follow.
+        step: &'static str,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
     /// The rule produced a non-finite value (only possible when finite inputs overflow f32).
     #[error("{rule} produced a non-finite value at coordinate {column}: the inputs overflow f32")]
     NonFiniteOutput {

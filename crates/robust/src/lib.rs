@@ -17,6 +17,8 @@
 //! assert!(out[0] < 2.0 && out[1] < 2.0);
 //! ```
 
+#![warn(missing_docs)]
+
 mod aggregate;
 pub mod attack;
 mod context;
@@ -34,6 +36,8 @@ pub use context::{Context, NonFinitePolicy};
 pub use error::RobustError;
 pub use pipeline::aggregate;
 pub use preaggregate::PreAggregation;
-pub use rule::{GmInit, KrumVariant, Rule, MAX_ITERATIONS};
+pub use rule::{
+    GmInit, KrumVariant, Rule, MAX_ITERATIONS, MAX_PAIRWISE_UPDATES, MAX_SORTED_UPDATES,
+};
 pub use syntax::{DEFAULT_CC_ITERATIONS, DEFAULT_CC_TAU, DEFAULT_GM_ITERATIONS, DEFAULT_GM_NU};
 pub use updates::Updates;

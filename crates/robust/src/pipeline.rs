@@ -40,7 +40,13 @@ pub fn aggregate(
         }
     }
 
+    rule.check_chain(pre)?;
     let (screened, rule) = screen(rule, updates, ctx.non_finite)?;
+    // Before the pre-aggregation runs, so that an oversized request costs nothing; the rule's
+    // full check repeats it on the count that reaches it.
+    let kept = screened.as_ref().map_or(updates.n(), |matrix| matrix.n);
+    let reaching = pre.iter().fold(kept, |n, step| step.output_n(n));
+    rule.check_size(reaching)?;
     let mut current: Option<Matrix> = screened;
     for step in pre {
         let view = match &current {

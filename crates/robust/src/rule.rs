@@ -2,10 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::RobustError;
+use crate::{PreAggregation, RobustError};
 
 /// Largest iteration count accepted by the iterative rules (geometric median, centered clipping).
 pub const MAX_ITERATIONS: usize = 10_000;
+
+/// Most updates accepted by the rules and steps that hold the `n × n` matrix of pairwise squared
+/// distances (Krum, Multi-Krum, Bulyan, MDA and the NNM pre-aggregation): `16_384² × 8` bytes
+/// = 2 GiB of `f64`, the same bound as the attacks' [`crate::attack::MAX_PAIRWISE_ROWS`].
+pub const MAX_PAIRWISE_UPDATES: usize = 16_384;
+
+/// Most updates accepted by the coordinate-wise sorting rules (median, trimmed mean, MeaMed, and
+/// the geometric median started from the median):
+/// each rayon thread holds a buffer of `n × 2064` `i32` keys (≈ 8 KiB per update), so at the
+/// limit ≈ 129 MiB per thread. Mean, weighted mean, geometric median and centered clipping use
+/// `O(n + d)` extra memory and take any `n`.
+pub const MAX_SORTED_UPDATES: usize = 16_384;
 
 /// Which neighbour count Krum's score uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,8 +203,73 @@ impl Rule {
         }
     }
 
+    /// Largest `n` the rule accepts, bounded by the memory it needs; `None` when unbounded.
+    pub fn max_n(&self) -> Option<usize> {
+        match self {
+            Rule::Krum { .. } | Rule::MultiKrum { .. } | Rule::Bulyan { .. } | Rule::Mda { .. } => {
+                Some(MAX_PAIRWISE_UPDATES)
+            }
+            Rule::Median
+            | Rule::TrimmedMean { .. }
+            | Rule::Meamed { .. }
+            | Rule::GeometricMedian {
+                init: GmInit::Median,
+                ..
+            } => Some(MAX_SORTED_UPDATES),
+            Rule::Mean
+            | Rule::WeightedMean { .. }
+            | Rule::GeometricMedian { .. }
+            | Rule::CenteredClipping { .. }
+            | Rule::Monna { .. } => None,
+        }
+    }
+
+    /// Checks that the rule may follow the pre-aggregation chain `pre`.
+    ///
+    /// Refuses a rule whose parameters index the original updates (MoNNA's reference, the
+    /// weights of a weighted mean) after bucketing, which replaces the updates by means of
+    /// shuffled buckets: the indices would silently point at unrelated buckets. NNM, clipping and
+    /// ARC keep row `i` as (a transform of) update `i`, so indices stay meaningful after them.
+    pub fn check_chain(&self, pre: &[PreAggregation]) -> Result<(), RobustError> {
+        let reason = match self {
+            Rule::Monna { .. } => {
+                "the reference indexes an original update, but bucketing replaces the updates \
+                 by means of shuffled buckets; drop bucketing or use another rule"
+            }
+            Rule::WeightedMean { .. } => {
+                "the weights index the original updates, but bucketing replaces them by means \
+                 of shuffled buckets; drop bucketing or use mean"
+            }
+            _ => return Ok(()),
+        };
+        match pre
+            .iter()
+            .find(|step| matches!(step, PreAggregation::Bucketing { .. }))
+        {
+            Some(step) => Err(RobustError::IncompatibleChain {
+                rule: self.name(),
+                step: step.name(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses `n` above [`Rule::max_n`], before anything of size `n²` or `threads × n` exists.
+    pub(crate) fn check_size(&self, n: usize) -> Result<(), RobustError> {
+        match self.max_n() {
+            Some(limit) if n > limit => Err(RobustError::TooManyUpdates {
+                n,
+                limit,
+                rule: self.name(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the rule's parameters and its requirement for `n` updates.
     pub(crate) fn check(&self, n: usize) -> Result<(), RobustError> {
+        self.check_size(n)?;
         let (required, requirement) = self.requirement();
         if n < required {
             return Err(RobustError::NotEnoughUpdates {

@@ -99,6 +99,13 @@ fn rules_for(n: usize, f: usize) -> Vec<Rule> {
     rules
 }
 
+/// The rules of [`rules_for`] that may follow `pre` (bucketing refuses index-based rules).
+fn rules_after(pre: &[PreAggregation], n: usize, f: usize) -> Vec<Rule> {
+    let mut rules = rules_for(n, f);
+    rules.retain(|rule| rule.check_chain(pre).is_ok());
+    rules
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -234,7 +241,7 @@ proptest! {
             _ => vec![PreAggregation::Bucketing { bucket_size: 1, seed: 3 }, PreAggregation::Nnm { f }],
         };
         let updates = Updates::new(&data, n, d).unwrap();
-        for rule in rules_for(n, f) {
+        for rule in rules_after(&pre, n, f) {
             let out = aggregate(&rule, &pre, &updates, &Context::default());
             let out = out.map_err(|e| TestCaseError::fail(format!("{rule:?} {pre:?}: {e}")))?;
             prop_assert!(out.iter().all(|v| v.is_finite()), "{:?} {:?}: {:?}", rule, pre, out);
@@ -279,7 +286,7 @@ proptest! {
         ];
         for pre in &chains {
             let reaching = pre.iter().fold(n, |count, step| step.output_n(count));
-            for rule in rules_for(reaching, f) {
+            for rule in rules_after(pre, reaching, f) {
                 let a = one.install(|| run(&rule, pre, &data, n, d));
                 let b = four.install(|| run(&rule, pre, &data, n, d));
                 let a_bits: Vec<u32> = a.iter().map(|v| v.to_bits()).collect();
@@ -330,7 +337,7 @@ fn every_rule_and_chain_matches_the_committed_golden_hash() {
     ];
     let mut outputs = Vec::new();
     for pre in &chains {
-        for rule in rules_for(n, 2) {
+        for rule in rules_after(pre, n, 2) {
             outputs.push(aggregate(&rule, pre, &updates, &ctx).unwrap());
         }
     }
@@ -344,4 +351,6 @@ fn every_rule_and_chain_matches_the_committed_golden_hash() {
     );
 }
 
-const GOLDEN: u64 = 0xaed6_adad_3c2f_3699;
+// Changed from 0xaed6_adad_3c2f_3699 when MoNNA and weighted mean after bucketing became refused
+// (their outputs left the list); the remaining outputs are the same bits as before.
+const GOLDEN: u64 = 0x3cef_741d_d7c7_6048;

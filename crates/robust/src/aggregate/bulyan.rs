@@ -15,7 +15,7 @@
 use crate::aggregate::krum::{ranking, scores};
 use crate::coordinate::{map_sorted_columns, mean_around_median};
 use crate::distance::pairwise_squared_distances;
-use crate::Updates;
+use crate::{RobustError, Updates};
 
 /// Indices picked by iterated Krum, ascending.
 pub(crate) fn select(distances: &[f64], n: usize, f: usize, count: usize) -> Vec<usize> {
@@ -32,16 +32,16 @@ pub(crate) fn select(distances: &[f64], n: usize, f: usize, count: usize) -> Vec
 }
 
 /// Bulyan of all updates tolerating `f` Byzantine ones.
-pub(crate) fn bulyan(updates: &Updates<'_>, f: usize) -> Vec<f32> {
+pub(crate) fn bulyan(updates: &Updates<'_>, f: usize) -> Result<Vec<f32>, RobustError> {
     let n = updates.n();
     let theta = n - 2 * f;
     let beta = theta - 2 * f;
-    let distances = pairwise_squared_distances(updates);
+    let distances = pairwise_squared_distances(updates)?;
     let selected = select(&distances, n, f, theta);
     tracing::debug!(?selected, beta, "bulyan selection");
-    map_sorted_columns(updates, &selected, |column| {
+    Ok(map_sorted_columns(updates, &selected, |column| {
         mean_around_median(column, beta)
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -53,16 +53,16 @@ mod tests {
     fn bulyan_selection_skips_the_outlier_and_trims_around_median() {
         // n = 7, f = 1: θ = 5, β = 3. One Byzantine update at 1000.
         let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1000.0];
-        let distances = pairwise_squared_distances(&rows(&data, 7));
+        let distances = pairwise_squared_distances(&rows(&data, 7)).unwrap();
         let selected = select(&distances, 7, 1, 5);
         assert!(!selected.contains(&6), "selected {selected:?}");
-        let out = bulyan(&rows(&data, 7), 1);
+        let out = bulyan(&rows(&data, 7), 1).unwrap();
         assert!(out[0] >= 2.0 && out[0] <= 5.0, "output {out:?}");
     }
 
     #[test]
     fn bulyan_with_zero_f_is_the_mean_around_median_of_all() {
         let data = [1.0, 2.0, 6.0];
-        assert_eq!(bulyan(&rows(&data, 3), 0), vec![3.0]);
+        assert_eq!(bulyan(&rows(&data, 3), 0).unwrap(), vec![3.0]);
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::coordinate::mean_of_rows;
 use crate::distance::pairwise_squared_distances;
-use crate::{KrumVariant, Updates};
+use crate::{KrumVariant, RobustError, Updates};
 
 /// Krum score of every update among the rows listed in `members`, from the full `n × n`
 /// distance matrix, with `neighbours` nearest others summed (in ascending order, in `f64`).
@@ -46,14 +46,18 @@ pub(crate) fn ranking(scores: &[f64]) -> Vec<usize> {
 }
 
 /// Krum: the update with the lowest score.
-pub(crate) fn krum(updates: &Updates<'_>, f: usize, variant: KrumVariant) -> Vec<f32> {
+pub(crate) fn krum(
+    updates: &Updates<'_>,
+    f: usize,
+    variant: KrumVariant,
+) -> Result<Vec<f32>, RobustError> {
     let n = updates.n();
-    let distances = pairwise_squared_distances(updates);
+    let distances = pairwise_squared_distances(updates)?;
     let members: Vec<usize> = (0..n).collect();
     let scores = scores(&distances, n, &members, variant.neighbours(n, f));
     let best = ranking(&scores)[0];
     tracing::debug!(selected = best, score = scores[best], "krum");
-    updates.row(best).to_vec()
+    Ok(updates.row(best).to_vec())
 }
 
 /// Multi-Krum: the mean of the `m` lowest-score updates.
@@ -62,15 +66,15 @@ pub(crate) fn multi_krum(
     f: usize,
     m: usize,
     variant: KrumVariant,
-) -> Vec<f32> {
+) -> Result<Vec<f32>, RobustError> {
     let n = updates.n();
-    let distances = pairwise_squared_distances(updates);
+    let distances = pairwise_squared_distances(updates)?;
     let members: Vec<usize> = (0..n).collect();
     let scores = scores(&distances, n, &members, variant.neighbours(n, f));
     let mut selected: Vec<usize> = ranking(&scores).into_iter().take(m).collect();
     selected.sort_unstable();
     tracing::debug!(?selected, "multi-krum");
-    mean_of_rows(updates, &selected)
+    Ok(mean_of_rows(updates, &selected))
 }
 
 #[cfg(test)]
@@ -80,13 +84,13 @@ mod tests {
 
     #[test]
     fn byzfl_krum_on_documentation_example_returns_first_row() {
-        let out = krum(&rows(&BYZFL_3X3, 3), 1, KrumVariant::ByzFl);
+        let out = krum(&rows(&BYZFL_3X3, 3), 1, KrumVariant::ByzFl).unwrap();
         assert_eq!(out, vec![1.0, 2.0, 3.0]);
     }
 
     #[test]
     fn byzfl_multi_krum_on_documentation_example_averages_two_rows() {
-        let out = multi_krum(&rows(&BYZFL_3X3, 3), 1, 2, KrumVariant::ByzFl);
+        let out = multi_krum(&rows(&BYZFL_3X3, 3), 1, 2, KrumVariant::ByzFl).unwrap();
         assert_eq!(out, vec![2.5, 3.5, 4.5]);
     }
 
@@ -95,14 +99,14 @@ mod tests {
         // Five points on a line: four honest near 0 and one Byzantine far away; f = 1, n = 5,
         // q = 2 neighbours. Scores: x0: 0.01+0.04, x1 (0.1): 0.01+0.01, x2 (0.2): 0.01+0.04.
         let data = [0.0, 0.1, 0.2, 0.35, 50.0];
-        let out = krum(&rows(&data, 5), 1, KrumVariant::Textbook);
+        let out = krum(&rows(&data, 5), 1, KrumVariant::Textbook).unwrap();
         assert_eq!(out, vec![0.1]);
     }
 
     #[test]
     fn multi_krum_leaves_out_the_outlier() {
         let data = [0.0, 0.1, 0.2, 0.3, 50.0];
-        let out = multi_krum(&rows(&data, 5), 1, 4, KrumVariant::Textbook);
+        let out = multi_krum(&rows(&data, 5), 1, 4, KrumVariant::Textbook).unwrap();
         assert!((out[0] - 0.15).abs() < 1e-6);
     }
 }

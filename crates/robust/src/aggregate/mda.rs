@@ -84,7 +84,7 @@ pub(crate) fn mda(updates: &Updates<'_>, f: usize) -> Result<Vec<f32>, RobustErr
             limit: MAX_SUBSETS,
         });
     }
-    let distances = pairwise_squared_distances(updates);
+    let distances = pairwise_squared_distances(updates)?;
     let subset = minimum_diameter_subset(&distances, n, f);
     tracing::debug!(?subset, "mda");
     Ok(mean_of_rows(updates, &subset))

@@ -27,12 +27,12 @@ pub(crate) fn apply(
         Rule::WeightedMean { weights } => mean::weighted_mean(updates, weights),
         Rule::Median => median::median(updates),
         Rule::TrimmedMean { f } => trimmed_mean::trimmed_mean(updates, *f),
-        Rule::Krum { f, variant } => krum::krum(updates, *f, *variant),
+        Rule::Krum { f, variant } => krum::krum(updates, *f, *variant)?,
         Rule::MultiKrum { f, m, variant } => {
             let m = m.unwrap_or(updates.n() - f);
-            krum::multi_krum(updates, *f, m, *variant)
+            krum::multi_krum(updates, *f, m, *variant)?
         }
-        Rule::Bulyan { f } => bulyan::bulyan(updates, *f),
+        Rule::Bulyan { f } => bulyan::bulyan(updates, *f)?,
         Rule::GeometricMedian {
             nu,
             iterations,

@@ -2,9 +2,12 @@
 //! (Allouah et al. 2023 "fixing by mixing", Karimireddy et al. 2022 bucketing, clipping).
 //!
 //! Every step maps `n` updates of dimension `d` to `n'` updates of dimension `d` (`n' = n`
-//! except for bucketing, `n' = ⌈n / s⌉`), so any chain composes with any rule; the rule's
-//! requirement is checked on the `n'` that reaches it. Each step allocates its output
-//! (`n' * d` values) plus `O(n^2)` for distances or `O(n)` for norms.
+//! except for bucketing, `n' = ⌈n / s⌉`), so any chain composes with any rule except those whose
+//! parameters index the original updates (MoNNA, weighted mean) after bucketing, which merges
+//! shuffled rows ([`crate::Rule::check_chain`]); NNM, clipping and ARC keep row `i` as a
+//! transform of update `i`. The rule's requirement is checked on the `n'` that reaches it. Each
+//! step allocates its output (`n' * d` values) plus `O(n^2)` for distances (NNM, at most
+//! [`crate::MAX_PAIRWISE_UPDATES`] updates) or `O(n)` for norms.
 
 mod bucketing;
 mod clipping;
@@ -16,7 +19,7 @@ pub use clipping::arc_clipped_count;
 use serde::{Deserialize, Serialize};
 
 use crate::updates::{Matrix, Updates};
-use crate::RobustError;
+use crate::{RobustError, MAX_PAIRWISE_UPDATES};
 
 /// A pre-aggregation step with its parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,7 +89,14 @@ impl PreAggregation {
                         requirement: "n >= 2f + 1",
                     });
                 }
-                Ok(nnm::mix(updates, *f))
+                if n > MAX_PAIRWISE_UPDATES {
+                    return Err(RobustError::TooManyUpdates {
+                        n,
+                        limit: MAX_PAIRWISE_UPDATES,
+                        rule: self.name(),
+                    });
+                }
+                nnm::mix(updates, *f)
             }
             PreAggregation::Bucketing { bucket_size, seed } => {
                 if *bucket_size == 0 {

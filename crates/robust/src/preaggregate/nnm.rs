@@ -10,14 +10,15 @@ use rayon::prelude::*;
 
 use crate::distance::{nearest, pairwise_squared_distances};
 use crate::updates::{Matrix, Updates};
+use crate::RobustError;
 
 const SPAN: usize = 2048;
 
 /// Mixes every update with its `n − f` nearest neighbours.
-pub(crate) fn mix(updates: &Updates<'_>, f: usize) -> Matrix {
+pub(crate) fn mix(updates: &Updates<'_>, f: usize) -> Result<Matrix, RobustError> {
     let n = updates.n();
     let d = updates.d();
-    let distances = pairwise_squared_distances(updates);
+    let distances = pairwise_squared_distances(updates)?;
     let neighbourhoods: Vec<Vec<usize>> = (0..n)
         .map(|i| nearest(&distances[i * n..(i + 1) * n], n - f))
         .collect();
@@ -52,7 +53,7 @@ pub(crate) fn mix(updates: &Updates<'_>, f: usize) -> Matrix {
             row[start..start + width].copy_from_slice(&staged[i * width..(i + 1) * width]);
         }
     });
-    Matrix { data, n, d }
+    Ok(Matrix { data, n, d })
 }
 
 #[cfg(test)]
@@ -63,7 +64,7 @@ mod tests {
     #[test]
     fn nnm_matches_byzfl_documentation_example() {
         let updates = Updates::new(&BYZFL_3X3, 3, 3).unwrap();
-        let mixed = mix(&updates, 1);
+        let mixed = mix(&updates, 1).unwrap();
         assert_eq!(
             mixed.data,
             vec![2.5, 3.5, 4.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5]
