@@ -1,0 +1,336 @@
+//! The finality feed: validators publish every finalized block with its finalization
+//! certificate; trainers ([`Follower`]) verify the certificate against the validator set and
+//! apply the blocks in height order, asking validators for heights they missed.
+//!
+//! A follower never votes and never trusts a sender: a block is applied only if a quorum of the
+//! validator set signed a finalization of exactly its digest, and only on top of the follower's
+//! own tip (execute, compare the header's state root, commit), as `cairn_ledger::chain::Chain`
+//! does. Anything else is a typed [`FeedError`], and the store does not move.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_ledger::store::StateStore;
+use commonware_consensus::marshal::core::Mailbox;
+use commonware_consensus::marshal::standard::Standard;
+use commonware_consensus::types::Height;
+use commonware_cryptography::{ed25519, Digestible};
+use commonware_macros::select;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::{Clock, Handle, Spawner};
+use commonware_utils::ordered::Set;
+use futures::channel::mpsc;
+use futures::StreamExt;
+use rand_core_010::CryptoRng;
+
+use super::block::CairnBlock;
+use super::feed_wire::{FeedMessage, FeedWireError, MAX_REQUEST_HEIGHTS};
+use super::speculative::{ConsensusError, LedgerState};
+use super::validator::namespace;
+use super::{BlockObserver, Scheme};
+
+/// Why a feed message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The bytes do not decode.
+    #[error(transparent)]
+    Wire(#[from] FeedWireError),
+    /// The finalization certificate does not verify against the validator set.
+    #[error("the finalization of block {height} does not verify against the validator set")]
+    BadCertificate {
+        /// The block's height.
+        height: u64,
+    },
+    /// The certificate finalizes another block.
+    #[error("the finalization names another digest than block {height}")]
+    DigestMismatch {
+        /// The block's height.
+        height: u64,
+    },
+    /// The block does not apply on the follower's tip (bad execution, root mismatch, store).
+    #[error("finalized block {height} cannot be applied: {source}")]
+    Apply {
+        /// The block's height.
+        height: u64,
+        /// What went wrong.
+        source: ConsensusError,
+    },
+    /// A follower got a request; only validators serve them.
+    #[error("followers do not serve feed requests")]
+    NotServing,
+    /// Opening the ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] ConsensusError),
+}
+
+/// What a follower needs to know to verify and apply the feed.
+#[derive(Clone, Debug)]
+pub struct FollowerConfig {
+    /// The chain id (gives the consensus namespace).
+    pub chain_id: u64,
+    /// The validator set whose certificates are trusted.
+    pub validators: Set<ed25519::PublicKey>,
+    /// How long to wait for news before asking a validator for the next height.
+    pub retry: Duration,
+    /// Most out-of-order blocks kept while a gap is being filled.
+    pub max_buffered: usize,
+}
+
+impl FollowerConfig {
+    /// A config with a 1 s retry and 256 buffered blocks.
+    pub fn new(chain_id: u64, validators: Set<ed25519::PublicKey>) -> Self {
+        Self {
+            chain_id,
+            validators,
+            retry: Duration::from_secs(1),
+            max_buffered: 256,
+        }
+    }
+}
+
+/// What a follower did with one valid feed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedOutcome {
+    /// The block (and this many buffered successors, in total) was applied.
+    Applied(u64),
+    /// The block is ahead of the tip; kept until the gap is filled.
+    Buffered,
+    /// The block is at or below the tip (already applied) or the buffer is full; dropped.
+    Ignored,
+}
+
+/// A follower's state: its ledger, the verifier for certificates, out-of-order blocks.
+pub struct Follower<S, O> {
+    ledger: LedgerState<S>,
+    verifier: Scheme,
+    participants: usize,
+    observer: Arc<Mutex<O>>,
+    buffer: BTreeMap<u64, CairnBlock>,
+    max_buffered: usize,
+}
+
+impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
+    /// A follower over `store` (which must hold the chain's genesis block).
+    pub fn new(
+        config: &FollowerConfig,
+        store: Arc<Mutex<S>>,
+        observer: Arc<Mutex<O>>,
+    ) -> Result<Self, FeedError> {
+        Ok(Self {
+            ledger: LedgerState::open(store)?,
+            verifier: Scheme::verifier(&namespace(config.chain_id), config.validators.clone()),
+            participants: config.validators.len(),
+            observer,
+            buffer: BTreeMap::new(),
+            max_buffered: config.max_buffered,
+        })
+    }
+
+    /// The height the follower needs next.
+    pub fn next_height(&self) -> Result<u64, FeedError> {
+        Ok(self.ledger.tip()?.height + 1)
+    }
+
+    /// Verifies and applies one feed message.
+    pub fn handle(
+        &mut self,
+        rng: &mut impl CryptoRng,
+        bytes: &[u8],
+    ) -> Result<FeedOutcome, FeedError> {
+        let (block, finalization) = match FeedMessage::from_bytes(bytes, self.participants)? {
+            FeedMessage::Finalized {
+                block,
+                finalization,
+            } => (block, finalization),
+            FeedMessage::Request { .. } => return Err(FeedError::NotServing),
+        };
+        let height = block.block().header.height;
+        if finalization.proposal.payload != block.digest() {
+            return Err(FeedError::DigestMismatch { height });
+        }
+        if !finalization.verify(rng, &self.verifier, &Sequential) {
+            return Err(FeedError::BadCertificate { height });
+        }
+        let next = self.next_height()?;
+        if height < next {
+            return Ok(FeedOutcome::Ignored);
+        }
+        if height > next {
+            if self.buffer.len() >= self.max_buffered && !self.buffer.contains_key(&height) {
+                return Ok(FeedOutcome::Ignored);
+            }
+            self.buffer.insert(height, block);
+            return Ok(FeedOutcome::Buffered);
+        }
+        self.apply(&block)?;
+        let mut applied = 1;
+        let mut next = height + 1;
+        while let Some(block) = self.buffer.remove(&next) {
+            self.apply(&block)?;
+            applied += 1;
+            next += 1;
+        }
+        self.buffer.retain(|h, _| *h > next);
+        Ok(FeedOutcome::Applied(applied))
+    }
+
+    fn apply(&mut self, block: &CairnBlock) -> Result<(), FeedError> {
+        let block = block.block();
+        let height = block.header.height;
+        self.ledger
+            .commit_finalized(block)
+            .map_err(|source| FeedError::Apply { height, source })?;
+        let store = self
+            .ledger
+            .store()
+            .lock()
+            .map_err(|_| ConsensusError::Poisoned)?;
+        let mut observer = self.observer.lock().map_err(|_| ConsensusError::Poisoned)?;
+        observer.on_finalized(block, &*store);
+        tracing::debug!(height, "follower applied finalized block");
+        Ok(())
+    }
+
+    /// The lowest height missing below the buffered blocks, if any are buffered.
+    fn gap(&self) -> Option<u64> {
+        if self.buffer.is_empty() {
+            None
+        } else {
+            self.next_height().ok()
+        }
+    }
+}
+
+/// Starts a follower on the feed channel: applies verified blocks and asks validators
+/// (round robin) for the next height when a gap shows or nothing arrived for `retry`.
+/// Ends when the network closes the channel.
+pub fn start_follower<E, S, O, Snd, Rcv>(
+    context: E,
+    config: FollowerConfig,
+    store: Arc<Mutex<S>>,
+    observer: Arc<Mutex<O>>,
+    feed: (Snd, Rcv),
+) -> Handle<Result<(), FeedError>>
+where
+    E: Clock + Spawner + CryptoRng,
+    S: StateStore + Send + 'static,
+    O: BlockObserver,
+    Snd: Sender<PublicKey = ed25519::PublicKey>,
+    Rcv: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    context.spawn(move |context| follow(context, config, store, observer, feed))
+}
+
+async fn follow<E, S, O, Snd, Rcv>(
+    mut context: E,
+    config: FollowerConfig,
+    store: Arc<Mutex<S>>,
+    observer: Arc<Mutex<O>>,
+    (mut sender, mut receiver): (Snd, Rcv),
+) -> Result<(), FeedError>
+where
+    E: Clock + Spawner + CryptoRng,
+    S: StateStore + Send + 'static,
+    O: BlockObserver,
+    Snd: Sender<PublicKey = ed25519::PublicKey>,
+    Rcv: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let mut follower = Follower::new(&config, store, observer)?;
+    let validators: Vec<ed25519::PublicKey> = config.validators.iter().cloned().collect();
+    let mut turn = 0usize;
+    let mut deadline = context.current() + config.retry;
+    loop {
+        let mut ask = false;
+        select! {
+            message = receiver.recv() => {
+                let Ok((peer, bytes)) = message else {
+                    tracing::debug!("feed channel closed; follower stops");
+                    return Ok(());
+                };
+                match follower.handle(&mut context, bytes.as_ref()) {
+                    Ok(FeedOutcome::Applied(_)) => {
+                        deadline = context.current() + config.retry;
+                    }
+                    Ok(FeedOutcome::Buffered) => ask = follower.gap().is_some(),
+                    Ok(FeedOutcome::Ignored) => {}
+                    Err(error) => tracing::warn!(%peer, %error, "feed message refused"),
+                }
+            },
+            _ = context.sleep_until(deadline) => {
+                ask = true;
+                deadline = context.current() + config.retry;
+            },
+        }
+        if ask && !validators.is_empty() {
+            let from = follower.next_height()?;
+            let request = FeedMessage::Request {
+                from,
+                count: MAX_REQUEST_HEIGHTS,
+            };
+            let target = validators[turn % validators.len()].clone();
+            turn = turn.wrapping_add(1);
+            sender.send(
+                Recipients::One(target),
+                bytes::Bytes::from(request.to_bytes()),
+                false,
+            );
+        }
+    }
+}
+
+/// The validator side: publishes every newly committed height to all peers and answers
+/// followers' requests from marshal's archives. Ends when the network closes the channel.
+pub(crate) async fn serve<Snd, Rcv>(
+    marshal: Mailbox<Scheme, Standard<CairnBlock>>,
+    mut heights: mpsc::Receiver<u64>,
+    (mut sender, mut receiver): (Snd, Rcv),
+    participants: usize,
+) where
+    Snd: Sender<PublicKey = ed25519::PublicKey>,
+    Rcv: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    loop {
+        select! {
+            height = heights.next() => {
+                let Some(height) = height else { return };
+                if let Some(message) = finalized(&marshal, height).await {
+                    sender.send(Recipients::All, bytes::Bytes::from(message.to_bytes()), false);
+                }
+            },
+            message = receiver.recv() => {
+                let Ok((peer, bytes)) = message else { return };
+                let (from, count) = match FeedMessage::from_bytes(bytes.as_ref(), participants) {
+                    Ok(FeedMessage::Request { from, count }) => (from, count),
+                    // Validators learn finality from consensus, not from the feed.
+                    Ok(FeedMessage::Finalized { .. }) => continue,
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "bad feed request");
+                        continue;
+                    }
+                };
+                for height in from..from.saturating_add(u64::from(count)) {
+                    let Some(message) = finalized(&marshal, height).await else { break };
+                    sender.send(
+                        Recipients::One(peer.clone()),
+                        bytes::Bytes::from(message.to_bytes()),
+                        false,
+                    );
+                }
+            },
+        }
+    }
+}
+
+async fn finalized(
+    marshal: &Mailbox<Scheme, Standard<CairnBlock>>,
+    height: u64,
+) -> Option<FeedMessage> {
+    let finalization = marshal.get_finalization(Height::new(height)).await?;
+    let block = marshal.get_block(Height::new(height)).await?;
+    Some(FeedMessage::Finalized {
+        block: block.inner().clone(),
+        finalization,
+    })
+}

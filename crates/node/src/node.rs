@@ -1,0 +1,532 @@
+//! One Cairn node, assembled: consensus (validators) or the finality-feed follower (trainers),
+//! the mempool, the blob service, and the round-protocol agents driven by finalized blocks.
+//!
+//! ```text
+//!  finalized block ──► NodeObserver (sync, in the finalizer / follower task)
+//!                         │ outbox: re-broadcasts, nonces      agents: Vec<Intent>
+//!                         ▼
+//!                    work queue ──► worker task: sign+send txs (mempool channel, local pool),
+//!                                                store / publish blobs, start fetches
+//! ```
+//!
+//! Everything is spawned from the node's own runtime context, so aborting the node's root task
+//! stops all of it (a crash), and the same code runs on the deterministic runtime and on tokio.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_ledger::block::Block;
+use cairn_ledger::query;
+use cairn_ledger::store::{StateRead, StateStore};
+use cairn_ledger::transaction::SignedTransaction;
+use cairn_ledger::Address;
+use commonware_cryptography::ed25519;
+use commonware_p2p::{Blocker, Provider, Receiver, Sender};
+use commonware_runtime::{Clock, Metrics, Spawner, Storage};
+use futures::channel::mpsc;
+use futures::StreamExt;
+use rand_core_010::CryptoRng;
+use tracing::{debug, warn};
+
+use crate::blobs::{self, BlobConfig, BlobStore, Fetcher};
+use crate::consensus::{
+    self, BlockObserver, ConsensusError, FeedError, FollowerConfig, Timeouts, TxSource,
+    ValidatorChannels, ValidatorConfig,
+};
+use crate::keys::{address_of, NodeKey};
+use crate::mempool::{self, Mempool, MempoolConfig};
+use crate::penalty::PenaltyConfig;
+use crate::protocol::{Agent, Intent, Outbox};
+
+/// What a node does in consensus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Votes in simplex, proposes blocks from its mempool, publishes the finality feed.
+    Validator,
+    /// Follows the chain through the finality feed; submits transactions to validators.
+    Trainer,
+}
+
+/// Everything one node needs besides its runtime context, store, agents and network.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Storage partition prefix, unique per node on a shared runtime (`[A-Za-z0-9_-]`).
+    pub name: String,
+    /// The node's identity.
+    pub key: NodeKey,
+    /// Validator or trainer.
+    pub role: Role,
+    /// The chain id.
+    pub chain_id: u64,
+    /// Block 0 ([`consensus::init_store`]).
+    pub genesis_block: Block,
+    /// The consensus validator set.
+    pub validators: commonware_utils::ordered::Set<ed25519::PublicKey>,
+    /// Every other node's public key, in the order blobs are asked from them.
+    pub peers: Vec<ed25519::PublicKey>,
+    /// Consensus timeouts (validators).
+    pub timeouts: Timeouts,
+    /// Pause before each proposal (validators); protocol windows are counted in blocks.
+    pub block_interval: Duration,
+    /// Blob service settings.
+    pub blobs: BlobConfig,
+    /// Mempool bounds (validators).
+    pub mempool: MempoolConfig,
+    /// Marks against peers sending bad transactions.
+    pub penalties: PenaltyConfig,
+}
+
+impl NodeConfig {
+    /// A config with default timeouts, blob, mempool and penalty settings.
+    pub fn new(
+        name: String,
+        key: NodeKey,
+        role: Role,
+        chain_id: u64,
+        genesis_block: Block,
+        validators: commonware_utils::ordered::Set<ed25519::PublicKey>,
+        peers: Vec<ed25519::PublicKey>,
+    ) -> Self {
+        Self {
+            name,
+            key,
+            role,
+            chain_id,
+            genesis_block,
+            validators,
+            peers,
+            timeouts: Timeouts::default(),
+            block_interval: consensus::validator::DEFAULT_BLOCK_INTERVAL,
+            blobs: BlobConfig::default(),
+            mempool: MempoolConfig::new(chain_id),
+            penalties: PenaltyConfig::default(),
+        }
+    }
+}
+
+/// The p2p channels of one node.
+pub enum NodeChannels<Snd, Rcv> {
+    /// A validator's consensus channels plus the data channels.
+    Validator {
+        /// Consensus channels (votes .. broadcast, feed).
+        consensus: ValidatorChannels<Snd, Rcv>,
+        /// Mempool channel.
+        mempool: (Snd, Rcv),
+        /// Blob channel.
+        blobs: (Snd, Rcv),
+    },
+    /// A trainer's feed and data channels.
+    Trainer {
+        /// Finality feed channel.
+        feed: (Snd, Rcv),
+        /// Mempool channel (send only; anything received is ignored).
+        mempool: (Snd, Rcv),
+        /// Blob channel.
+        blobs: (Snd, Rcv),
+    },
+}
+
+/// Why a node stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Its blob store could not be opened.
+    #[error("blob store: {0}")]
+    Blobs(#[from] blobs::BlobError),
+    /// Consensus failed.
+    #[error("consensus: {0}")]
+    Consensus(#[from] ConsensusError),
+    /// The finality feed failed.
+    #[error("finality feed: {0}")]
+    Feed(#[from] FeedError),
+    /// A task of the node stopped abnormally (aborted or panicked).
+    #[error("node task stopped: {0}")]
+    Stopped(String),
+    /// The role and the channels given do not match.
+    #[error("a {0:?} node needs its role's channels")]
+    ChannelsMismatch(Role),
+}
+
+/// The mempool shared by the network task, the proposer and the node's own submissions.
+pub struct SharedMempool(Arc<Mutex<Mempool>>);
+
+impl SharedMempool {
+    /// A shared pool with `config`'s bounds.
+    pub fn new(config: MempoolConfig) -> Self {
+        Self(Arc::new(Mutex::new(Mempool::new(config))))
+    }
+
+    /// The pool itself (what the mempool network task inserts into).
+    pub fn pool(&self) -> Arc<Mutex<Mempool>> {
+        self.0.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mempool> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a transaction; rejected ones are logged (the caller is this node itself).
+    pub fn insert(&self, transaction: SignedTransaction) {
+        if let Err(error) = self.lock().insert(transaction) {
+            debug!(%error, "own transaction not pooled");
+        }
+    }
+
+    /// Transactions pooled.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Drops transactions whose nonce the ledger already used.
+    pub fn prune_stale(&self, state: &dyn StateRead) {
+        self.lock().prune_stale(|address| {
+            query::account(state, address).map_or(0, |account| account.nonce)
+        });
+    }
+}
+
+impl TxSource for SharedMempool {
+    fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
+        self.lock().candidates(max)
+    }
+
+    fn remove_included(&self, txs: &[SignedTransaction]) {
+        self.lock().remove_included(txs);
+    }
+}
+
+/// Work the observer hands to the node's worker task.
+#[derive(Debug)]
+enum Work {
+    Send(Box<SignedTransaction>),
+    Store { bytes: Arc<[u8]>, public: bool },
+    Publish([u8; 32]),
+    Fetch([u8; 32], Option<Address>),
+}
+
+/// What the node's agents and outbox see at every finalized block.
+pub struct NodeObserver<E> {
+    agents: Vec<Agent>,
+    outbox: Outbox,
+    blobs: BlobStore<E>,
+    mempool: Option<Arc<SharedMempool>>,
+    work: mpsc::UnboundedSender<Work>,
+    height: u64,
+}
+
+impl<E: Send + Sync + 'static> NodeObserver<E> {
+    /// The agents this node runs.
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
+    /// Height of the last finalized block seen.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+}
+
+impl<E: Send + Sync + 'static> BlockObserver for NodeObserver<E> {
+    fn on_finalized(&mut self, block: &Block, state: &dyn StateRead) {
+        let height = block.header.height;
+        self.height = height;
+        if let Some(pool) = &self.mempool {
+            pool.prune_stale(state);
+        }
+        match self.outbox.on_block(height, state) {
+            Ok(due) => {
+                for transaction in due {
+                    let _ = self.work.unbounded_send(Work::Send(Box::new(transaction)));
+                }
+            }
+            Err(error) => warn!(height, %error, "outbox could not read the state"),
+        }
+        for agent in &mut self.agents {
+            for intent in agent.on_block(height, state, &self.blobs) {
+                let work = match intent {
+                    Intent::Submit(payload) => match self.outbox.submit(payload, height) {
+                        Ok(transaction) => Work::Send(Box::new(transaction)),
+                        Err(error) => {
+                            warn!(height, %error, "transaction not submitted");
+                            continue;
+                        }
+                    },
+                    Intent::Store { bytes, public } => Work::Store { bytes, public },
+                    Intent::Publish(hash) => Work::Publish(hash),
+                    Intent::Fetch { hash, holder } => Work::Fetch(hash, holder),
+                };
+                let _ = self.work.unbounded_send(work);
+            }
+        }
+    }
+}
+
+/// Handles to a running node's state, for whoever assembled it (simulations, tests, the CLI).
+pub struct NodeState<E, S> {
+    /// The node's ledger store.
+    pub store: Arc<Mutex<S>>,
+    /// The node's blobs.
+    pub blobs: BlobStore<E>,
+    /// The node's observer (agents, last height seen).
+    pub observer: Arc<Mutex<NodeObserver<E>>>,
+    /// The validator's mempool (`None` on trainers).
+    pub mempool: Option<Arc<SharedMempool>>,
+}
+
+impl<E, S> Clone for NodeState<E, S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            blobs: self.blobs.clone(),
+            observer: self.observer.clone(),
+            mempool: self.mempool.clone(),
+        }
+    }
+}
+
+/// Runs one node until its consensus engine (validator) or feed follower (trainer) stops.
+///
+/// `store` must hold block 0 ([`consensus::init_store`]); after a crash, pass the same store and
+/// config again: consensus journals, blobs and the ledger resume from what was synced. `ready`
+/// receives the node's state handles once its parts are started.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_node<E, S, Snd, Rcv, P, B>(
+    context: E,
+    config: NodeConfig,
+    store: Arc<Mutex<S>>,
+    agents: Vec<Agent>,
+    channels: NodeChannels<Snd, Rcv>,
+    peers: P,
+    blocker: B,
+    ready: impl FnOnce(NodeState<E, S>),
+) -> Result<(), NodeError>
+where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng + Send + Sync + 'static,
+    S: StateStore + Send + 'static,
+    Snd: Sender<PublicKey = ed25519::PublicKey>,
+    Rcv: Receiver<PublicKey = ed25519::PublicKey>,
+    P: Provider<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
+{
+    let partition = format!("{}-blobs", config.name);
+    let blob_store = BlobStore::open(
+        context.child("blob_store"),
+        &partition,
+        config.blobs.max_blob_bytes,
+    )
+    .await?;
+    let (work_tx, work_rx) = mpsc::unbounded();
+    let mempool = match config.role {
+        Role::Validator => Some(Arc::new(SharedMempool::new(config.mempool))),
+        Role::Trainer => None,
+    };
+    let outbox = Outbox::new(config.key.ledger_key(), config.chain_id);
+    let observer = Arc::new(Mutex::new(NodeObserver {
+        agents,
+        outbox,
+        blobs: blob_store.clone(),
+        mempool: mempool.clone(),
+        work: work_tx,
+        height: 0,
+    }));
+    ready(NodeState {
+        store: store.clone(),
+        blobs: blob_store.clone(),
+        observer: observer.clone(),
+        mempool: mempool.clone(),
+    });
+
+    let me = config.key.public_key();
+    let validators: Vec<ed25519::PublicKey> = config
+        .validators
+        .iter()
+        .filter(|pk| **pk != me)
+        .cloned()
+        .collect();
+    let mut fetch_order: Vec<ed25519::PublicKey> = validators.clone();
+    fetch_order.extend(
+        config
+            .peers
+            .iter()
+            .filter(|pk| **pk != me && !validators.contains(pk))
+            .cloned(),
+    );
+
+    match (config.role, channels) {
+        (
+            Role::Validator,
+            NodeChannels::Validator {
+                consensus: consensus_channels,
+                mempool: (mempool_sender, mempool_receiver),
+                blobs: (blob_sender, blob_receiver),
+            },
+        ) => {
+            let pool = mempool.clone().expect("validators have a mempool");
+            let (fetcher, _blob_task) = blobs::start(
+                context.child("blobs"),
+                blob_store.clone(),
+                config.blobs,
+                blob_sender,
+                blob_receiver,
+                blocker.clone(),
+            );
+            let _mempool_task = mempool::start(
+                context.child("mempool"),
+                pool.pool(),
+                config.penalties,
+                mempool_receiver,
+                blocker.clone(),
+            );
+            spawn_worker(
+                &context,
+                work_rx,
+                mempool_sender,
+                validators,
+                Some(pool.clone()),
+                blob_store,
+                fetcher,
+                fetch_order,
+            );
+            let validator = ValidatorConfig {
+                timeouts: config.timeouts.clone(),
+                block_interval: config.block_interval,
+                ..ValidatorConfig::new(
+                    config.chain_id,
+                    config.validators.clone(),
+                    config.key.consensus_key(),
+                    format!("{}-consensus", config.name),
+                    config.genesis_block.clone(),
+                )
+            };
+            consensus::run_validator(
+                context.child("consensus"),
+                validator,
+                store,
+                pool,
+                observer,
+                consensus_channels,
+                peers,
+                blocker,
+            )
+            .await?;
+            Ok(())
+        }
+        (
+            Role::Trainer,
+            NodeChannels::Trainer {
+                feed,
+                mempool: (mempool_sender, _mempool_receiver),
+                blobs: (blob_sender, blob_receiver),
+            },
+        ) => {
+            let (fetcher, _blob_task) = blobs::start(
+                context.child("blobs"),
+                blob_store.clone(),
+                config.blobs,
+                blob_sender,
+                blob_receiver,
+                blocker,
+            );
+            spawn_worker(
+                &context,
+                work_rx,
+                mempool_sender,
+                validators,
+                None,
+                blob_store,
+                fetcher,
+                fetch_order,
+            );
+            let follower = FollowerConfig::new(config.chain_id, config.validators.clone());
+            match consensus::start_follower(
+                context.child("follower"),
+                follower,
+                store,
+                observer,
+                feed,
+            )
+            .await
+            {
+                Ok(result) => result.map_err(NodeError::from),
+                Err(error) => Err(NodeError::Stopped(error.to_string())),
+            }
+        }
+        (role, _) => Err(NodeError::ChannelsMismatch(role)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_worker<E, Snd>(
+    context: &E,
+    mut work: mpsc::UnboundedReceiver<Work>,
+    mut sender: Snd,
+    validators: Vec<ed25519::PublicKey>,
+    pool: Option<Arc<SharedMempool>>,
+    blobs: BlobStore<E>,
+    fetcher: Fetcher<ed25519::PublicKey>,
+    fetch_order: Vec<ed25519::PublicKey>,
+) where
+    E: Spawner + Clock + Storage + Send + Sync + 'static,
+    Snd: Sender<PublicKey = ed25519::PublicKey>,
+{
+    context.child("worker").spawn(move |context| async move {
+        let in_flight: Arc<Mutex<BTreeSet<[u8; 32]>>> = Arc::default();
+        while let Some(item) = work.next().await {
+            match item {
+                Work::Send(transaction) => {
+                    if let Some(pool) = &pool {
+                        pool.insert((*transaction).clone());
+                    }
+                    mempool::broadcast(&mut sender, &transaction, validators.clone());
+                }
+                Work::Store { bytes, public } => {
+                    if let Err(error) = blobs.put(&bytes, public).await {
+                        warn!(%error, "blob not stored");
+                    }
+                }
+                Work::Publish(hash) => {
+                    if let Err(error) = blobs.publish(&hash).await {
+                        warn!(%error, "blob not published");
+                    }
+                }
+                Work::Fetch(hash, holder) => {
+                    if blobs.contains(&hash) {
+                        continue;
+                    }
+                    let fresh = in_flight
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(hash);
+                    if !fresh {
+                        continue;
+                    }
+                    let fetcher = fetcher.clone();
+                    let mut order = fetch_order.clone();
+                    if let Some(first) =
+                        holder.and_then(|a| fetch_order.iter().position(|pk| address_of(pk) == a))
+                    {
+                        let pk = order.remove(first);
+                        order.insert(0, pk);
+                    }
+                    let in_flight = in_flight.clone();
+                    context.child("fetch").spawn(move |_| async move {
+                        if let Err(error) = fetcher.fetch(hash, order).await {
+                            debug!(%error, "blob fetch failed; the agent asks again");
+                        }
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .remove(&hash);
+                    });
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,437 @@
+//! The per-node state machine: at every finalized block it reads the ledger state and the blobs
+//! it holds and says what to do next, as [`Intent`]s the node executes.
+//!
+//! An agent acts on the phase of the *next* block (the one its transactions can land in), does
+//! each step once per (task, round, phase), and when a blob it needs has not arrived it asks
+//! for it with [`Intent::Fetch`] and looks again at the next block.
+
+mod attesting;
+mod training;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cairn_ledger::state::{keys, Overlay, StateError};
+use cairn_ledger::store::StateRead;
+use cairn_ledger::{query, Address, Hash, Payload, Role, Task, TaskSpec, TaskStatus};
+use cairn_ml::data::Dataset;
+use ed25519_dalek::SigningKey;
+
+use super::behaviour::{TrainerBehaviour, ValidatorBehaviour};
+use super::dataset::DatasetRegistry;
+use super::plan::{self, PlanError, TaskPlan};
+use super::BlobView;
+
+/// How many recent tasks a creator scans to find the one it created.
+const CREATOR_SCAN: u64 = 64;
+
+/// Something the node should do for the protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// Sign this payload with the node's key (next nonce, see [`super::Outbox`]) and broadcast it.
+    Submit(Payload),
+    /// Keep these bytes under their blake3 hash; serve them to peers only when `public`
+    /// (an update stays private until its reveal).
+    Store {
+        /// The blob.
+        bytes: Arc<[u8]>,
+        /// Whether peers may fetch it now.
+        public: bool,
+    },
+    /// Make a stored private blob fetchable by peers.
+    Publish(Hash),
+    /// Fetch this blob from peers (idempotent: the agent repeats it until the blob is held),
+    /// asking `holder` first when the agent knows who published it (a revealing trainer).
+    Fetch {
+        /// The blob's hash.
+        hash: Hash,
+        /// The node expected to hold it, if known.
+        holder: Option<Address>,
+    },
+}
+
+/// Why an agent could not be built or could not act.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The task spec does not parse against this node's datasets.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The ledger state could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The task's round record is missing although the task says it is running.
+    #[error("task {task} is running round {round} but its record is missing")]
+    MissingRound {
+        /// Task id.
+        task: u64,
+        /// Round number.
+        round: u32,
+    },
+}
+
+/// A creator's progress.
+#[derive(Debug)]
+struct CreatorState {
+    spec: TaskSpec,
+    initial_blob: Arc<[u8]>,
+    trainers: usize,
+    validators: usize,
+    created: bool,
+    task: Option<u64>,
+    started: bool,
+}
+
+/// What a member does in its rounds.
+#[derive(Debug)]
+enum Duty {
+    Trainer(training::Trainer),
+    Validator(attesting::Validator),
+}
+
+/// A member's progress.
+#[derive(Debug)]
+struct MemberState {
+    task: u64,
+    bond: u128,
+    duty: Duty,
+    join_sent: bool,
+    plan: Option<Arc<TaskPlan>>,
+    unusable: bool,
+}
+
+#[derive(Debug)]
+enum Part {
+    Creator(CreatorState),
+    Member(MemberState),
+}
+
+/// What every round step needs to know about the node and the block.
+pub(crate) struct Step<'a> {
+    pub(crate) address: Address,
+    pub(crate) secret: &'a [u8; 32],
+    pub(crate) chain_id: u64,
+    pub(crate) height: u64,
+    pub(crate) state: &'a dyn StateRead,
+    pub(crate) blobs: &'a dyn BlobView,
+    pub(crate) task: &'a Task,
+    pub(crate) plan: &'a TaskPlan,
+}
+
+/// One node's protocol state machine (a task creator, a trainer or a validator of one task).
+pub struct Agent {
+    address: Address,
+    secret: [u8; 32],
+    registry: Arc<DatasetRegistry>,
+    part: Part,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("address", &self.address)
+            .field("part", &self.part)
+            .finish()
+    }
+}
+
+impl Agent {
+    /// A task creator: derives `M_0` from `spec` (filling `spec.initial_model`), stores it,
+    /// posts the task, and starts it once `trainers` trainers and `validators` validators joined.
+    pub fn creator(
+        key: &SigningKey,
+        mut spec: TaskSpec,
+        registry: Arc<DatasetRegistry>,
+        trainers: usize,
+        validators: usize,
+    ) -> Result<Agent, AgentError> {
+        let blob = plan::seal_initial_model(&mut spec, &registry)?;
+        Ok(Self::new(
+            key,
+            registry,
+            Part::Creator(CreatorState {
+                spec,
+                initial_blob: blob.into(),
+                trainers: trainers.max(1),
+                validators: validators.max(1),
+                created: false,
+                task: None,
+                started: false,
+            }),
+        ))
+    }
+
+    /// A trainer of task `task` that bonds (if needed) and locks `bond`, then behaves as told.
+    pub fn trainer(
+        key: &SigningKey,
+        task: u64,
+        bond: u128,
+        behaviour: TrainerBehaviour,
+        registry: Arc<DatasetRegistry>,
+    ) -> Agent {
+        let duty = Duty::Trainer(training::Trainer::new(behaviour));
+        Self::member(key, task, bond, duty, registry)
+    }
+
+    /// A validator of task `task` that bonds (if needed) and locks `bond`, then behaves as told.
+    pub fn validator(
+        key: &SigningKey,
+        task: u64,
+        bond: u128,
+        behaviour: ValidatorBehaviour,
+        registry: Arc<DatasetRegistry>,
+    ) -> Agent {
+        let duty = Duty::Validator(attesting::Validator::new(behaviour));
+        Self::member(key, task, bond, duty, registry)
+    }
+
+    fn member(
+        key: &SigningKey,
+        task: u64,
+        bond: u128,
+        duty: Duty,
+        registry: Arc<DatasetRegistry>,
+    ) -> Agent {
+        Self::new(
+            key,
+            registry,
+            Part::Member(MemberState {
+                task,
+                bond,
+                duty,
+                join_sent: false,
+                plan: None,
+                unusable: false,
+            }),
+        )
+    }
+
+    fn new(key: &SigningKey, registry: Arc<DatasetRegistry>, part: Part) -> Agent {
+        Agent {
+            address: Address::from_public_key(&key.verifying_key()),
+            secret: key.to_bytes(),
+            registry,
+            part,
+        }
+    }
+
+    /// This node's ledger address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// The task this agent works on (for a creator: once its creation is finalized).
+    pub fn task(&self) -> Option<u64> {
+        match &self.part {
+            Part::Creator(creator) => creator.task,
+            Part::Member(member) => Some(member.task),
+        }
+    }
+
+    /// The spec a creator posts (with `initial_model` filled in); `None` for members.
+    pub fn spec(&self) -> Option<&TaskSpec> {
+        match &self.part {
+            Part::Creator(creator) => Some(&creator.spec),
+            Part::Member(_) => None,
+        }
+    }
+
+    /// What to do after the block at `height`, given the state at exactly that height and the
+    /// blobs this node holds. Call it for every finalized height in order (a skipped height only
+    /// loses that block's chance to act). Never fails: a state it cannot read is logged and
+    /// retried at the next block.
+    pub fn on_block(
+        &mut self,
+        height: u64,
+        state: &dyn StateRead,
+        blobs: &dyn BlobView,
+    ) -> Vec<Intent> {
+        let result = match &mut self.part {
+            Part::Creator(creator) => creator_step(creator, &self.address, state),
+            Part::Member(member) => member_step(
+                member,
+                &self.registry,
+                (self.address, &self.secret),
+                (height, state, blobs),
+            ),
+        };
+        result.unwrap_or_else(|error| {
+            tracing::warn!(address = %self.address, height, %error, "protocol step failed; retrying at the next block");
+            Vec::new()
+        })
+    }
+}
+
+fn creator_step(
+    creator: &mut CreatorState,
+    address: &Address,
+    state: &dyn StateRead,
+) -> Result<Vec<Intent>, AgentError> {
+    if !creator.created {
+        creator.created = true;
+        return Ok(vec![
+            Intent::Store {
+                bytes: creator.initial_blob.clone(),
+                public: true,
+            },
+            Intent::Submit(Payload::CreateTask {
+                spec: creator.spec.clone(),
+            }),
+        ]);
+    }
+    let id = match creator.task {
+        Some(id) => id,
+        None => {
+            let Some(id) = find_created(creator, address, state)? else {
+                return Ok(Vec::new());
+            };
+            tracing::info!(task = id, creator = %address, "task created");
+            creator.task = Some(id);
+            id
+        }
+    };
+    let Some(task) = query::task(state, id)? else {
+        return Ok(Vec::new());
+    };
+    let ready =
+        task.trainers.len() >= creator.trainers && task.validators.len() >= creator.validators;
+    if task.status == TaskStatus::Open && ready && !creator.started {
+        creator.started = true;
+        return Ok(vec![Intent::Submit(Payload::StartTask { task: id })]);
+    }
+    Ok(Vec::new())
+}
+
+/// The newest task (among the last [`CREATOR_SCAN`]) this creator posted with this spec.
+fn find_created(
+    creator: &CreatorState,
+    address: &Address,
+    state: &dyn StateRead,
+) -> Result<Option<u64>, AgentError> {
+    let next: u64 = Overlay::new(state).read(keys::NEXT_TASK)?.unwrap_or(0);
+    for id in (next.saturating_sub(CREATOR_SCAN)..next).rev() {
+        if let Some(task) = query::task(state, id)? {
+            if task.creator == *address && task.spec == creator.spec {
+                return Ok(Some(id));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn member_step(
+    member: &mut MemberState,
+    registry: &DatasetRegistry,
+    (address, secret): (Address, &[u8; 32]),
+    (height, state, blobs): (u64, &dyn StateRead, &dyn BlobView),
+) -> Result<Vec<Intent>, AgentError> {
+    if member.unusable {
+        return Ok(Vec::new());
+    }
+    let Some(task) = query::task(state, member.task)? else {
+        return Ok(Vec::new());
+    };
+    let plan = match &member.plan {
+        Some(plan) => plan.clone(),
+        None => match TaskPlan::from_spec(&task.spec, registry) {
+            Ok(plan) => {
+                let plan = Arc::new(plan);
+                member.plan = Some(plan.clone());
+                plan
+            }
+            Err(error) => {
+                tracing::warn!(task = member.task, %error, "cannot take part in this task");
+                member.unusable = true;
+                return Ok(Vec::new());
+            }
+        },
+    };
+    let role = match member.duty {
+        Duty::Trainer(_) => Role::Trainer,
+        Duty::Validator(_) => Role::Validator,
+    };
+    let is_member = match role {
+        Role::Trainer => task.trainers.contains_key(&address),
+        Role::Validator => task.validators.contains_key(&address),
+    };
+    match task.status {
+        TaskStatus::Open if !is_member && !member.join_sent => {
+            member.join_sent = true;
+            let mut intents = Vec::new();
+            let free = query::stake(state, &address)?.free();
+            if free < member.bond {
+                intents.push(Intent::Submit(Payload::Bond {
+                    amount: member.bond - free,
+                }));
+            }
+            intents.push(Intent::Submit(Payload::JoinTask {
+                task: member.task,
+                role,
+                bond: member.bond,
+            }));
+            Ok(intents)
+        }
+        TaskStatus::Running { round } if is_member => {
+            let record =
+                query::round(state, member.task, round)?.ok_or(AgentError::MissingRound {
+                    task: member.task,
+                    round,
+                })?;
+            let chain_id: u64 = Overlay::new(state).read(keys::CHAIN_ID)?.unwrap_or(0);
+            let step = Step {
+                address,
+                secret,
+                chain_id,
+                height,
+                state,
+                blobs,
+                task: &task,
+                plan: &plan,
+            };
+            match &mut member.duty {
+                Duty::Trainer(trainer) => trainer.step(&step, &record),
+                Duty::Validator(validator) => validator.step(&step, &record),
+            }
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Decodes the blob `hash` as a parameter vector of the task's model, or says to fetch it.
+pub(crate) enum Needed {
+    /// The blob is held and valid.
+    Have(Vec<f32>),
+    /// The blob is not held yet.
+    Missing(Hash),
+    /// The blob is held and invalid.
+    Invalid(String),
+}
+
+pub(crate) fn model_params(step: &Step<'_>, hash: &Hash) -> Needed {
+    match step.blobs.blob(hash) {
+        None => Needed::Missing(*hash),
+        Some(bytes) => match super::params::decode(&bytes, step.plan.param_count()) {
+            Ok(values) => Needed::Have(values),
+            Err(error) => Needed::Invalid(error.to_string()),
+        },
+    }
+}
+
+/// Keeps only the entries of recent rounds (`round` and the one before).
+pub(crate) fn prune<V>(rounds: &mut BTreeMap<u32, V>, round: u32) {
+    rounds.retain(|r, _| r + 1 >= round);
+}
+
+/// A cached dataset (a trainer's shard or a validator's held-out slice), built once per task.
+pub(crate) type Cached = Option<Arc<Dataset>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_can_move_between_threads() {
+        fn send<T: Send + 'static>() {}
+        send::<Agent>();
+        send::<Intent>();
+    }
+}

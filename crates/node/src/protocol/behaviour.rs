@@ -1,0 +1,186 @@
+//! How a simulated node behaves: honestly, or in one of the ways the protocol must withstand.
+//! These are public so that simulations (`cairn simulate`) and tests assemble the same nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cairn_ledger::{Address, Hash};
+use cairn_robust::attack::{craft, Attack, AttackError, Setting};
+
+use super::plan::TaskPlan;
+
+/// What a trainer does with its round.
+#[derive(Clone, Debug)]
+pub enum TrainerBehaviour {
+    /// Trains on its shard, commits, reveals.
+    Honest,
+    /// Colludes: trains honestly, pools its honest update in the coalition, and submits its row
+    /// of `attack::craft` once every member has deposited (never seeing other trainers' updates).
+    Attack {
+        /// The attack the coalition crafts.
+        attack: Attack,
+        /// The shared pool (a side channel between the colluders' processes).
+        coalition: std::sync::Arc<std::sync::Mutex<Coalition>>,
+    },
+    /// Trains on its shard with every label `y` replaced by `C − 1 − y`.
+    LabelFlip,
+    /// Submits an update without training.
+    FreeRider(FreeRide),
+    /// Commits honestly and never reveals (the ledger slashes it).
+    NonRevealer,
+    /// Trains honestly and then reveals a blob that does not decode (a NaN in the values).
+    MalformedBlob,
+}
+
+/// What a free rider submits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeRide {
+    /// The zero update.
+    Zero,
+    /// The last global step `M_r − M_{r−1}` (public), zero in round 0.
+    Stale,
+}
+
+/// What a validator does with its round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValidatorBehaviour {
+    /// Aggregates, scores on its held-out data, attests, reveals.
+    Honest,
+    /// Scores honestly but attests a model hash other than the one it computed.
+    WrongModelHash,
+    /// Computes the model but does not score: it copies the previous round's consensus scores
+    /// (equal shares in round 0), since attestations are hidden until their reveal.
+    CopyScores,
+    /// Joins and never attests.
+    Silent,
+}
+
+/// The colluders' shared pool for one attack: honest updates in, crafted updates out.
+#[derive(Debug, Default)]
+pub struct Coalition {
+    members: BTreeSet<Address>,
+    deposits: BTreeMap<(u64, u32), BTreeMap<Address, Vec<f32>>>,
+    crafted: BTreeMap<(u64, u32), Result<Vec<f32>, AttackError>>,
+}
+
+/// Rounds a coalition remembers (older ones are dropped).
+const COALITION_MEMORY: u32 = 4;
+
+impl Coalition {
+    /// A coalition of these members.
+    pub fn new(members: impl IntoIterator<Item = Address>) -> Self {
+        Self {
+            members: members.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The colluding addresses.
+    pub fn members(&self) -> &BTreeSet<Address> {
+        &self.members
+    }
+
+    /// Deposits `member`'s honest update for (`task`, `round`) and, once every member has,
+    /// crafts the `f = members` Byzantine updates against the task's rule (`n` = trainers in
+    /// the task, seed from the round seed). Returns `member`'s row when available: `None`
+    /// while deposits are missing, the attack's error if crafting failed.
+    pub fn exchange(
+        &mut self,
+        (task, round): (u64, u32),
+        member: Address,
+        honest: &[f32],
+        plan: &TaskPlan,
+        attack: &Attack,
+        (n, round_seed): (usize, &Hash),
+    ) -> Option<Result<Vec<f32>, AttackError>> {
+        let rank = self.members.iter().position(|m| *m == member)?;
+        let key = (task, round);
+        if !self.crafted.contains_key(&key) {
+            let pool = self.deposits.entry(key).or_default();
+            pool.insert(member, honest.to_vec());
+            if pool.len() < self.members.len() {
+                return None;
+            }
+            let d = honest.len();
+            let flat: Vec<f32> = pool.values().flat_map(|u| u.iter().copied()).collect();
+            let mut seed = [0u8; 8];
+            seed.copy_from_slice(&round_seed[..8]);
+            let setting = Setting {
+                n,
+                f: self.members.len(),
+                rule: plan.rule.clone(),
+                pre: plan.pre.clone(),
+                seed: u64::from_le_bytes(seed),
+                stale: None,
+            };
+            let result = craft(attack, &flat, d, &setting);
+            self.crafted.insert(key, result);
+            self.deposits.remove(&key);
+            self.crafted
+                .retain(|(t, r), _| *t != task || r + COALITION_MEMORY > round);
+        }
+        let d = honest.len();
+        Some(match self.crafted.get(&key)? {
+            Ok(rows) => Ok(rows[rank * d..(rank + 1) * d].to_vec()),
+            Err(error) => Err(error.clone()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::protocol::dataset::DatasetRegistry;
+    use cairn_ledger::TaskSpec;
+
+    fn plan() -> TaskPlan {
+        let labels: Vec<u32> = (0..20).map(|i| i % 2).collect();
+        let features = (0..20).map(|i| i as f32 / 20.0).collect();
+        let data = cairn_ml::data::Dataset::new(features, labels, 2, (1, 1, 1)).unwrap();
+        let mut registry = DatasetRegistry::new();
+        let dataset = registry.insert("toy", &data).unwrap();
+        let spec = TaskSpec {
+            model: "logistic:1-2".into(),
+            initial_model: [0; 32],
+            dataset,
+            partition: "iid".into(),
+            rounds: 1,
+            local_steps: 1,
+            optimizer: "sgd:lr=0.1".into(),
+            robust_rule: "median".into(),
+            commit_window: 2,
+            reveal_window: 1,
+            attest_window: 1,
+            min_stake: 1,
+            reward_per_round: 1,
+        };
+        TaskPlan::from_spec(&spec, &registry).unwrap()
+    }
+
+    #[test]
+    fn a_coalition_crafts_only_once_every_member_deposited() {
+        let plan = plan();
+        let (a, b) = (Address([1; 20]), Address([2; 20]));
+        let coalition = Arc::new(std::sync::Mutex::new(Coalition::new([b, a])));
+        let attack = Attack::SignFlip { scale: 1.0 };
+        let mut pool = coalition.lock().unwrap();
+        let context = (5, &[0u8; 32]);
+        assert!(pool
+            .exchange((0, 0), a, &[1.0, 2.0], &plan, &attack, context)
+            .is_none());
+        let for_b = pool.exchange((0, 0), b, &[3.0, 4.0], &plan, &attack, context);
+        assert_eq!(for_b, Some(Ok(vec![-2.0, -3.0])));
+        let for_a = pool.exchange((0, 0), a, &[1.0, 2.0], &plan, &attack, context);
+        assert_eq!(for_a, Some(Ok(vec![-2.0, -3.0])));
+        let outsider = pool.exchange(
+            (0, 0),
+            Address([3; 20]),
+            &[1.0, 2.0],
+            &plan,
+            &attack,
+            context,
+        );
+        assert!(outsider.is_none());
+    }
+}

@@ -1,0 +1,229 @@
+//! Signs a node's payloads with consecutive nonces and keeps them until the ledger includes
+//! them: re-broadcasts the pending ones every few blocks, and drops one the chain never takes
+//! so that it cannot wedge the nonces after it.
+
+use std::collections::BTreeMap;
+
+use cairn_ledger::state::StateError;
+use cairn_ledger::store::StateRead;
+use cairn_ledger::{query, Address, Payload, SignedTransaction};
+use ed25519_dalek::SigningKey;
+
+/// Blocks between two broadcasts of a transaction still pending.
+pub const DEFAULT_REBROADCAST_EVERY: u64 = 4;
+/// Blocks after which the lowest pending transaction is presumed refused and dropped.
+pub const DEFAULT_EXPIRE_AFTER: u64 = 16;
+/// Most transactions pending at once; older payloads beyond it are refused.
+pub const MAX_PENDING: usize = 256;
+
+/// Why a payload could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The ledger state could not be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Too many transactions are pending already.
+    #[error("{MAX_PENDING} transactions are already pending; wait for blocks to include them")]
+    Full,
+}
+
+#[derive(Clone, Debug)]
+struct Pending {
+    payload: Payload,
+    transaction: SignedTransaction,
+    first_sent: u64,
+    last_sent: u64,
+}
+
+/// A node's outgoing transactions.
+pub struct Outbox {
+    key: SigningKey,
+    address: Address,
+    chain_id: u64,
+    next_nonce: u64,
+    pending: BTreeMap<u64, Pending>,
+    rebroadcast_every: u64,
+    expire_after: u64,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("address", &self.address)
+            .field("next_nonce", &self.next_nonce)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl Outbox {
+    /// An outbox signing with `key` for chain `chain_id`.
+    pub fn new(key: SigningKey, chain_id: u64) -> Self {
+        let address = Address::from_public_key(&key.verifying_key());
+        Self {
+            key,
+            address,
+            chain_id,
+            next_nonce: 0,
+            pending: BTreeMap::new(),
+            rebroadcast_every: DEFAULT_REBROADCAST_EVERY,
+            expire_after: DEFAULT_EXPIRE_AFTER,
+        }
+    }
+
+    /// Changes the re-broadcast period and the expiry (both at least 1 block).
+    pub fn with_timing(mut self, rebroadcast_every: u64, expire_after: u64) -> Self {
+        self.rebroadcast_every = rebroadcast_every.max(1);
+        self.expire_after = expire_after.max(1);
+        self
+    }
+
+    /// The signer's address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// Transactions signed and not yet included.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Reconciles with the finalized state at `height`: drops what the chain included (nonces
+    /// below the account's), drops the lowest pending transaction when it has waited
+    /// `expire_after` blocks (re-signing the later ones one nonce lower), and returns the
+    /// pending transactions due for a re-broadcast.
+    pub fn on_block(
+        &mut self,
+        height: u64,
+        state: &dyn StateRead,
+    ) -> Result<Vec<SignedTransaction>, OutboxError> {
+        let nonce = query::account(state, &self.address)?.nonce;
+        self.pending.retain(|n, _| *n >= nonce);
+        self.next_nonce = self.next_nonce.max(nonce);
+        if let Some(head) = self.pending.get(&nonce) {
+            if height.saturating_sub(head.first_sent) >= self.expire_after {
+                tracing::warn!(nonce, payload = ?head.payload, "pending transaction never included; dropping it");
+                self.renumber_from(nonce, height);
+            }
+        }
+        let mut due = Vec::new();
+        for pending in self.pending.values_mut() {
+            if height.saturating_sub(pending.last_sent) >= self.rebroadcast_every {
+                pending.last_sent = height;
+                due.push(pending.transaction.clone());
+            }
+        }
+        Ok(due)
+    }
+
+    /// Signs `payload` with the next nonce, keeps it pending, and returns it for broadcast.
+    pub fn submit(
+        &mut self,
+        payload: Payload,
+        height: u64,
+    ) -> Result<SignedTransaction, OutboxError> {
+        if self.pending.len() >= MAX_PENDING {
+            return Err(OutboxError::Full);
+        }
+        let nonce = self.next_nonce;
+        let transaction = SignedTransaction::new(&self.key, self.chain_id, nonce, payload.clone());
+        self.pending.insert(
+            nonce,
+            Pending {
+                payload,
+                transaction: transaction.clone(),
+                first_sent: height,
+                last_sent: height,
+            },
+        );
+        self.next_nonce += 1;
+        Ok(transaction)
+    }
+
+    /// Drops the transaction at `nonce` and re-signs every later one a nonce lower.
+    fn renumber_from(&mut self, nonce: u64, height: u64) {
+        let later: Vec<Pending> = self
+            .pending
+            .split_off(&nonce)
+            .into_values()
+            .skip(1)
+            .collect();
+        self.next_nonce = nonce;
+        for item in later {
+            let transaction = SignedTransaction::new(
+                &self.key,
+                self.chain_id,
+                self.next_nonce,
+                item.payload.clone(),
+            );
+            self.pending.insert(
+                self.next_nonce,
+                Pending {
+                    payload: item.payload,
+                    transaction,
+                    first_sent: height,
+                    last_sent: height.saturating_sub(self.rebroadcast_every),
+                },
+            );
+            self.next_nonce += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cairn_ledger::store::MemoryStore;
+    use cairn_ledger::{Chain, Genesis, Params};
+
+    use super::*;
+
+    fn chain(key: &SigningKey) -> Chain<MemoryStore> {
+        let genesis = Genesis {
+            chain_id: 9,
+            params: Params::default(),
+            balances: BTreeMap::from([(Address::from_public_key(&key.verifying_key()), 1_000)]),
+            validators: BTreeMap::from([(Address([9; 20]), 10)]),
+        };
+        Chain::create(MemoryStore::new(), &genesis).expect("genesis")
+    }
+
+    #[test]
+    fn included_transactions_leave_and_later_nonces_follow() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let mut chain = chain(&key);
+        let mut outbox = Outbox::new(key, 9);
+        let first = outbox.submit(Payload::Bond { amount: 5 }, 0).unwrap();
+        let second = outbox.submit(Payload::Bond { amount: 6 }, 0).unwrap();
+        assert_eq!((first.transaction.nonce, second.transaction.nonce), (0, 1));
+        let (_, rejected) = chain.propose_and_apply(vec![first]).unwrap();
+        assert!(rejected.is_empty());
+        assert!(outbox.on_block(1, chain.store()).unwrap().is_empty());
+        assert_eq!(outbox.pending(), 1);
+        let again = outbox.on_block(4, chain.store()).unwrap();
+        assert_eq!(again, vec![second], "the pending one is re-broadcast");
+    }
+
+    #[test]
+    fn a_transaction_never_included_is_dropped_and_the_next_takes_its_nonce() {
+        let key = SigningKey::from_bytes(&[4; 32]);
+        let mut chain = chain(&key);
+        let mut outbox = Outbox::new(key, 9).with_timing(2, 5);
+        // Bonding more than the balance is refused by every proposer.
+        outbox.submit(Payload::Bond { amount: 5_000 }, 0).unwrap();
+        outbox.submit(Payload::Bond { amount: 7 }, 0).unwrap();
+        let due = outbox.on_block(5, chain.store()).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].transaction.nonce, 0);
+        assert_eq!(due[0].transaction.payload, Payload::Bond { amount: 7 });
+        let (_, rejected) = chain.propose_and_apply(due).unwrap();
+        assert!(rejected.is_empty());
+        assert_eq!(
+            query::stake(chain.store(), &outbox.address())
+                .unwrap()
+                .bonded,
+            7
+        );
+    }
+}

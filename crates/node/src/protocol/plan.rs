@@ -1,0 +1,238 @@
+//! A task's spec strings parsed into what `cairn-ml` and `cairn-robust` run: the model, the
+//! optimizer and batch size, the partition of the training data, and the robust rule with its
+//! pre-aggregation chain. The syntax is in `docs/protocol.md`.
+
+use std::sync::Arc;
+
+use cairn_ledger::encoding::to_hex;
+use cairn_ledger::TaskSpec;
+use cairn_ml::data::Partition;
+use cairn_ml::model::{Model, ModelSpec};
+use cairn_ml::optim::OptimizerSpec;
+use cairn_robust::{PreAggregation, Rule};
+
+use super::dataset::{DatasetRegistry, RegisteredDataset};
+use super::params;
+use super::syntax::{parse_model, parse_optimizer, parse_partition, parse_rule};
+
+/// Samples per local step when the optimizer string names no `batch`.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+/// Most local steps a task may ask for (bounds a trainer's work per round).
+pub const MAX_LOCAL_STEPS: u32 = 100_000;
+/// Points of the training trace: the weights hash is recorded every
+/// `ceil(local_steps / TRACE_POINTS)` steps.
+pub const TRACE_POINTS: u32 = 16;
+
+/// Why a spec cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The dataset hash is not in this node's registry.
+    #[error("unknown dataset {0}; register it (e.g. load data/mnist_5k.csv.gz) before joining")]
+    UnknownDataset(String),
+    /// The model string does not parse or does not fit the dataset.
+    #[error("invalid model {text:?}: {reason} (expected logistic:IN-OUT, mlp:IN-H1-...-OUT or cnn[:DROPOUT])")]
+    Model {
+        /// The string.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The optimizer string does not parse.
+    #[error("invalid optimizer {text:?}: {reason} (expected sgd:lr=X[,momentum=M][,weight_decay=W][,batch=B] or adam:lr=X[,beta1=..][,beta2=..][,eps=..][,weight_decay=..][,batch=B])")]
+    Optimizer {
+        /// The string.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The partition string does not parse.
+    #[error("invalid partition {text:?}: {reason} (expected iid, dirichlet:ALPHA[:MIN], shards:K, quantity_dirichlet:ALPHA[:MIN] or quantity_power_law:EXP[:MIN])")]
+    Partition {
+        /// The string.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The robust rule or its pre-aggregation chain does not parse.
+    #[error("invalid robust rule {text:?}: {source} (expected [STEP,STEP,...>]RULE, e.g. nnm:2>trimmed_mean:2)")]
+    Rule {
+        /// The string.
+        text: String,
+        /// What `cairn-robust` said.
+        source: cairn_robust::RobustError,
+    },
+    /// Local steps are out of range.
+    #[error("local_steps is {0}; it must be between 1 and {MAX_LOCAL_STEPS}")]
+    LocalSteps(u32),
+}
+
+/// Everything a node needs to train or validate a task, parsed from its [`TaskSpec`].
+#[derive(Clone, Debug)]
+pub struct TaskPlan {
+    /// The model architecture.
+    pub model: ModelSpec,
+    /// The local optimizer (fresh at the start of every round).
+    pub optimizer: OptimizerSpec,
+    /// Samples per local step.
+    pub batch_size: usize,
+    /// How the train split is divided among trainers.
+    pub partition: Partition,
+    /// The robust aggregation rule.
+    pub rule: Rule,
+    /// Pre-aggregation steps, applied in order before the rule.
+    pub pre: Vec<PreAggregation>,
+    /// Local steps per round.
+    pub local_steps: u64,
+    /// Weights hash recorded every this many steps.
+    pub trace_every: u64,
+    /// The dataset.
+    pub dataset: Arc<RegisteredDataset>,
+}
+
+impl TaskPlan {
+    /// Parses `spec` against the datasets in `registry`.
+    pub fn from_spec(spec: &TaskSpec, registry: &DatasetRegistry) -> Result<TaskPlan, PlanError> {
+        let dataset = registry
+            .get(&spec.dataset)
+            .ok_or_else(|| PlanError::UnknownDataset(to_hex(&spec.dataset)))?;
+        if spec.local_steps == 0 || spec.local_steps > MAX_LOCAL_STEPS {
+            return Err(PlanError::LocalSteps(spec.local_steps));
+        }
+        let model = parse_model(&spec.model, &dataset)?;
+        let (optimizer, batch_size) = parse_optimizer(&spec.optimizer)?;
+        let partition = parse_partition(&spec.partition)?;
+        let (pre, rule) = parse_rule(&spec.robust_rule)?;
+        let local_steps = u64::from(spec.local_steps);
+        Ok(TaskPlan {
+            model,
+            optimizer,
+            batch_size,
+            partition,
+            rule,
+            pre,
+            local_steps,
+            trace_every: local_steps.div_ceil(u64::from(TRACE_POINTS)),
+            dataset,
+        })
+    }
+
+    /// Length of every parameter vector of this task.
+    pub fn param_count(&self) -> usize {
+        self.model.param_count()
+    }
+
+    /// The initial model `M_0`'s parameters: [`Model::init`] seeded by [`initial_seed`].
+    pub fn initial_params(&self, spec: &TaskSpec) -> Result<Vec<f32>, PlanError> {
+        Model::init(self.model.clone(), initial_seed(spec))
+            .map(Model::into_params)
+            .map_err(|error| PlanError::Model {
+                text: spec.model.clone(),
+                reason: error.to_string(),
+            })
+    }
+
+    /// The initial model blob (what the creator stores and names in `initial_model`).
+    pub fn initial_blob(&self, spec: &TaskSpec) -> Result<Vec<u8>, PlanError> {
+        Ok(params::encode(&self.initial_params(spec)?))
+    }
+}
+
+/// Seed of the initial weights: the first 8 bytes (little-endian) of
+/// `blake3("cairn/initial-model/v1" || len(model) || model || dataset hash)`. It covers every
+/// spec field that shapes `M_0` and none that depends on it, so anyone recomputes `M_0`.
+pub fn initial_seed(spec: &TaskSpec) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"cairn/initial-model/v1");
+    hasher.update(&(spec.model.len() as u64).to_be_bytes());
+    hasher.update(spec.model.as_bytes());
+    hasher.update(&spec.dataset);
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+/// Fills `spec.initial_model` with the hash of the derived `M_0` and returns its blob.
+pub fn seal_initial_model(
+    spec: &mut TaskSpec,
+    registry: &DatasetRegistry,
+) -> Result<Vec<u8>, PlanError> {
+    let plan = TaskPlan::from_spec(spec, registry)?;
+    let blob = plan.initial_blob(spec)?;
+    spec.initial_model = params::blob_hash(&blob);
+    Ok(blob)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_ledger::Hash;
+
+    fn toy_registry() -> (DatasetRegistry, Hash) {
+        let labels: Vec<u32> = (0..40).map(|i| i % 2).collect();
+        let features = (0..40 * 4).map(|i| (i % 5) as f32 / 5.0).collect();
+        let data = cairn_ml::data::Dataset::new(features, labels, 2, (1, 2, 2)).unwrap();
+        let mut registry = DatasetRegistry::new();
+        let hash = registry.insert("toy", &data).unwrap();
+        (registry, hash)
+    }
+
+    fn toy_spec(dataset: Hash, model: &str) -> TaskSpec {
+        TaskSpec {
+            model: model.into(),
+            initial_model: [0; 32],
+            dataset,
+            partition: "iid".into(),
+            rounds: 1,
+            local_steps: 40,
+            optimizer: "adam:lr=0.01".into(),
+            robust_rule: "median".into(),
+            commit_window: 1,
+            reveal_window: 1,
+            attest_window: 1,
+            min_stake: 1,
+            reward_per_round: 1,
+        }
+    }
+
+    #[test]
+    fn model_syntax_must_fit_the_dataset() {
+        let (registry, hash) = toy_registry();
+        let plan = TaskPlan::from_spec(&toy_spec(hash, "mlp:4-8-2"), &registry).unwrap();
+        assert_eq!(
+            plan.model,
+            ModelSpec::Mlp {
+                inputs: 4,
+                hidden: vec![8],
+                classes: 2
+            }
+        );
+        assert_eq!((plan.batch_size, plan.trace_every), (DEFAULT_BATCH_SIZE, 3));
+        assert!(TaskPlan::from_spec(&toy_spec(hash, "logistic:4-2"), &registry).is_ok());
+        // The toy images are 2x2; the CNN needs at least 4x4.
+        for bad in [
+            "mlp:5-8-2",
+            "mlp:4-2",
+            "logistic:4-x",
+            "transformer",
+            "cnn:2.0",
+        ] {
+            let error = TaskPlan::from_spec(&toy_spec(hash, bad), &registry).unwrap_err();
+            assert!(matches!(error, PlanError::Model { .. }), "{bad}: {error}");
+        }
+        let unknown = TaskPlan::from_spec(&toy_spec([5; 32], "mlp:4-8-2"), &registry).unwrap_err();
+        assert!(matches!(unknown, PlanError::UnknownDataset(_)));
+    }
+
+    #[test]
+    fn the_initial_model_is_recomputable_from_the_spec() {
+        let (registry, hash) = toy_registry();
+        let mut first = toy_spec(hash, "mlp:4-8-2");
+        let mut second = first.clone();
+        let blob = seal_initial_model(&mut first, &registry).unwrap();
+        assert_eq!(seal_initial_model(&mut second, &registry).unwrap(), blob);
+        assert_eq!(first.initial_model, params::blob_hash(&blob));
+        let mut other = toy_spec(hash, "mlp:4-9-2");
+        seal_initial_model(&mut other, &registry).unwrap();
+        assert_ne!(other.initial_model, first.initial_model);
+    }
+}
