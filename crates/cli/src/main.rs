@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Simulate a whole network (trainers, validators, attackers) on one machine; write a report.
+    Simulate(commands::simulate::SimulateArgs),
     /// Train a model centrally, bit-exactly (the baseline federated runs are compared with).
     Train(commands::train::TrainArgs),
     /// Combine an (n, d) .npy array of updates with a Byzantine-robust rule.
@@ -38,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Simulate(args) => commands::simulate::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Aggregate(args) => commands::aggregate::run(args),
         Command::Attack(args) => commands::attack::run(args),

@@ -13,6 +13,7 @@
 //! stops all of it (a crash), and the same code runs on the deterministic runtime and on tokio.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -211,9 +212,36 @@ enum Work {
     Fetch([u8; 32], Option<Address>),
 }
 
+/// Wall-clock time this node's agents spent computing (training on trainers; aggregation and
+/// scoring on validators). A measurement for reports and benchmarks, never an input to logic.
+#[derive(Debug, Default)]
+pub struct AgentTime {
+    nanos: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl AgentTime {
+    fn add(&self, elapsed: std::time::Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Total time spent in the agents.
+    pub fn total(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+
+    /// Number of finalized blocks the agents handled.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
 /// What the node's agents and outbox see at every finalized block.
 pub struct NodeObserver<E> {
     agents: Vec<Agent>,
+    time: Arc<AgentTime>,
     outbox: Outbox,
     blobs: BlobStore<E>,
     mempool: Option<Arc<SharedMempool>>,
@@ -248,8 +276,14 @@ impl<E: Send + Sync + 'static> BlockObserver for NodeObserver<E> {
             }
             Err(error) => warn!(height, %error, "outbox could not read the state"),
         }
+        let started = std::time::Instant::now();
+        let mut intents = Vec::new();
         for agent in &mut self.agents {
-            for intent in agent.on_block(height, state, &self.blobs) {
+            intents.extend(agent.on_block(height, state, &self.blobs));
+        }
+        self.time.add(started.elapsed());
+        {
+            for intent in intents {
                 let work = match intent {
                     Intent::Submit(payload) => match self.outbox.submit(payload, height) {
                         Ok(transaction) => Work::Send(Box::new(transaction)),
@@ -278,6 +312,8 @@ pub struct NodeState<E, S> {
     pub observer: Arc<Mutex<NodeObserver<E>>>,
     /// The validator's mempool (`None` on trainers).
     pub mempool: Option<Arc<SharedMempool>>,
+    /// Wall time the agents spent computing.
+    pub agent_time: Arc<AgentTime>,
 }
 
 impl<E, S> Clone for NodeState<E, S> {
@@ -287,6 +323,7 @@ impl<E, S> Clone for NodeState<E, S> {
             blobs: self.blobs.clone(),
             observer: self.observer.clone(),
             mempool: self.mempool.clone(),
+            agent_time: self.agent_time.clone(),
         }
     }
 }
@@ -328,8 +365,10 @@ where
         Role::Trainer => None,
     };
     let outbox = Outbox::new(config.key.ledger_key(), config.chain_id);
+    let agent_time = Arc::new(AgentTime::default());
     let observer = Arc::new(Mutex::new(NodeObserver {
         agents,
+        time: agent_time.clone(),
         outbox,
         blobs: blob_store.clone(),
         mempool: mempool.clone(),
@@ -341,6 +380,7 @@ where
         blobs: blob_store.clone(),
         observer: observer.clone(),
         mempool: mempool.clone(),
+        agent_time,
     });
 
     let me = config.key.public_key();
@@ -432,7 +472,7 @@ where
                 config.blobs,
                 blob_sender,
                 blob_receiver,
-                blocker,
+                blocker.clone(),
             );
             spawn_worker(
                 &context,
@@ -445,12 +485,14 @@ where
                 fetch_order,
             );
             let follower = FollowerConfig::new(config.chain_id, config.validators.clone());
-            match consensus::start_follower(
+            match consensus::feed::start_follower_with_penalties(
                 context.child("follower"),
                 follower,
                 store,
                 observer,
                 feed,
+                blocker,
+                config.penalties,
             )
             .await
             {

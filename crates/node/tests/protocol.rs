@@ -30,8 +30,8 @@ const MAX_HEIGHT: u64 = 80;
 
 /// Golden outputs of the scenario with seed [`SEED`]: any change to training, aggregation,
 /// scoring, the ledger or the blob format shows up here.
-const GOLDEN_STATE_ROOT: &str = "632638874c44acff9a9cf9db7c66306a6bbd5f96af175cbb15b09130c4d8b31f";
-const GOLDEN_MODEL_HASH: &str = "e7b010a5f269fa33ec66eb72ba88d503b05b7497e131157b0a45d3298d8d0b9b";
+const GOLDEN_STATE_ROOT: &str = "0a2bac78af6a9d9dd12878f8aa7f32137e4380a07258d63351bbed16778425d4";
+const GOLDEN_MODEL_HASH: &str = "f1c5cbba8d1b724b57bca4cea3222f98beff8cfdb2ca9fdb248600002ae8e8bb";
 
 /// A blob as the shared map holds it.
 struct Stored {

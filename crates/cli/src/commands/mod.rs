@@ -3,4 +3,5 @@
 pub mod aggregate;
 pub mod attack;
 pub mod ledger;
+pub mod simulate;
 pub mod train;

@@ -7,7 +7,7 @@
 //! own tip (execute, compare the header's state root, commit), as `cairn_ledger::chain::Chain`
 //! does. Anything else is a typed [`FeedError`], and the store does not move.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use commonware_consensus::marshal::standard::Standard;
 use commonware_consensus::types::Height;
 use commonware_cryptography::{ed25519, Digestible};
 use commonware_macros::select;
-use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_p2p::{Blocker, Receiver, Recipients, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Handle, Spawner};
 use commonware_utils::ordered::Set;
@@ -30,6 +30,7 @@ use super::feed_wire::{FeedMessage, FeedWireError, MAX_REQUEST_HEIGHTS};
 use super::speculative::{ConsensusError, LedgerState};
 use super::validator::namespace;
 use super::{BlockObserver, Scheme};
+use crate::penalty::{Offence, Penalties, PenaltyConfig, Verdict};
 
 /// Why a feed message was refused.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,30 @@ pub enum FeedError {
     /// Opening the ledger failed.
     #[error(transparent)]
     Ledger(#[from] ConsensusError),
+}
+
+impl FeedError {
+    /// The offence a refused message counts as against its sender, or `None` when the fault is
+    /// the follower's own (its store or a lock failed), not the sender's.
+    ///
+    /// Undecodable bytes are [`Offence::Malformed`]; a certificate that does not verify or names
+    /// another digest is forged data, [`Offence::WrongHash`]; so is a quorum-certified block that
+    /// breaks the ledger rules or contradicts the committed state (only a relayed forgery or a
+    /// faulty quorum produces one). A request is [`Offence::Unsolicited`]: followers serve none.
+    pub fn offence(&self) -> Option<Offence> {
+        match self {
+            Self::Wire(_) => Some(Offence::Malformed),
+            Self::BadCertificate { .. } | Self::DigestMismatch { .. } => Some(Offence::WrongHash),
+            Self::Apply { source, .. } => match source {
+                ConsensusError::Block(_) | ConsensusError::Conflict { .. } => {
+                    Some(Offence::WrongHash)
+                }
+                _ => None,
+            },
+            Self::NotServing => Some(Offence::Unsolicited),
+            Self::Ledger(_) => None,
+        }
+    }
 }
 
 /// What a follower needs to know to verify and apply the feed.
@@ -203,9 +228,9 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
     }
 }
 
-/// Starts a follower on the feed channel: applies verified blocks and asks validators
-/// (round robin) for the next height when a gap shows or nothing arrived for `retry`.
-/// Ends when the network closes the channel.
+/// Starts a follower on the feed channel without a blocker: offences are scored and logged,
+/// but nobody is blocked. Nodes use [`start_follower_with_penalties`]; this is for callers that
+/// hold no `Blocker`. Ends when the network closes the channel.
 pub fn start_follower<E, S, O, Snd, Rcv>(
     context: E,
     config: FollowerConfig,
@@ -220,7 +245,46 @@ where
     Snd: Sender<PublicKey = ed25519::PublicKey>,
     Rcv: Receiver<PublicKey = ed25519::PublicKey>,
 {
-    context.spawn(move |context| follow(context, config, store, observer, feed))
+    let penalties = Penalties::new(PenaltyConfig::default());
+    context.spawn(move |context| follow(context, config, store, observer, feed, penalties, |_| {}))
+}
+
+/// Starts a follower on the feed channel: applies verified blocks and asks validators
+/// (round robin, skipping blocked ones) for the next height when a gap shows or nothing arrived
+/// for `retry`. Every refused message marks its sender in a [`Penalties`] record weighted by
+/// `penalties` ([`FeedError::offence`]); a sender that reaches the limit is blocked through
+/// `blocker`. Ends when the network closes the channel.
+pub fn start_follower_with_penalties<E, S, O, Snd, Rcv, B>(
+    context: E,
+    config: FollowerConfig,
+    store: Arc<Mutex<S>>,
+    observer: Arc<Mutex<O>>,
+    feed: (Snd, Rcv),
+    mut blocker: B,
+    penalties: PenaltyConfig,
+) -> Handle<Result<(), FeedError>>
+where
+    E: Clock + Spawner + CryptoRng,
+    S: StateStore + Send + 'static,
+    O: BlockObserver,
+    Snd: Sender<PublicKey = ed25519::PublicKey>,
+    Rcv: Receiver<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+{
+    let penalties = Penalties::new(penalties);
+    context.spawn(move |context| {
+        follow(
+            context,
+            config,
+            store,
+            observer,
+            feed,
+            penalties,
+            move |peer| {
+                let _ = blocker.block(peer.clone());
+            },
+        )
+    })
 }
 
 async fn follow<E, S, O, Snd, Rcv>(
@@ -229,6 +293,8 @@ async fn follow<E, S, O, Snd, Rcv>(
     store: Arc<Mutex<S>>,
     observer: Arc<Mutex<O>>,
     (mut sender, mut receiver): (Snd, Rcv),
+    mut penalties: Penalties<ed25519::PublicKey>,
+    mut block: impl FnMut(&ed25519::PublicKey) + Send,
 ) -> Result<(), FeedError>
 where
     E: Clock + Spawner + CryptoRng,
@@ -239,6 +305,7 @@ where
 {
     let mut follower = Follower::new(&config, store, observer)?;
     let validators: Vec<ed25519::PublicKey> = config.validators.iter().cloned().collect();
+    let mut blocked: BTreeSet<ed25519::PublicKey> = BTreeSet::new();
     let mut turn = 0usize;
     let mut deadline = context.current() + config.retry;
     loop {
@@ -255,7 +322,20 @@ where
                     }
                     Ok(FeedOutcome::Buffered) => ask = follower.gap().is_some(),
                     Ok(FeedOutcome::Ignored) => {}
-                    Err(error) => tracing::warn!(%peer, %error, "feed message refused"),
+                    Err(error) => match error.offence() {
+                        Some(offence) => {
+                            let verdict = penalties.mark(&peer, offence);
+                            tracing::warn!(
+                                %peer, %error, ?offence, score = penalties.score(&peer),
+                                "feed message refused"
+                            );
+                            if verdict == Verdict::Block && blocked.insert(peer.clone()) {
+                                tracing::warn!(%peer, "blocking peer on the feed channel");
+                                block(&peer);
+                            }
+                        }
+                        None => tracing::warn!(%peer, %error, "follower failed on a feed message"),
+                    },
                 }
             },
             _ = context.sleep_until(deadline) => {
@@ -263,20 +343,27 @@ where
                 deadline = context.current() + config.retry;
             },
         }
-        if ask && !validators.is_empty() {
-            let from = follower.next_height()?;
-            let request = FeedMessage::Request {
-                from,
-                count: MAX_REQUEST_HEIGHTS,
-            };
-            let target = validators[turn % validators.len()].clone();
-            turn = turn.wrapping_add(1);
-            sender.send(
-                Recipients::One(target),
-                bytes::Bytes::from(request.to_bytes()),
-                false,
-            );
+        if !ask {
+            continue;
         }
+        let eligible: Vec<&ed25519::PublicKey> = validators
+            .iter()
+            .filter(|validator| !blocked.contains(*validator))
+            .collect();
+        if eligible.is_empty() {
+            continue;
+        }
+        let request = FeedMessage::Request {
+            from: follower.next_height()?,
+            count: MAX_REQUEST_HEIGHTS,
+        };
+        let target = eligible[turn % eligible.len()].clone();
+        turn = turn.wrapping_add(1);
+        sender.send(
+            Recipients::One(target),
+            bytes::Bytes::from(request.to_bytes()),
+            false,
+        );
     }
 }
 
@@ -333,4 +420,51 @@ async fn finalized(
         block: block.inner().clone(),
         finalization,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_faults_map_to_offences_and_local_faults_to_none() {
+        let conflict = ConsensusError::Conflict {
+            height: 1,
+            header: "aa".into(),
+            committed: "bb".into(),
+        };
+        let cases = [
+            (
+                FeedError::Wire(FeedWireError::Empty),
+                Some(Offence::Malformed),
+            ),
+            (
+                FeedError::BadCertificate { height: 1 },
+                Some(Offence::WrongHash),
+            ),
+            (
+                FeedError::DigestMismatch { height: 1 },
+                Some(Offence::WrongHash),
+            ),
+            (
+                FeedError::Apply {
+                    height: 1,
+                    source: conflict,
+                },
+                Some(Offence::WrongHash),
+            ),
+            (FeedError::NotServing, Some(Offence::Unsolicited)),
+            (
+                FeedError::Apply {
+                    height: 1,
+                    source: ConsensusError::Poisoned,
+                },
+                None,
+            ),
+            (FeedError::Ledger(ConsensusError::EmptyStore), None),
+        ];
+        for (error, offence) in cases {
+            assert_eq!(error.offence(), offence, "{error}");
+        }
+    }
 }

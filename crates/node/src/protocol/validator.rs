@@ -183,9 +183,12 @@ pub fn held_out_slice(
 
 /// Contribution scores in ppm for every revealed trainer (excluded ones get 0).
 ///
-/// The raw score of a valid update is its **individual gain** on the held-out data,
-/// `max(0, L(M_r) − L(M_r + Δ_i))`; updates whose hash is in `stale` (revealed in an earlier
-/// round, or equal to the last global step) get 0; identical updates share one gain. Raw scores
+/// The raw score of a valid update is its **individual gain** on the held-out data at the
+/// weight it carries in a mean of the `n` valid updates, `max(0, L(M_r) − L(M_r + Δ_i / n))`; updates whose hash is in `stale` (revealed in an earlier
+/// round, or equal to the last global step) get 0, and so do updates that two or more trainers
+/// submitted identically or nearly so (relative distance below [`NEAR_DUPLICATE`]): every
+/// trainer's shard and batch order are its own, so independent work never coincides, while
+/// colluders (ALIE, IPM, Sybil identities) and copiers submit one crafted vector. Raw scores
 /// are normalized to sum to at most 1 000 000 (floored; all 0 when no update helped). Why this
 /// and not leave-one-out: `docs/protocol.md`.
 pub fn score_updates(
@@ -198,13 +201,14 @@ pub fn score_updates(
     let base = Model::new(plan.model.clone(), model.to_vec())?;
     let base_loss = f64::from(base.evaluate(held_out, EVALUATION_BATCH)?.loss);
     let mut gains: BTreeMap<Address, f64> = BTreeMap::new();
-    let mut copies: BTreeMap<Hash, usize> = BTreeMap::new();
-    for update in &aggregated.updates {
-        *copies.entry(update.hash).or_default() += 1;
-    }
+    let duplicated = duplicated_updates(aggregated);
+    // Each update is applied at the weight it would carry in a mean of all valid updates: its
+    // share of the step, not a full step of its own (which overshoots once the model is close
+    // to a minimum, so that every score would read 0).
+    let weight = 1.0 / aggregated.updates.len().max(1) as f32;
     let mut by_hash: BTreeMap<Hash, f64> = BTreeMap::new();
     for update in &aggregated.updates {
-        let gain = if stale.contains(&update.hash) {
+        let gain = if stale.contains(&update.hash) || duplicated.contains(&update.hash) {
             0.0
         } else if let Some(gain) = by_hash.get(&update.hash) {
             *gain
@@ -212,7 +216,7 @@ pub fn score_updates(
             let candidate: Vec<f32> = model
                 .iter()
                 .zip(&update.values)
-                .map(|(m, u)| m + u)
+                .map(|(m, u)| m + u * weight)
                 .collect();
             let gain = match Model::new(plan.model.clone(), candidate) {
                 Ok(next) => base_loss - f64::from(next.evaluate(held_out, EVALUATION_BATCH)?.loss),
@@ -222,7 +226,7 @@ pub fn score_updates(
             by_hash.insert(update.hash, gain);
             gain
         };
-        gains.insert(update.trainer, gain / copies[&update.hash] as f64);
+        gains.insert(update.trainer, gain);
     }
     let total: f64 = gains.values().sum();
     let mut scores: BTreeMap<Address, u32> = aggregated.excluded.keys().map(|t| (*t, 0)).collect();
@@ -237,6 +241,57 @@ pub fn score_updates(
         scores.insert(trainer, share);
     }
     Ok(scores)
+}
+
+/// Relative L2 distance under which two updates count as the same vector.
+pub const NEAR_DUPLICATE: f64 = 1e-3;
+
+/// Hashes of updates that more than one trainer submitted, exactly or within [`NEAR_DUPLICATE`].
+fn duplicated_updates(aggregated: &Aggregated) -> BTreeSet<Hash> {
+    let mut duplicated = BTreeSet::new();
+    let mut first_by_hash: BTreeMap<Hash, usize> = BTreeMap::new();
+    for (i, update) in aggregated.updates.iter().enumerate() {
+        if first_by_hash.insert(update.hash, i).is_some() {
+            duplicated.insert(update.hash);
+        }
+    }
+    let unique: Vec<&DecodedUpdate> = first_by_hash
+        .values()
+        .map(|&i| &aggregated.updates[i])
+        .collect();
+    let norms: Vec<f64> = unique
+        .iter()
+        .map(|u| squared_norm(&u.values).sqrt())
+        .collect();
+    for a in 0..unique.len() {
+        for b in a + 1..unique.len() {
+            let scale = norms[a].max(norms[b]);
+            if scale == 0.0 {
+                duplicated.insert(unique[a].hash);
+                duplicated.insert(unique[b].hash);
+                continue;
+            }
+            let distance: f64 = unique[a]
+                .values
+                .iter()
+                .zip(&unique[b].values)
+                .map(|(x, y)| {
+                    let d = f64::from(*x) - f64::from(*y);
+                    d * d
+                })
+                .sum::<f64>()
+                .sqrt();
+            if distance < NEAR_DUPLICATE * scale {
+                duplicated.insert(unique[a].hash);
+                duplicated.insert(unique[b].hash);
+            }
+        }
+    }
+    duplicated
+}
+
+fn squared_norm(values: &[f32]) -> f64 {
+    values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum()
 }
 
 /// The global step of the last round, `M_r − M_{r−1}`, as a blob hash: a free rider that

@@ -1,0 +1,260 @@
+//! `cairn simulate`: a whole network of trainers and validators, honest and Byzantine, run on one
+//! machine on the deterministic runtime with the real node code, and a publishable report.
+//!
+//! The scenario comes from `--scenario FILE` (TOML, see `docs/simulate.md` and
+//! `examples/simulate-*.toml`), then the flags override its main keys. The run is a pure function
+//! of the scenario: `results.json` is byte-identical from run to run; only the wall time printed
+//! at the end depends on the machine.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use cairn_ml::data::BuiltinDataset;
+use cairn_sim::scenario::{Scenario, ScenarioOverrides};
+use cairn_sim::{summary_table, write_report, ProgressBarReporter};
+
+/// Shown by `cairn simulate -h`.
+const SHORT_HELP: &str = "\
+Examples:
+  cairn simulate                                    # the default scenario, report in cairn-sim-out/
+  cairn simulate --scenario examples/simulate-attacks.toml --out attacks
+  cairn simulate --attack ipm:0.5 --attackers 3 --rule krum --rounds 10
+
+`cairn simulate --help` explains scenarios, node names, the report and every key.";
+
+/// Shown by `cairn simulate --help`: a newcomer's guide to scenarios.
+const LONG_HELP: &str = "\
+WHAT IT DOES
+  Runs a training task on a simulated network: every node is the real Cairn node (consensus,
+  round protocol, ledger), driven by commonware's deterministic runtime with a simulated network.
+  Trainers train on their shard and commit, then reveal updates; validators aggregate them with
+  the robust rule, score them, and attest; rounds finalize when 2/3 of validator stake agrees.
+  The same scenario and seed give the same run, bit for bit, on any machine.
+
+THE DEFAULT SCENARIO
+  mnist_5k (shipped in data/), model mlp:784-64-10, iid partition, 20 rounds of 20 local SGD steps
+  (batch 32, sgd:lr=0.1,momentum=0.9), rule nnm:2>trimmed_mean:2, 10 trainers of which 2 run
+  ALIE, 4 honest validators, 1000 tokens staked per node, 10000 tokens of reward per round,
+  50 ms latency with 10 ms jitter, no loss, seed 7.
+
+SCENARIO FILES (--scenario FILE)
+  TOML; every key is optional and defaults as above; unknown keys are errors. Print the scenario
+  a command would run with --print-scenario, and start your own file from that. Main keys:
+    seed, rounds, local_steps, batch_size, threads
+    dataset = \"mnist_5k\" | \"digits\"      data_dir = \"path/to/data\"
+    partition = \"iid\" | \"dirichlet:0.5\" | \"shards:2\"
+    model = \"mlp:784-64-10\"     optimizer = \"sgd:lr=0.1,momentum=0.9\"
+    rule = \"nnm:2>trimmed_mean:2\"   (pre-aggregations > rule, as cairn aggregate names them;
+                                     write f out: the task does not know n when it is created)
+    reward_per_round = 10000
+    [windows] commit = 5, reveal = 5, attest = 5   (blocks per phase of a round)
+
+  Trainer groups, expanded in order into nodes t0, t1, ...:
+    [[trainers]]
+    count = 8
+    behaviour = \"honest\"        # honest | attack | label_flip | free_rider | non_revealer
+    stake = 1000                 #   | malformed_blob | sybil
+    [[trainers]]
+    count = 2
+    behaviour = \"attack\"
+    attack = \"alie\"              # any cairn attack --kind: alie, ipm:0.5, min_max:std, ...
+  free_rider takes free_ride = \"zero\" | \"stale\"; sybil takes identities = N and attack, and
+  splits its stake among its N colluding identities.
+
+  Validator groups, expanded in order into nodes v0, v1, ...:
+    [[validators]]
+    count = 4
+    behaviour = \"honest\"        # honest | wrong_model_hash | copy_scores | silent
+    stake = 1000
+  Byzantine validators must be fewer than a third, by count and by stake.
+
+  Network (times in simulated milliseconds from the start):
+    [network]
+    latency_ms = 50
+    jitter_ms = 10
+    success_rate = 1.0           # probability a message arrives
+    [[network.partitions]]
+    at_ms = 20000
+    heal_ms = 40000
+    groups = [[\"v0\", \"v1\", \"t0\"], [\"v2\", \"v3\"]]   # unnamed nodes keep all links
+    [[network.crashes]]
+    node = \"v3\"
+    at_ms = 10000
+    restart_ms = 30000           # leave out: it stays down
+
+FLAGS OVERRIDE THE FILE
+  --trainers N sets the total of trainer nodes and --validators N the total of validators; the
+  honest groups absorb the difference. --attackers N and --attack NAME replace the attack groups
+  by one group of N trainers running NAME.
+
+THE REPORT (--out DIR, default cairn-sim-out)
+  results.json    scenario, final accuracy, loss, model hash, state root, per-round and per-node
+                  figures (token amounts as decimal strings); byte-identical run to run
+  scenario.toml   the scenario that ran, every default filled in (rerun it with --scenario)
+  rounds.csv      round, finalized, accuracy, loss, latency_ms, rewards_paid, slashed, model_hash
+  nodes.csv       name, role, behaviour, address, stakes, balance, rewards, slashes
+  accuracy.png/.svg   test accuracy per round (crosses: rounds that did not finalize)
+  rewards.png/.svg    cumulative reward per node; honest and attacking nodes in different colours
+  stake.png/.svg      final stake per node over an outline of its initial stake (slashing shows)
+  A summary table goes to stdout. Full guide: docs/simulate.md.";
+
+/// Arguments of `cairn simulate`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = SHORT_HELP, after_long_help = LONG_HELP)]
+pub struct SimulateArgs {
+    /// TOML scenario file (see examples/simulate-*.toml); the flags below override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+
+    /// Seed of every random choice (keys, data split, initial model, network, attacks) [default: 7].
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Total trainer nodes; the honest group absorbs the change [default: 10].
+    #[arg(long, value_name = "N")]
+    pub trainers: Option<u32>,
+
+    /// Trainers running --attack (they collude); the rest of --trainers stay honest [default: 2].
+    #[arg(long, value_name = "N")]
+    pub attackers: Option<u32>,
+
+    /// Attack of the attacking trainers, as `cairn attack --kind` takes it: alie, alie:1.5,
+    /// ipm:0.5, sign_flip, gaussian:1, min_max:std, min_sum:sign, mimic, optimized_alie,
+    /// free_rider, stale, sybil:ATTACK, ... [default: alie].
+    #[arg(long, value_name = "ATTACK")]
+    pub attack: Option<String>,
+
+    /// Total validator nodes; the honest group absorbs the change [default: 4].
+    #[arg(long, value_name = "N")]
+    pub validators: Option<u32>,
+
+    /// Training rounds [default: 20].
+    #[arg(long)]
+    pub rounds: Option<u32>,
+
+    /// SGD steps each trainer runs per round [default: 10].
+    #[arg(long)]
+    pub local_steps: Option<u32>,
+
+    /// Robust rule with its pre-aggregation chain, e.g. `nnm:2>trimmed_mean:2`, `krum`,
+    /// `bucketing:2>median` [default: nnm:2>trimmed_mean:2].
+    #[arg(long)]
+    pub rule: Option<String>,
+
+    /// Dataset: mnist_5k or digits, shipped in data/ [default: mnist_5k].
+    #[arg(long)]
+    pub dataset: Option<BuiltinDataset>,
+
+    /// Folder of the datasets [default: $CAIRN_DATA_DIR, else the repository's data/].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// How samples are split among trainers: iid, dirichlet:ALPHA, shards:PER_TRAINER [default: iid].
+    #[arg(long)]
+    pub partition: Option<String>,
+
+    /// Model, e.g. mlp:784-64-10 [default: an MLP with one hidden layer of 64 sized for the dataset].
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// One-way latency of every link, in simulated milliseconds [default: 50].
+    #[arg(long, value_name = "MS")]
+    pub latency_ms: Option<u64>,
+
+    /// Worker threads; any value gives the same result, only faster [default: 1].
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// Folder for the report (created; existing report files in it are replaced).
+    #[arg(long, value_name = "DIR", default_value = "cairn-sim-out")]
+    pub out: PathBuf,
+
+    /// Print the scenario these settings give, as TOML, check it, and exit without running.
+    #[arg(long)]
+    pub print_scenario: bool,
+}
+
+impl SimulateArgs {
+    /// The scenario: the file (or the default), with the flags applied and the model filled in.
+    fn scenario(&self) -> anyhow::Result<Scenario> {
+        let mut scenario = match &self.scenario {
+            Some(path) => Scenario::from_file(path)?,
+            None => Scenario::default(),
+        };
+        let overrides = ScenarioOverrides {
+            seed: self.seed,
+            rounds: self.rounds,
+            local_steps: self.local_steps,
+            trainers: self.trainers,
+            attackers: self.attackers,
+            attack: self.attack.clone(),
+            validators: self.validators,
+            rule: self.rule.clone(),
+            dataset: self.dataset,
+            data_dir: self.data_dir.clone(),
+            partition: self.partition.clone(),
+            model: self.model.clone(),
+            latency_ms: self.latency_ms,
+            threads: self.threads,
+        };
+        overrides
+            .apply(&mut scenario)
+            .context("the flags do not fit the scenario")?;
+        scenario.model = Some(scenario.model());
+        scenario.validate().with_context(|| match &self.scenario {
+            Some(path) => format!("invalid scenario from {} and the flags", path.display()),
+            None => "invalid scenario from the flags".to_owned(),
+        })?;
+        Ok(scenario)
+    }
+}
+
+/// Runs `cairn simulate`.
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let scenario = args.scenario()?;
+    if args.print_scenario {
+        print!("{}", scenario.to_toml_string()?);
+        return Ok(());
+    }
+    println!("{}", describe(&scenario)?);
+    let mut progress = ProgressBarReporter::new(scenario.rounds);
+    let started = Instant::now();
+    let result =
+        cairn_sim::runner::run(&scenario, &mut progress).context("the simulation failed")?;
+    progress.finish();
+    let wall = started.elapsed();
+    let files = write_report(&result, &args.out)
+        .with_context(|| format!("cannot write the report to {}", args.out.display()))?;
+    print!("\n{}", summary_table(&result));
+    println!(
+        "\nreport in {}: results.json, scenario.toml, rounds.csv, nodes.csv and {} plots",
+        args.out.display(),
+        files.plots.len()
+    );
+    println!("wall time {:.1} s (not in the report)", wall.as_secs_f64());
+    Ok(())
+}
+
+/// One line saying what is about to run.
+fn describe(scenario: &Scenario) -> anyhow::Result<String> {
+    let validators = scenario.validator_nodes();
+    let byzantine_validators = validators
+        .iter()
+        .filter(|v| v.behaviour.label() != "honest")
+        .count();
+    let trainers = scenario.trainer_nodes()?;
+    let attackers = trainers.iter().filter(|t| !t.behaviour.is_honest()).count();
+    Ok(format!(
+        "simulating {} validators ({byzantine_validators} Byzantine) and {} trainers ({attackers} \
+         not honest) on {} with {}, rule {}, {} rounds of {} local steps, seed {}",
+        validators.len(),
+        trainers.len(),
+        scenario.dataset,
+        scenario.model(),
+        scenario.rule,
+        scenario.rounds,
+        scenario.local_steps,
+        scenario.seed
+    ))
+}

@@ -1,0 +1,23 @@
+//! Cairn scenarios: a whole network of trainers and validators, honest and Byzantine, run on one
+//! machine on the deterministic runtime, and the report a researcher can publish.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`scenario`] | the TOML scenario: data, model, rule, node groups and behaviours, network |
+//! | [`result`] | what a run produced: per round and per node figures ([`RunResult`]) |
+//! | [`report`] | the report folder: `results.json`, `rounds.csv`, plots, the summary table |
+//! | [`progress`] | live feedback while rounds finish ([`Progress`], [`ProgressBarReporter`]) |
+//! | [`runner`] | runs a scenario on the real node code and fills the [`RunResult`] |
+#![warn(missing_docs)]
+
+mod plots;
+pub mod progress;
+pub mod report;
+pub mod result;
+pub mod scenario;
+
+pub use progress::{NoProgress, Progress, ProgressBarReporter};
+pub use report::{summary_table, write_report, ReportError, ReportFiles};
+pub use result::{NodeRecord, NodeRole, RoundRecord, RunResult};
+pub use scenario::{Scenario, ScenarioError, ScenarioOverrides};
+pub mod runner;

@@ -1,0 +1,213 @@
+//! What a simulation produced: the contract between the runner, which fills it, and the report.
+//!
+//! Everything here is a function of the scenario: no wall-clock time, so `results.json` is
+//! byte-identical from run to run. Token amounts are `u128` as in the ledger and are written to
+//! JSON as decimal strings, which no JSON reader rounds. Non-finite accuracies or losses (a model
+//! an attack drove to NaN) are written as `null` and read back as NaN.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Scenario;
+
+/// The outcome of one simulation: final figures, one record per round and one per node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The scenario that was run (with every default filled in).
+    pub scenario: Scenario,
+    /// Test accuracy of the final model, in [0, 1].
+    #[serde(with = "finite")]
+    pub final_accuracy: f64,
+    /// Test loss of the final model.
+    #[serde(with = "finite")]
+    pub final_loss: f64,
+    /// blake3 of the final model blob, hex.
+    pub final_model_hash: String,
+    /// Merkle root of the ledger state after the last block, hex.
+    pub final_state_root: String,
+    /// Simulated milliseconds from the start of the run to its end.
+    pub simulated_ms: u64,
+    /// One record per round, in round order.
+    pub rounds: Vec<RoundRecord>,
+    /// One record per node, validators (`v0..`) then trainers (`t0..`).
+    pub nodes: Vec<NodeRecord>,
+    /// Test accuracy of centralized training with the same data and budget, if it was run.
+    #[serde(with = "finite_option")]
+    pub centralized_accuracy: Option<f64>,
+}
+
+/// One round of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// Round number as the ledger counts it.
+    pub round: u32,
+    /// Whether attestations holding 2/3 of validator stake finalized it.
+    pub finalized: bool,
+    /// Test accuracy of the model at the end of the round, in [0, 1].
+    #[serde(with = "finite")]
+    pub accuracy: f64,
+    /// Test loss of that model.
+    #[serde(with = "finite")]
+    pub loss: f64,
+    /// blake3 of that model, hex.
+    pub model_hash: String,
+    /// Simulated milliseconds from the round's opening block to its finalization (`None` when
+    /// it did not finalize).
+    pub finalization_latency_ms: Option<u64>,
+    /// Tokens paid out for this round.
+    #[serde(with = "amount")]
+    pub rewards_paid: u128,
+    /// Tokens slashed in this round.
+    #[serde(with = "amount")]
+    pub slashed: u128,
+}
+
+/// A node's part in the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// Trains and submits updates.
+    Trainer,
+    /// Aggregates, scores and attests.
+    Validator,
+}
+
+impl NodeRole {
+    /// `trainer` or `validator`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Trainer => "trainer",
+            Self::Validator => "validator",
+        }
+    }
+}
+
+/// One node's economics over the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// `v0`, `t3`, ... (see [`crate::scenario::NodeName`]).
+    pub name: String,
+    /// Trainer or validator.
+    pub role: NodeRole,
+    /// Behaviour label: `honest`, or e.g. `attack:alie:auto`, `free_rider:zero`, `silent`
+    /// (from [`crate::scenario::TrainerBehaviour::label`] / [`crate::scenario::ValidatorBehaviour::label`]).
+    pub behaviour: String,
+    /// Ledger address, hex.
+    pub address: String,
+    /// Stake locked at the start.
+    #[serde(with = "amount")]
+    pub stake_initial: u128,
+    /// Stake at the end (after slashing).
+    #[serde(with = "amount")]
+    pub stake_final: u128,
+    /// Free balance at the end.
+    #[serde(with = "amount")]
+    pub balance_final: u128,
+    /// Rewards received over the run.
+    #[serde(with = "amount")]
+    pub rewards_total: u128,
+    /// Tokens slashed over the run.
+    #[serde(with = "amount")]
+    pub slashed_total: u128,
+    /// Rewards received in each round, in round order (same length as [`RunResult::rounds`]).
+    #[serde(with = "amounts")]
+    pub rewards_per_round: Vec<u128>,
+}
+
+impl NodeRecord {
+    /// Whether the node followed the protocol (its behaviour is `honest`).
+    pub fn is_honest(&self) -> bool {
+        self.behaviour == "honest"
+    }
+
+    /// Rewards accumulated up to and including each round.
+    pub fn cumulative_rewards(&self) -> Vec<u128> {
+        let mut total = 0u128;
+        self.rewards_per_round
+            .iter()
+            .map(|reward| {
+                total = total.saturating_add(*reward);
+                total
+            })
+            .collect()
+    }
+}
+
+impl RunResult {
+    /// Rounds that finalized.
+    pub fn finalized_rounds(&self) -> usize {
+        self.rounds.iter().filter(|r| r.finalized).count()
+    }
+}
+
+/// u128 as a decimal string.
+mod amount {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|_| D::Error::custom(format!("`{text}` is not a token amount")))
+    }
+}
+
+/// A list of u128 as decimal strings.
+mod amounts {
+    use serde::{de::Error, ser::SerializeSeq, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[u128], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(values.len()))?;
+        for value in values {
+            seq.serialize_element(&value.to_string())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u128>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .into_iter()
+            .map(|text| {
+                text.parse()
+                    .map_err(|_| D::Error::custom(format!("`{text}` is not a token amount")))
+            })
+            .collect()
+    }
+}
+
+/// f64 that may be NaN or infinite: written as `null` then, read back as NaN.
+mod finite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            serializer.serialize_f64(*value)
+        } else {
+            serializer.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+    }
+}
+
+/// An optional f64; a non-finite value is written as `null` (read back as `None`).
+mod finite_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) if v.is_finite() => serializer.serialize_some(v),
+            _ => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<f64>, D::Error> {
+        Option::<f64>::deserialize(deserializer)
+    }
+}

@@ -1,0 +1,503 @@
+//! Checks that a scenario describes a network the protocol can run, with errors that say which
+//! key is wrong and what to write instead.
+
+use std::path::PathBuf;
+
+use cairn_robust::attack::{Attack, AttackError, ATTACK_SYNTAX};
+
+use super::groups::{
+    FreeRide, TrainerBehaviour, TrainerBehaviourKind, TrainerGroup, ValidatorBehaviour,
+    DEFAULT_SYBIL_ATTACK, DEFAULT_SYBIL_IDENTITIES,
+};
+use super::{NodeName, Scenario};
+
+/// Most nodes (trainers + validators) one simulation may run in one process.
+pub const MAX_NODES: u64 = 512;
+/// Most rounds one simulation may run.
+pub const MAX_ROUNDS: u32 = 10_000;
+/// Most local SGD steps per round.
+pub const MAX_LOCAL_STEPS: u32 = 100_000;
+/// Largest mini-batch.
+pub const MAX_BATCH_SIZE: u32 = 65_536;
+/// Longest window, in blocks.
+pub const MAX_WINDOW_BLOCKS: u64 = 10_000;
+/// Most worker threads.
+pub const MAX_THREADS: usize = 1024;
+/// Largest integer TOML can hold: any larger seed, stake or time could not be written to the
+/// report's `scenario.toml`.
+pub const MAX_TOML_INTEGER: u64 = i64::MAX as u64;
+
+/// Why a scenario cannot be read or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The scenario file could not be read.
+    #[error("cannot read scenario file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML text is malformed, has an unknown key, or a value of the wrong type.
+    #[error("invalid scenario: {message}")]
+    Parse {
+        /// The TOML parser's message (with line and column).
+        message: String,
+    },
+    /// The scenario file is malformed, has an unknown key, or a value of the wrong type.
+    #[error("invalid scenario file {}: {message}", path.display())]
+    ParseFile {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message (with line and column).
+        message: String,
+    },
+    /// The scenario could not be written as TOML.
+    #[error("cannot write the scenario as TOML: {message}")]
+    Serialize {
+        /// The serializer's message.
+        message: String,
+    },
+    /// A count or size that must be positive is zero.
+    #[error("`{field}` is 0; it must be at least 1")]
+    Zero {
+        /// The key.
+        field: String,
+    },
+    /// A value is above its limit.
+    #[error("`{field}` is {value}; the most allowed is {max}")]
+    TooLarge {
+        /// The key.
+        field: String,
+        /// The value given.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A text value (rule, partition, optimizer, model) is empty.
+    #[error("`{field}` is empty; see `cairn simulate --help` for its syntax")]
+    Empty {
+        /// The key.
+        field: String,
+    },
+    /// A probability is outside [0, 1] or not a number.
+    #[error("`{field}` is {value}; a probability must be between 0 and 1")]
+    Probability {
+        /// The key.
+        field: String,
+        /// The value given.
+        value: f64,
+    },
+    /// There are no trainers, or none of them is honest.
+    #[error(
+        "the scenario has no honest trainer; add a [[trainers]] group with behaviour = \"honest\""
+    )]
+    NoHonestTrainer,
+    /// There are no validators.
+    #[error("the scenario has no validator; add a [[validators]] group with count >= 1")]
+    NoValidators,
+    /// More nodes than one simulation runs.
+    #[error("the scenario has {nodes} nodes; at most {max} run in one simulation")]
+    TooManyNodes {
+        /// Trainers plus validators.
+        nodes: u64,
+        /// The limit, [`MAX_NODES`].
+        max: u64,
+    },
+    /// Byzantine validators are not fewer than a third of the validators, by count or by stake:
+    /// BFT consensus and the 2/3 attestation rule give no guarantee then.
+    #[error(
+        "{byzantine} of {total} validator {unit} are Byzantine; they must be fewer than a third \
+         (f < n/3) for consensus to be safe: add honest validators or remove Byzantine ones"
+    )]
+    TooManyByzantineValidators {
+        /// Byzantine validators (or their stake).
+        byzantine: u64,
+        /// All validators (or their stake).
+        total: u64,
+        /// `nodes` or `stake tokens`.
+        unit: &'static str,
+    },
+    /// A command-line count leaves no room for honest nodes next to the scenario's other groups.
+    #[error("--{flag} {given} leaves no honest {role}s: the other {role} groups have {others} nodes; give at least {}", others + 1)]
+    NoRoomForHonest {
+        /// The flag (`trainers` or `validators`).
+        flag: &'static str,
+        /// The count given.
+        given: u64,
+        /// Nodes of the non-honest groups.
+        others: u64,
+        /// `trainer` or `validator`.
+        role: &'static str,
+    },
+    /// A key was given that the group's behaviour does not use.
+    #[error("[[trainers]] group {group} ({behaviour}) does not use `{key}`; remove it")]
+    UnusedKey {
+        /// Position of the group (0-based).
+        group: usize,
+        /// The group's behaviour.
+        behaviour: String,
+        /// The key.
+        key: &'static str,
+    },
+    /// An `attack` group names no attack.
+    #[error("[[trainers]] group {group} has behaviour = \"attack\" but no `attack`; add e.g. attack = \"alie\" ({ATTACK_SYNTAX})")]
+    MissingAttack {
+        /// Position of the group (0-based).
+        group: usize,
+    },
+    /// The attack text does not parse.
+    #[error("[[trainers]] group {group} has an invalid `attack`")]
+    BadAttack {
+        /// Position of the group (0-based).
+        group: usize,
+        /// The parser's error.
+        source: AttackError,
+    },
+    /// A Sybil attacker's stake cannot give each identity at least one token.
+    #[error("[[trainers]] group {group}: stake {stake} cannot be split among {identities} Sybil identities; give a stake of at least {identities}")]
+    SybilStake {
+        /// Position of the group (0-based).
+        group: usize,
+        /// The attacker's stake.
+        stake: u64,
+        /// Its identities.
+        identities: u32,
+    },
+    /// A partition or crash names a node the scenario does not have.
+    #[error("{context} names `{name}`, which is not a node of this scenario (validators v0..v{}, trainers t0..t{})", validators.saturating_sub(1), trainers.saturating_sub(1))]
+    UnknownNode {
+        /// Where the name appears, e.g. `network.partitions[0]`.
+        context: String,
+        /// The name.
+        name: String,
+        /// Validators in the scenario.
+        validators: u64,
+        /// Trainers in the scenario.
+        trainers: u64,
+    },
+    /// A partition is malformed.
+    #[error("network.partitions[{index}]: {reason}")]
+    BadPartition {
+        /// Position of the partition (0-based).
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A crash is malformed.
+    #[error("network.crashes[{index}]: {reason}")]
+    BadCrash {
+        /// Position of the crash (0-based).
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Scenario {
+    /// Checks every rule a runnable scenario obeys: positive counts and sizes within limits, at
+    /// least one honest trainer and one validator, Byzantine validators below a third by count
+    /// and by stake, positive stakes, attacks that parse, probabilities in [0, 1], and partitions
+    /// and crashes that name existing nodes at consistent times.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        positive("rounds", u64::from(self.rounds), u64::from(MAX_ROUNDS))?;
+        positive(
+            "local_steps",
+            u64::from(self.local_steps),
+            u64::from(MAX_LOCAL_STEPS),
+        )?;
+        positive(
+            "batch_size",
+            u64::from(self.batch_size),
+            u64::from(MAX_BATCH_SIZE),
+        )?;
+        positive("threads", self.threads as u64, MAX_THREADS as u64)?;
+        positive("windows.commit", self.windows.commit, MAX_WINDOW_BLOCKS)?;
+        positive("windows.reveal", self.windows.reveal, MAX_WINDOW_BLOCKS)?;
+        positive("windows.attest", self.windows.attest, MAX_WINDOW_BLOCKS)?;
+        positive("reward_per_round", self.reward_per_round, u64::MAX)?;
+        not_empty("partition", &self.partition)?;
+        not_empty("optimizer", &self.optimizer)?;
+        not_empty("rule", &self.rule)?;
+        not_empty("model", &self.model())?;
+        self.validate_trainers()?;
+        self.validate_validators()?;
+        let nodes = self.trainer_count() + self.validator_count();
+        if nodes > MAX_NODES {
+            return Err(ScenarioError::TooManyNodes {
+                nodes,
+                max: MAX_NODES,
+            });
+        }
+        self.validate_network()?;
+        self.validate_toml_integers()
+    }
+
+    /// Every u64 key must fit TOML's signed 64-bit integers, so the report can write the scenario.
+    fn validate_toml_integers(&self) -> Result<(), ScenarioError> {
+        let mut values = vec![
+            ("seed".to_owned(), self.seed),
+            ("reward_per_round".to_owned(), self.reward_per_round),
+            ("network.latency_ms".to_owned(), self.network.latency_ms),
+            ("network.jitter_ms".to_owned(), self.network.jitter_ms),
+        ];
+        for (i, group) in self.trainers.iter().enumerate() {
+            values.push((format!("trainers[{i}].stake"), group.stake));
+        }
+        for (i, group) in self.validators.iter().enumerate() {
+            values.push((format!("validators[{i}].stake"), group.stake));
+        }
+        for (i, partition) in self.network.partitions.iter().enumerate() {
+            values.push((
+                format!("network.partitions[{i}].heal_ms"),
+                partition.heal_ms,
+            ));
+        }
+        for (i, crash) in self.network.crashes.iter().enumerate() {
+            let last = crash.restart_ms.unwrap_or(crash.at_ms);
+            values.push((format!("network.crashes[{i}]"), last));
+        }
+        match values
+            .into_iter()
+            .find(|(_, value)| *value > MAX_TOML_INTEGER)
+        {
+            Some((field, value)) => Err(ScenarioError::TooLarge {
+                field,
+                value,
+                max: MAX_TOML_INTEGER,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn validate_trainers(&self) -> Result<(), ScenarioError> {
+        let mut honest = 0u64;
+        for (index, group) in self.trainers.iter().enumerate() {
+            positive(
+                &format!("trainers[{index}].count"),
+                u64::from(group.count),
+                MAX_NODES,
+            )?;
+            positive(&format!("trainers[{index}].stake"), group.stake, u64::MAX)?;
+            if resolve_behaviour(index, group)?.is_honest() {
+                honest += u64::from(group.count);
+            }
+        }
+        if honest == 0 {
+            return Err(ScenarioError::NoHonestTrainer);
+        }
+        Ok(())
+    }
+
+    fn validate_validators(&self) -> Result<(), ScenarioError> {
+        for (index, group) in self.validators.iter().enumerate() {
+            positive(
+                &format!("validators[{index}].count"),
+                u64::from(group.count),
+                MAX_NODES,
+            )?;
+            positive(&format!("validators[{index}].stake"), group.stake, u64::MAX)?;
+        }
+        let total = self.validator_count();
+        if total == 0 {
+            return Err(ScenarioError::NoValidators);
+        }
+        let byzantine = |g: &&super::ValidatorGroup| g.behaviour != ValidatorBehaviour::Honest;
+        let bad_count: u64 = self
+            .validators
+            .iter()
+            .filter(byzantine)
+            .map(|g| u64::from(g.count))
+            .sum();
+        if bad_count * 3 >= total {
+            return Err(ScenarioError::TooManyByzantineValidators {
+                byzantine: bad_count,
+                total,
+                unit: "nodes",
+            });
+        }
+        let stake = |g: &super::ValidatorGroup| u128::from(g.count) * u128::from(g.stake);
+        let total_stake: u128 = self.validators.iter().map(stake).sum();
+        let bad_stake: u128 = self.validators.iter().filter(byzantine).map(stake).sum();
+        if bad_stake * 3 >= total_stake {
+            return Err(ScenarioError::TooManyByzantineValidators {
+                byzantine: u64::try_from(bad_stake).unwrap_or(u64::MAX),
+                total: u64::try_from(total_stake).unwrap_or(u64::MAX),
+                unit: "stake tokens",
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_network(&self) -> Result<(), ScenarioError> {
+        let rate = self.network.success_rate;
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(ScenarioError::Probability {
+                field: "network.success_rate".to_owned(),
+                value: rate,
+            });
+        }
+        let mut previous_heal = 0u64;
+        for (index, partition) in self.network.partitions.iter().enumerate() {
+            let bad = |reason: String| ScenarioError::BadPartition { index, reason };
+            if partition.heal_ms <= partition.at_ms {
+                return Err(bad(format!(
+                    "heal_ms ({}) must be after at_ms ({})",
+                    partition.heal_ms, partition.at_ms
+                )));
+            }
+            if index > 0 && partition.at_ms < previous_heal {
+                return Err(bad(format!(
+                    "starts at {} ms, before the previous partition heals at {previous_heal} ms; \
+                     list partitions in time order without overlap",
+                    partition.at_ms
+                )));
+            }
+            previous_heal = partition.heal_ms;
+            if partition.groups.len() < 2 {
+                return Err(bad("give at least two groups of nodes".to_owned()));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for group in &partition.groups {
+                if group.is_empty() {
+                    return Err(bad("a group is empty".to_owned()));
+                }
+                for name in group {
+                    self.known_node(&format!("network.partitions[{index}]"), name)?;
+                    if !seen.insert(name.as_str()) {
+                        return Err(bad(format!("`{name}` is in more than one group")));
+                    }
+                }
+            }
+        }
+        for (index, crash) in self.network.crashes.iter().enumerate() {
+            self.known_node(&format!("network.crashes[{index}]"), &crash.node)?;
+            if let Some(restart) = crash.restart_ms {
+                if restart <= crash.at_ms {
+                    return Err(ScenarioError::BadCrash {
+                        index,
+                        reason: format!(
+                            "restart_ms ({restart}) must be after at_ms ({})",
+                            crash.at_ms
+                        ),
+                    });
+                }
+            }
+            let overlaps = self.network.crashes[..index].iter().any(|earlier| {
+                earlier.node == crash.node
+                    && earlier
+                        .restart_ms
+                        .is_none_or(|restart| restart > crash.at_ms)
+                    && crash
+                        .restart_ms
+                        .is_none_or(|restart| restart > earlier.at_ms)
+            });
+            if overlaps {
+                return Err(ScenarioError::BadCrash {
+                    index,
+                    reason: format!("overlaps an earlier crash of `{}`", crash.node),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn known_node(&self, context: &str, name: &str) -> Result<(), ScenarioError> {
+        if name.parse::<NodeName>().is_ok() && self.has_node(name) {
+            return Ok(());
+        }
+        Err(ScenarioError::UnknownNode {
+            context: context.to_owned(),
+            name: name.to_owned(),
+            validators: self.validator_count(),
+            trainers: self.trainer_count(),
+        })
+    }
+}
+
+/// Parses a group's behaviour and checks that it carries exactly the keys that behaviour uses.
+pub(crate) fn resolve_behaviour(
+    group_index: usize,
+    group: &TrainerGroup,
+) -> Result<TrainerBehaviour, ScenarioError> {
+    use TrainerBehaviourKind as Kind;
+    let kind = group.behaviour;
+    let unused = |key| ScenarioError::UnusedKey {
+        group: group_index,
+        behaviour: kind.name().to_owned(),
+        key,
+    };
+    if group.attack.is_some() && !matches!(kind, Kind::Attack | Kind::Sybil) {
+        return Err(unused("attack"));
+    }
+    if group.free_ride.is_some() && kind != Kind::FreeRider {
+        return Err(unused("free_ride"));
+    }
+    if group.identities.is_some() && kind != Kind::Sybil {
+        return Err(unused("identities"));
+    }
+    let parse = |text: &str| {
+        text.parse::<Attack>()
+            .map_err(|source| ScenarioError::BadAttack {
+                group: group_index,
+                source,
+            })
+    };
+    Ok(match kind {
+        Kind::Honest => TrainerBehaviour::Honest,
+        Kind::Attack => {
+            let text = group
+                .attack
+                .as_deref()
+                .ok_or(ScenarioError::MissingAttack { group: group_index })?;
+            TrainerBehaviour::Attack(parse(text)?)
+        }
+        Kind::LabelFlip => TrainerBehaviour::LabelFlip,
+        Kind::FreeRider => TrainerBehaviour::FreeRider(group.free_ride.unwrap_or(FreeRide::Zero)),
+        Kind::NonRevealer => TrainerBehaviour::NonRevealer,
+        Kind::MalformedBlob => TrainerBehaviour::MalformedBlob,
+        Kind::Sybil => {
+            let identities = group.identities.unwrap_or(DEFAULT_SYBIL_IDENTITIES);
+            positive(
+                &format!("trainers[{group_index}].identities"),
+                u64::from(identities),
+                MAX_NODES,
+            )?;
+            if group.stake < u64::from(identities) {
+                return Err(ScenarioError::SybilStake {
+                    group: group_index,
+                    stake: group.stake,
+                    identities,
+                });
+            }
+            TrainerBehaviour::Sybil(parse(
+                group.attack.as_deref().unwrap_or(DEFAULT_SYBIL_ATTACK),
+            )?)
+        }
+    })
+}
+
+fn positive(field: &str, value: u64, max: u64) -> Result<(), ScenarioError> {
+    if value == 0 {
+        return Err(ScenarioError::Zero {
+            field: field.to_owned(),
+        });
+    }
+    if value > max {
+        return Err(ScenarioError::TooLarge {
+            field: field.to_owned(),
+            value,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn not_empty(field: &str, value: &str) -> Result<(), ScenarioError> {
+    if value.trim().is_empty() {
+        return Err(ScenarioError::Empty {
+            field: field.to_owned(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! Whole-network runs on the deterministic runtime: what `cairn simulate` must show.
+//!
+//! Every run here is the real node code (simplex consensus, the finality feed, blobs fetched by
+//! hash, the round protocol, the ledger) on `mnist_5k`, with a small MLP and short windows so the
+//! whole file stays within a few minutes on two cores.
+
+use cairn_sim::runner::run;
+use cairn_sim::{write_report, NoProgress, RunResult, Scenario};
+
+/// A small, fast network: 10 trainers, 4 validators, 10 ms links.
+fn base(rounds: u32, rule: &str, trainers: &str) -> Scenario {
+    let text = format!(
+        r#"
+seed = 3
+rounds = {rounds}
+local_steps = 20
+model = "mlp:784-32-10"
+optimizer = "sgd:lr=0.1,momentum=0.9"
+rule = "{rule}"
+[windows]
+commit = 4
+reveal = 4
+attest = 4
+{trainers}
+[[validators]]
+count = 4
+behaviour = "honest"
+[network]
+latency_ms = 10
+jitter_ms = 2
+"#
+    );
+    Scenario::from_toml_str(&text).expect("scenario parses")
+}
+
+const HONEST_10: &str = r#"
+[[trainers]]
+count = 10
+behaviour = "honest"
+"#;
+
+fn with_attack(attack: &str) -> String {
+    format!(
+        r#"
+[[trainers]]
+count = 8
+behaviour = "honest"
+[[trainers]]
+count = 2
+behaviour = "attack"
+attack = "{attack}"
+"#
+    )
+}
+
+const ROBUST: &str = "nnm:2>trimmed_mean:2";
+
+fn simulate(scenario: &Scenario) -> RunResult {
+    let result = run(scenario, &mut NoProgress).expect("the scenario runs");
+    assert_eq!(
+        result.finalized_rounds(),
+        scenario.rounds as usize,
+        "every round finalizes"
+    );
+    result
+}
+
+fn honest_min_reward(result: &RunResult) -> u128 {
+    result
+        .nodes
+        .iter()
+        .filter(|n| n.name.starts_with('t') && n.is_honest())
+        .map(|n| n.rewards_total)
+        .min()
+        .expect("honest trainers")
+}
+
+#[test]
+fn results_json_is_byte_identical_run_to_run_and_on_one_or_two_threads() {
+    let mut one = Scenario::default();
+    one.seed = 11;
+    one.rounds = 3;
+    one.threads = 1;
+    let mut two = one.clone();
+    two.threads = 2;
+    let dirs = [
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    ];
+    for (scenario, dir) in [&one, &one, &two].into_iter().zip(&dirs) {
+        let result = simulate(scenario);
+        write_report(&result, dir.path()).expect("report");
+    }
+    let json = |i: usize| std::fs::read(dirs[i].path().join("results.json")).unwrap();
+    assert_eq!(json(0), json(1), "same seed, same bytes");
+    assert_eq!(json(0), json(2), "one and two threads, same bytes");
+}
+
+#[test]
+fn without_attackers_iid_training_lands_within_two_points_of_centralized_training() {
+    let mut scenario = base(20, ROBUST, HONEST_10);
+    scenario.model = None;
+    let result = simulate(&scenario);
+    let centralized = result.centralized_accuracy.expect("baseline");
+    eprintln!(
+        "federated {:.4}, centralized on the same sample budget {centralized:.4}",
+        result.final_accuracy
+    );
+    assert!(
+        result.final_accuracy >= centralized - 0.02,
+        "federated {} vs centralized {centralized}",
+        result.final_accuracy
+    );
+}
+
+#[test]
+fn label_sorted_shards_still_converge() {
+    let mut scenario = base(12, ROBUST, HONEST_10);
+    scenario.partition = "shards:2".into();
+    let result = simulate(&scenario);
+    eprintln!(
+        "label-sorted shards (2 per trainer): accuracy {:.4}",
+        result.final_accuracy
+    );
+    let first = result.rounds.first().unwrap().accuracy;
+    assert!(
+        result.final_accuracy > 0.70 && result.final_accuracy > first,
+        "accuracy {} after {first}",
+        result.final_accuracy
+    );
+}
+
+/// Every attack `cairn-robust` crafts, as the scenario's `attack` key spells it. The two the
+/// plain mean must fail against are given strengths that break it.
+const ATTACKS: &[&str] = &[
+    "sign_flip:10",
+    "gaussian:0:10",
+    "non_finite:nan",
+    "ipm:0.5",
+    "alie:10",
+    "alie",
+    "optimized_ipm",
+    "optimized_alie",
+    "mimic",
+    "min_max:std",
+    "min_sum:std",
+    "free_rider",
+    "stale",
+    "sybil:ipm:0.5",
+];
+
+#[test]
+fn twenty_percent_attackers_of_every_kind_stay_within_five_points_under_a_robust_rule() {
+    let clean = simulate(&base(6, ROBUST, HONEST_10)).final_accuracy;
+    for attack in ATTACKS {
+        let result = simulate(&base(6, ROBUST, &with_attack(attack)));
+        eprintln!(
+            "{attack:>16}: {:.4} (no attack {clean:.4})",
+            result.final_accuracy
+        );
+        assert!(
+            result.final_accuracy >= clean - 0.05,
+            "{attack}: {} vs {clean}",
+            result.final_accuracy
+        );
+        let attackers: u128 = result
+            .nodes
+            .iter()
+            .filter(|n| n.behaviour.starts_with("attack"))
+            .map(|n| n.rewards_total)
+            .max()
+            .unwrap();
+        assert!(
+            attackers < honest_min_reward(&result),
+            "{attack}: an attacker earned {attackers}"
+        );
+    }
+}
+
+#[test]
+fn plain_mean_collapses_under_sign_flip_and_alie() {
+    let clean = simulate(&base(6, "mean", HONEST_10)).final_accuracy;
+    for attack in ["sign_flip:10", "alie:10"] {
+        let result = simulate(&base(6, "mean", &with_attack(attack)));
+        eprintln!(
+            "mean under {attack}: {:.4} (no attack {clean:.4})",
+            result.final_accuracy
+        );
+        assert!(
+            result.final_accuracy < 0.5 && result.final_accuracy < clean - 0.3,
+            "{attack} did not break the mean: {} vs {clean}",
+            result.final_accuracy
+        );
+    }
+}
+
+#[test]
+fn attackers_free_riders_and_sybils_earn_less_than_honest_trainers_of_equal_total_stake() {
+    let trainers = r#"
+[[trainers]]
+count = 6
+behaviour = "honest"
+[[trainers]]
+count = 1
+behaviour = "free_rider"
+free_ride = "zero"
+[[trainers]]
+count = 1
+behaviour = "free_rider"
+free_ride = "stale"
+[[trainers]]
+count = 1
+behaviour = "label_flip"
+[[trainers]]
+count = 1
+behaviour = "sybil"
+attack = "ipm:0.5"
+identities = 3
+"#;
+    let result = simulate(&base(5, ROBUST, trainers));
+    let honest = honest_min_reward(&result);
+    for node in result.nodes.iter().filter(|n| n.name.starts_with('t')) {
+        eprintln!(
+            "{} {} stake {} reward {}",
+            node.name, node.behaviour, node.stake_initial, node.rewards_total
+        );
+    }
+    // The Sybil's identities share one stake of 1000: compare their sum with one honest trainer.
+    let sybil: u128 = result
+        .nodes
+        .iter()
+        .filter(|n| n.behaviour.starts_with("sybil"))
+        .map(|n| n.rewards_total)
+        .sum();
+    assert!(
+        sybil < honest,
+        "Sybil identities earned {sybil} together, honest {honest}"
+    );
+    for node in result
+        .nodes
+        .iter()
+        .filter(|n| n.name.starts_with('t') && !n.is_honest() && !n.behaviour.starts_with("sybil"))
+    {
+        assert!(
+            node.rewards_total < honest,
+            "{} ({}) earned {} vs honest {honest}",
+            node.name,
+            node.behaviour,
+            node.rewards_total
+        );
+    }
+}
