@@ -7,7 +7,7 @@
 //! fetch restarts from chunk 0 on every new peer, so a wrong final hash is always attributable
 //! to exactly one peer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -144,6 +144,7 @@ where
             penalties: Penalties::new(config.penalties),
             blocked: BTreeSet::new(),
             fetches: BTreeMap::new(),
+            finished: VecDeque::new(),
         };
         service.run(receiver, requests)
     });
@@ -177,7 +178,13 @@ struct Service<E, S, B, P: PublicKey> {
     penalties: Penalties<P>,
     blocked: BTreeSet<P>,
     fetches: BTreeMap<[u8; 32], Fetch<P>>,
+    /// Who was asked for the last [`FINISHED_MEMORY`] finished fetches: their late answers are
+    /// not unsolicited (a slow honest peer must not collect marks until it is blocked).
+    finished: VecDeque<([u8; 32], BTreeSet<P>)>,
 }
+
+/// Finished fetches whose askees are remembered.
+const FINISHED_MEMORY: usize = 1024;
 
 impl<E, S, B, P> Service<E, S, B, P>
 where
@@ -271,6 +278,7 @@ where
             if fetch.attempts >= limit {
                 let attempts = fetch.attempts;
                 if let Some(fetch) = self.fetches.remove(&hash) {
+                    self.remember(hash, &fetch.asked);
                     warn!(hash = %to_hex(&hash), attempts, "blob fetch exhausted its peers");
                     for waiter in fetch.waiters {
                         let _ = waiter.send(Err(FetchError::Exhausted {
@@ -375,12 +383,23 @@ where
             .is_some_and(|fetch| fetch.current.as_ref() == Some(peer))
     }
 
+    fn remember(&mut self, hash: [u8; 32], asked: &BTreeSet<P>) {
+        if self.finished.len() == FINISHED_MEMORY {
+            self.finished.pop_front();
+        }
+        self.finished.push_back((hash, asked.clone()));
+    }
+
     /// A late answer from a peer asked earlier is harmless; one from a peer never asked is not.
     fn punish_if_never_asked(&mut self, peer: &P, hash: &[u8; 32]) {
         let asked = self
             .fetches
             .get(hash)
-            .is_some_and(|fetch| fetch.asked.contains(peer));
+            .is_some_and(|fetch| fetch.asked.contains(peer))
+            || self
+                .finished
+                .iter()
+                .any(|(h, asked)| h == hash && asked.contains(peer));
         if !asked {
             self.punish(peer, Offence::Unsolicited);
         }
@@ -456,6 +475,7 @@ where
         let Some(fetch) = self.fetches.remove(&hash) else {
             return;
         };
+        self.remember(hash, &fetch.asked);
         let result = match self.store.put(&fetch.data, true).await {
             Ok(_) => Ok(Arc::from(fetch.data)),
             Err(error) => Err(FetchError::Store(error.to_string())),

@@ -60,6 +60,9 @@ pub struct Coalition {
     members: BTreeSet<Address>,
     deposits: BTreeMap<(u64, u32), BTreeMap<Address, Vec<f32>>>,
     crafted: BTreeMap<(u64, u32), Result<Vec<f32>, AttackError>>,
+    /// The lowest member's honest update of the coalition's last crafted round: what a `stale`
+    /// attack replays (zeros before any round was crafted).
+    last_honest: BTreeMap<u64, Vec<f32>>,
 }
 
 /// Rounds a coalition remembers (older ones are dropped).
@@ -101,18 +104,38 @@ impl Coalition {
                 return None;
             }
             let d = honest.len();
-            let flat: Vec<f32> = pool.values().flat_map(|u| u.iter().copied()).collect();
+            // Colluders know only their own honest updates. To craft against the whole network
+            // (and let optimized attacks simulate the rule on `n` updates) they stand these in
+            // for the `n - f` honest trainers, cycling through them in member order.
+            let known: Vec<&Vec<f32>> = pool.values().collect();
+            let stand_ins = n.saturating_sub(self.members.len()).max(known.len());
+            let flat: Vec<f32> = known
+                .iter()
+                .cycle()
+                .take(stand_ins)
+                .flat_map(|u| u.iter().copied())
+                .collect();
             let mut seed = [0u8; 8];
             seed.copy_from_slice(&round_seed[..8]);
+            let zeros = vec![0.0; d];
+            let stale = self
+                .last_honest
+                .get(&task)
+                .filter(|previous| previous.len() == d)
+                .cloned()
+                .unwrap_or(zeros);
             let setting = Setting {
                 n,
                 f: self.members.len(),
                 rule: plan.rule.clone(),
                 pre: plan.pre.clone(),
                 seed: u64::from_le_bytes(seed),
-                stale: None,
+                stale: Some(&stale),
             };
             let result = craft(attack, &flat, d, &setting);
+            if let Some(first) = known.first() {
+                self.last_honest.insert(task, (*first).clone());
+            }
             self.crafted.insert(key, result);
             self.deposits.remove(&key);
             self.crafted

@@ -61,6 +61,16 @@ pub enum PlanError {
         /// What `cairn-robust` said.
         source: cairn_robust::RobustError,
     },
+    /// The model's parameter blob would exceed the largest blob nodes store and fetch.
+    #[error(
+        "the model has {params} parameters; its blob would exceed the {max_bytes}-byte blob limit"
+    )]
+    ModelTooLarge {
+        /// Parameters of the model.
+        params: usize,
+        /// The blob limit in bytes.
+        max_bytes: u64,
+    },
     /// Local steps are out of range.
     #[error("local_steps is {0}; it must be between 1 and {MAX_LOCAL_STEPS}")]
     LocalSteps(u32),
@@ -99,6 +109,15 @@ impl TaskPlan {
             return Err(PlanError::LocalSteps(spec.local_steps));
         }
         let model = parse_model(&spec.model, &dataset)?;
+        let blob_bytes = (model.param_count() as u64)
+            .saturating_mul(4)
+            .saturating_add(super::params::HEADER_LEN as u64);
+        if blob_bytes > crate::wire::MAX_BLOB_BYTES {
+            return Err(PlanError::ModelTooLarge {
+                params: model.param_count(),
+                max_bytes: crate::wire::MAX_BLOB_BYTES,
+            });
+        }
         let (optimizer, batch_size) = parse_optimizer(&spec.optimizer)?;
         let partition = parse_partition(&spec.partition)?;
         let (pre, rule) = parse_rule(&spec.robust_rule)?;

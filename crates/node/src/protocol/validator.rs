@@ -380,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn identical_updates_share_one_score_and_stale_ones_get_none() {
+    fn identical_and_stale_updates_score_zero() {
         let (plan, spec) = toy();
         let model = plan.initial_params(&spec).expect("initial model");
         let train = &plan.dataset.split.train;

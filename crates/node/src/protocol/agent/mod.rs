@@ -268,6 +268,15 @@ fn creator_step(
 ) -> Result<Vec<Intent>, AgentError> {
     if !creator.created {
         creator.created = true;
+        // A creator that restarted finds its task on the ledger instead of posting a second one
+        // (it still stores M_0 again: its blobs may not have been synced before the crash).
+        if let Some(id) = find_created(creator, address, state)? {
+            creator.task = Some(id);
+            return Ok(vec![Intent::Store {
+                bytes: creator.initial_blob.clone(),
+                public: true,
+            }]);
+        }
         return Ok(vec![
             Intent::Store {
                 bytes: creator.initial_blob.clone(),
@@ -418,7 +427,7 @@ pub(crate) fn model_params(step: &Step<'_>, hash: &Hash) -> Needed {
 
 /// Keeps only the entries of recent rounds (`round` and the one before).
 pub(crate) fn prune<V>(rounds: &mut BTreeMap<u32, V>, round: u32) {
-    rounds.retain(|r, _| r + 1 >= round);
+    rounds.retain(|r, _| r.saturating_add(1) >= round);
 }
 
 /// A cached dataset (a trainer's shard or a validator's held-out slice), built once per task.
