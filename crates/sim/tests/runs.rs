@@ -77,10 +77,12 @@ fn honest_min_reward(result: &RunResult) -> u128 {
 
 #[test]
 fn results_json_is_byte_identical_run_to_run_and_on_one_or_two_threads() {
-    let mut one = Scenario::default();
-    one.seed = 11;
-    one.rounds = 3;
-    one.threads = 1;
+    let one = Scenario {
+        seed: 11,
+        rounds: 3,
+        threads: 1,
+        ..Scenario::default()
+    };
     let mut two = one.clone();
     two.threads = 2;
     let dirs = [
