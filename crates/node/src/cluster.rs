@@ -144,7 +144,9 @@ impl Cluster {
                 max_size,
                 max_peers_per_set: NZUsize!(everyone.len().max(1)),
                 disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(2),
+                // One set: the validators keep it equal to what the ledger registers
+                // (`node::PeerTracker`), and the genesis set must not outlive its replacement.
+                tracked_peer_sets: NZUsize!(1),
             },
             validators.clone(),
             trainers,
@@ -174,6 +176,9 @@ impl Cluster {
                 publics.clone(),
             );
             node_config.timeouts = config.timeouts.clone();
+            // The simulated network is one shared oracle: the first validator keeps its peer
+            // set in line with the ledger for everyone.
+            node_config.track_peers = node.key.public_key() == validators[0];
             genesis_block = Some(block);
             slots.push(Slot {
                 node,

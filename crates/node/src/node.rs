@@ -23,8 +23,9 @@ use cairn_ledger::store::{StateRead, StateStore};
 use cairn_ledger::transaction::SignedTransaction;
 use cairn_ledger::Address;
 use commonware_cryptography::ed25519;
-use commonware_p2p::{Blocker, Provider, Receiver, Sender};
+use commonware_p2p::{Blocker, Manager, Receiver, Sender, TrackedPeers};
 use commonware_runtime::{Clock, Metrics, Spawner, Storage};
+use commonware_utils::ordered::Set;
 use futures::channel::mpsc;
 use futures::StreamExt;
 use rand_core_010::CryptoRng;
@@ -76,6 +77,10 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Marks against peers sending bad transactions.
     pub penalties: PenaltyConfig,
+    /// Whether this node (a validator) keeps the p2p peer set equal to what the ledger registers
+    /// ([`PeerTracker`]). Every validator does on a real network; in a simulation, whose network
+    /// is one shared oracle, one validator does it for all.
+    pub track_peers: bool,
 }
 
 impl NodeConfig {
@@ -102,6 +107,7 @@ impl NodeConfig {
             blobs: BlobConfig::default(),
             mempool: MempoolConfig::new(chain_id),
             penalties: PenaltyConfig::default(),
+            track_peers: true,
         }
     }
 }
@@ -238,8 +244,65 @@ impl AgentTime {
     }
 }
 
+/// Keeps the p2p peer set equal to what the ledger registers: the consensus validators as
+/// primary peers, and as secondary peers every known node whose address holds tokens or stake on
+/// the ledger. A key with no account cannot reach the network, so identities cost tokens.
+pub struct PeerTracker {
+    track: Box<dyn FnMut(u64, TrackedPeers<ed25519::PublicKey>) + Send>,
+    validators: Set<ed25519::PublicKey>,
+    candidates: Vec<ed25519::PublicKey>,
+    last: Option<Set<ed25519::PublicKey>>,
+}
+
+impl PeerTracker {
+    /// A tracker that hands each changed peer set (with the block height as its id) to `track`.
+    pub fn new(
+        track: impl FnMut(u64, TrackedPeers<ed25519::PublicKey>) + Send + 'static,
+        validators: Set<ed25519::PublicKey>,
+        candidates: Vec<ed25519::PublicKey>,
+    ) -> Self {
+        Self {
+            track: Box::new(track),
+            validators,
+            candidates,
+            last: None,
+        }
+    }
+
+    /// The secondary peers the ledger registers at `state`.
+    pub fn registered(&self, state: &dyn StateRead) -> Set<ed25519::PublicKey> {
+        let members = self.candidates.iter().filter(|pk| {
+            if self.validators.position(pk).is_some() {
+                return false;
+            }
+            let address = address_of(pk);
+            let balance = query::balance(state, &address).unwrap_or(0);
+            let bonded = query::stake(state, &address).map_or(0, |s| s.bonded);
+            balance > 0 || bonded > 0
+        });
+        Set::from_iter_dedup(members.cloned())
+    }
+
+    fn on_block(&mut self, height: u64, state: &dyn StateRead) {
+        let registered = self.registered(state);
+        if self.last.as_ref() != Some(&registered) {
+            debug!(
+                height,
+                peers = registered.len(),
+                "peer set follows the ledger"
+            );
+            (self.track)(
+                height,
+                TrackedPeers::new(self.validators.clone(), registered.clone()),
+            );
+            self.last = Some(registered);
+        }
+    }
+}
+
 /// What the node's agents and outbox see at every finalized block.
 pub struct NodeObserver<E> {
+    peers: Option<PeerTracker>,
     agents: Vec<Agent>,
     time: Arc<AgentTime>,
     outbox: Outbox,
@@ -265,6 +328,9 @@ impl<E: Send + Sync + 'static> BlockObserver for NodeObserver<E> {
     fn on_finalized(&mut self, block: &Block, state: &dyn StateRead) {
         let height = block.header.height;
         self.height = height;
+        if let Some(peers) = &mut self.peers {
+            peers.on_block(height, state);
+        }
         if let Some(pool) = &self.mempool {
             pool.prune_stale(state);
         }
@@ -349,7 +415,7 @@ where
     S: StateStore + Send + 'static,
     Snd: Sender<PublicKey = ed25519::PublicKey>,
     Rcv: Receiver<PublicKey = ed25519::PublicKey>,
-    P: Provider<PublicKey = ed25519::PublicKey>,
+    P: Manager<PublicKey = ed25519::PublicKey>,
     B: Blocker<PublicKey = ed25519::PublicKey> + Clone,
 {
     let partition = format!("{}-blobs", config.name);
@@ -366,7 +432,19 @@ where
     };
     let outbox = Outbox::new(config.key.ledger_key(), config.chain_id);
     let agent_time = Arc::new(AgentTime::default());
+    // Validators keep the network's peer set in line with the ledger.
+    let tracker = (config.role == Role::Validator && config.track_peers).then(|| {
+        let mut manager = peers.clone();
+        PeerTracker::new(
+            move |id, set| {
+                let _ = manager.track(id, set);
+            },
+            config.validators.clone(),
+            config.peers.clone(),
+        )
+    });
     let observer = Arc::new(Mutex::new(NodeObserver {
+        peers: tracker,
         agents,
         time: agent_time.clone(),
         outbox,

@@ -168,7 +168,7 @@ impl Setup {
                 success_rate: probability!(1.0),
             },
             timeouts: Timeouts::default(),
-            quota: Quota::per_second(NZU32!(10_000)),
+            quota: Quota::per_second(NZU32!(1_000)),
         }
     }
 
@@ -445,4 +445,38 @@ fn byzantine_members_are_outvoted_slashed_and_paid_less() {
         "accuracy {:?}",
         run.accuracies
     );
+}
+
+#[test]
+fn a_node_with_no_account_on_the_ledger_is_dropped_from_the_peer_set() {
+    let setup = Setup::honest(23);
+    let mut config = setup.config();
+    let stranger = VALIDATORS + TRAINERS;
+    config.nodes.push(ClusterNode {
+        name: "stranger".into(),
+        key: NodeKey::derive(999, 0),
+        role: Role::Trainer,
+        agents: Arc::new(Vec::new),
+    });
+    let runner = deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(setup.seed)
+            .with_timeout(Some(Duration::from_secs(3_600))),
+    );
+    runner.start(|context| async move {
+        let mut cluster = Cluster::new(&context, config).await.expect("cluster");
+        cluster.start_all(&context).await.expect("nodes start");
+        let ok = cluster
+            .wait_until(&context, Duration::from_secs(300), |c| c.height(0) >= 30)
+            .await;
+        assert!(ok, "the registered nodes stopped making progress");
+        let trainer = cluster.height(VALIDATORS);
+        let outsider = cluster.height(stranger);
+        eprintln!("registered trainer at height {trainer}, stranger at {outsider}");
+        assert!(trainer >= 25, "a registered trainer lags: {trainer}");
+        assert!(
+            outsider + 20 < trainer,
+            "a key without tokens kept following the chain: {outsider} vs {trainer}"
+        );
+    });
 }

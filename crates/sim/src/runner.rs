@@ -289,7 +289,9 @@ fn run_in_pool(
         nodes,
         link,
         timeouts: Timeouts::default(),
-        quota: Quota::per_second(NZU32!(100_000)),
+        // The simulated network sizes receive buffers by peers x burst: keep the burst modest
+        // (100 000/s made each validator reserve ~48 MB per node; see docs/benchmarks/node.md).
+        quota: Quota::per_second(NZU32!(1_000)),
     };
     let centralized_accuracy = centralized_baseline(scenario, &plan, &sealed, trainers.len());
 

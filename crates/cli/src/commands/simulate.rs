@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cairn_ml::data::BuiltinDataset;
+use cairn_sim::runner::RunTiming;
 use cairn_sim::scenario::{Scenario, ScenarioOverrides};
 use cairn_sim::{summary_table, write_report, ProgressBarReporter};
 
@@ -173,6 +174,11 @@ pub struct SimulateArgs {
     /// Print the scenario these settings give, as TOML, check it, and exit without running.
     #[arg(long)]
     pub print_scenario: bool,
+
+    /// Also write where the wall-clock time went (training, validation, other), the blocks and
+    /// the peak memory, as JSON, to FILE (machine-dependent, so never part of the report).
+    #[arg(long, value_name = "FILE")]
+    pub timing: Option<PathBuf>,
 }
 
 impl SimulateArgs {
@@ -220,8 +226,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     println!("{}", describe(&scenario)?);
     let mut progress = ProgressBarReporter::new(scenario.rounds);
     let started = Instant::now();
-    let result =
-        cairn_sim::runner::run(&scenario, &mut progress).context("the simulation failed")?;
+    let (result, timing) =
+        cairn_sim::runner::run_timed(&scenario, &mut progress).context("the simulation failed")?;
     progress.finish();
     let wall = started.elapsed();
     let files = write_report(&result, &args.out)
@@ -233,7 +239,36 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         files.plots.len()
     );
     println!("wall time {:.1} s (not in the report)", wall.as_secs_f64());
+    if let Some(path) = &args.timing {
+        let json = serde_json::to_string_pretty(&timing).context("cannot encode the timing")?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write the timing to {}", path.display()))?;
+        println!("{}", timing_line(&timing, scenario.rounds));
+    }
     Ok(())
+}
+
+/// One line of a timed run: wall time, its split, blocks and peak memory.
+fn timing_line(timing: &RunTiming, rounds: u32) -> String {
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    let share = |ms: u64| 100.0 * ms as f64 / timing.wall_ms.max(1) as f64;
+    let rss = match timing.peak_rss_bytes {
+        Some(bytes) => format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0)),
+        None => "unknown".to_owned(),
+    };
+    format!(
+        "timing: wall {:.1} s ({:.2} s/round), training {:.1} s ({:.0}%), validation {:.1} s \
+         ({:.0}%), other {:.1} s ({:.0}%), {} blocks, peak RSS {rss}",
+        secs(timing.wall_ms),
+        secs(timing.wall_ms) / f64::from(rounds.max(1)),
+        secs(timing.training_ms),
+        share(timing.training_ms),
+        secs(timing.validation_ms),
+        share(timing.validation_ms),
+        secs(timing.other_ms),
+        share(timing.other_ms),
+        timing.blocks,
+    )
 }
 
 /// One line saying what is about to run.

@@ -106,9 +106,11 @@ impl Coalition {
             let d = honest.len();
             // Colluders know only their own honest updates. To craft against the whole network
             // (and let optimized attacks simulate the rule on `n` updates) they stand these in
-            // for the `n - f` honest trainers, cycling through them in member order.
+            // for the `n - f` honest trainers, repeating them whole (as many whole copies as fit
+            // in `n - f` rows, so the stand-ins' mean is their own mean).
             let known: Vec<&Vec<f32>> = pool.values().collect();
-            let stand_ins = n.saturating_sub(self.members.len()).max(known.len());
+            let copies = (n.saturating_sub(self.members.len()) / known.len().max(1)).max(1);
+            let stand_ins = copies * known.len();
             let flat: Vec<f32> = known
                 .iter()
                 .cycle()
