@@ -8,8 +8,8 @@
 # $OUT_DIR (default /tmp/cairn-node-scale). Runs one scenario at a time, on 1 thread (the
 # scenario default), so figures compare; the load average is printed with every row.
 #
-# Memory: the simulator's p2p quota is 1 000 msg/s; node-t100 peaks near 1.5 GiB and scale-t176
-# near 2.8 GiB (docs/benchmarks/node.md explains why a larger quota costs far more).
+# Memory: the simulator's p2p quota is 1 000 msg/s; node-t100 peaks near 1.3 GiB and scale-t500
+# near 7.5 GiB and runs about 10 minutes (docs/benchmarks/node.md explains why a larger quota costs far more).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -28,7 +28,7 @@ fi
 if [ "$#" -gt 0 ]; then
     names=("$@")
 else
-    names=(node-t10 model-t20-h32 model-t20-h256 node-t100 scale-t176)
+    names=(node-t10 model-t20-h32 model-t20-h256 node-t100 scale-t500)
 fi
 
 echo "machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -21,7 +21,11 @@ pub const MAX_TRANSACTIONS_PER_BLOCK: usize = 20_000;
 pub const MAX_TEXT_BYTES: usize = 256;
 
 /// Most members (trainers plus validators) a task may have; also bounds score lists.
-pub const MAX_TASK_MEMBERS: usize = 256;
+pub const MAX_TASK_MEMBERS: usize = 1024;
+
+/// Most validators a task may have. With [`MAX_TASK_MEMBERS`] it bounds a round record: at most
+/// 64 attestations of at most 1024 scores each (about 2.4 MB), however members split by role.
+pub const MAX_TASK_VALIDATORS: usize = 64;
 
 /// Most entries of one attestation's score list.
 pub const MAX_SCORES_PER_ATTESTATION: usize = MAX_TASK_MEMBERS;

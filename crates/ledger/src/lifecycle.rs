@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::account;
 use crate::address::Address;
-use crate::encoding::{domain_hash, MAX_TASK_MEMBERS};
+use crate::encoding::{domain_hash, MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS};
 use crate::execute::{Env, TxError};
 use crate::round::Round;
 use crate::schedule::{self, Event};
@@ -46,8 +46,8 @@ pub enum TaskError {
         /// The member.
         address: Address,
     },
-    /// The task has as many members as it may.
-    #[error("task {0} already has the maximum number of members")]
+    /// The task has as many members as it may (or, for a validator, as many validators).
+    #[error("task {0} already has the maximum number of members (1024) or validators (64)")]
     Full(u64),
     /// The bond is below the task's minimum stake (or zero).
     #[error("bond {bond} is below task minimum stake {minimum} (and must be positive)")]
@@ -153,7 +153,9 @@ pub fn join(
         }
         .into());
     }
-    if task.members() >= MAX_TASK_MEMBERS {
+    if task.members() >= MAX_TASK_MEMBERS
+        || (role == Role::Validator && task.validators.len() >= MAX_TASK_VALIDATORS)
+    {
         return Err(TaskError::Full(id).into());
     }
     if bond == 0 || bond < task.spec.min_stake {

@@ -451,3 +451,60 @@ fn proposer_leaves_bad_candidates_out_and_keeps_good_ones() {
         BALANCE + 5
     );
 }
+
+#[test]
+fn a_task_takes_at_most_1024_members_of_which_64_validators() {
+    use cairn_ledger::encoding::{MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS};
+    assert_eq!((MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS), (1024, 64));
+    // users[0] creates the task; users[1..=1025] bond and try to join.
+    let count = u16::try_from(MAX_TASK_MEMBERS + 2).unwrap();
+    let mut users: Vec<User> = (0..count).map(User::numbered).collect();
+    let mut chain = chain(&genesis(&users, Params::default()));
+    let mut block = vec![users[0].sign(Payload::CreateTask {
+        spec: spec(1, (3, 3, 3), 10_000),
+    })];
+    block.extend(
+        users[1..]
+            .iter_mut()
+            .map(|u| u.sign(Payload::Bond { amount: 500 })),
+    );
+    commit(&mut chain, block);
+    let join = |role| Payload::JoinTask {
+        task: 0,
+        role,
+        bond: 200,
+    };
+
+    let validators: Vec<_> = users[1..=MAX_TASK_VALIDATORS]
+        .iter_mut()
+        .map(|u| u.sign(join(Role::Validator)))
+        .collect();
+    commit(&mut chain, validators);
+    let next = &users[MAX_TASK_VALIDATORS + 1];
+    let error = expect_rejected(
+        &mut chain,
+        vec![next.sign_with_nonce(next.nonce, join(Role::Validator))],
+    );
+    assert!(
+        matches!(error, TxError::Task(TaskError::Full(0))),
+        "{error:?}"
+    );
+
+    // The remaining places go to trainers, up to 1024 members in all.
+    let trainers: Vec<_> = users[MAX_TASK_VALIDATORS + 1..=MAX_TASK_MEMBERS]
+        .iter_mut()
+        .map(|u| u.sign(join(Role::Trainer)))
+        .collect();
+    commit(&mut chain, trainers);
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    assert_eq!(task.members(), MAX_TASK_MEMBERS);
+    let last = &users[MAX_TASK_MEMBERS + 1];
+    let error = expect_rejected(
+        &mut chain,
+        vec![last.sign_with_nonce(last.nonce, join(Role::Trainer))],
+    );
+    assert!(
+        matches!(error, TxError::Task(TaskError::Full(0))),
+        "{error:?}"
+    );
+}

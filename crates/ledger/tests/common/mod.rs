@@ -46,6 +46,20 @@ impl User {
         }
     }
 
+    /// The user number `index` of a large population (its key's first two bytes are the index,
+    /// the rest `0xcc`: distinct from every [`User::new`] key).
+    pub fn numbered(index: u16) -> Self {
+        let mut seed = [0xcc; 32];
+        seed[..2].copy_from_slice(&index.to_be_bytes());
+        let key = SigningKey::from_bytes(&seed);
+        let address = Address::from_public_key(&key.verifying_key());
+        Self {
+            key,
+            address,
+            nonce: 0,
+        }
+    }
+
     /// Signs `payload` with the next nonce (and advances it).
     pub fn sign(&mut self, payload: Payload) -> SignedTransaction {
         let tx = SignedTransaction::new(&self.key, CHAIN_ID, self.nonce, payload);

@@ -308,6 +308,7 @@ where
     let mut blocked: BTreeSet<ed25519::PublicKey> = BTreeSet::new();
     let mut turn = 0usize;
     let mut deadline = context.current() + config.retry;
+    let mut requests = Requests::default();
     loop {
         let mut ask = false;
         select! {
@@ -320,7 +321,10 @@ where
                     Ok(FeedOutcome::Applied(_)) => {
                         deadline = context.current() + config.retry;
                     }
-                    Ok(FeedOutcome::Buffered) => ask = follower.gap().is_some(),
+                    Ok(FeedOutcome::Buffered) => {
+                        ask = follower.gap().is_some()
+                            && requests.is_new(follower.next_height()?);
+                    }
                     Ok(FeedOutcome::Ignored) => {}
                     Err(error) => match error.offence() {
                         Some(offence) => {
@@ -353,8 +357,10 @@ where
         if eligible.is_empty() {
             continue;
         }
+        let from = follower.next_height()?;
+        requests.asked(from);
         let request = FeedMessage::Request {
-            from: follower.next_height()?,
+            from,
             count: MAX_REQUEST_HEIGHTS,
         };
         let target = eligible[turn % eligible.len()].clone();
@@ -364,6 +370,29 @@ where
             bytes::Bytes::from(request.to_bytes()),
             false,
         );
+    }
+}
+
+/// Which gaps a follower has asked about. A lagging follower sees a buffered block from every
+/// validator at every new height; asking again each time would send validators one
+/// `MAX_REQUEST_HEIGHTS`-block request per validator per block per lagging follower, and at a few
+/// hundred followers their answers outgrow the chain (a 500-trainer simulation stalled that way).
+/// So a gap is asked about once per starting height; the `retry` timer asks again when the
+/// answer is lost.
+#[derive(Debug, Default)]
+struct Requests {
+    last_from: Option<u64>,
+}
+
+impl Requests {
+    /// Whether a gap starting at `from` has not been asked about yet.
+    fn is_new(&self, from: u64) -> bool {
+        self.last_from != Some(from)
+    }
+
+    /// Records a request starting at `from` (also the timer's re-asks).
+    fn asked(&mut self, from: u64) {
+        self.last_from = Some(from);
     }
 }
 
@@ -466,5 +495,19 @@ mod tests {
         for (error, offence) in cases {
             assert_eq!(error.offence(), offence, "{error}");
         }
+    }
+
+    #[test]
+    fn a_gap_is_asked_about_once_per_starting_height() {
+        let mut requests = Requests::default();
+        assert!(requests.is_new(5));
+        requests.asked(5);
+        // Every validator's next block lands in the buffer while the answer is on its way.
+        assert!(!requests.is_new(5));
+        assert!(!requests.is_new(5));
+        // The answer filled part of the gap: the rest is a new question.
+        assert!(requests.is_new(69));
+        requests.asked(69);
+        assert!(!requests.is_new(69));
     }
 }

@@ -170,8 +170,18 @@ fn limits_and_empty_texts_are_rejected() {
         ScenarioError::Empty { .. }
     ));
     assert!(matches!(
-        invalid("[[trainers]]\ncount = 600"),
+        invalid("[[trainers]]\ncount = 1100"),
         ScenarioError::TooLarge { .. } | ScenarioError::TooManyNodes { .. }
+    ));
+    // 40 validators and 200 trainers fit the node limit but not the simulated network's ports.
+    assert!(matches!(
+        invalid("[[trainers]]\ncount = 200\n[[validators]]\ncount = 40"),
+        ScenarioError::TooManyLinks {
+            validators: 40,
+            trainers: 200,
+            links: 17_560,
+            ..
+        }
     ));
 }
 

@@ -11,8 +11,16 @@ use super::groups::{
 };
 use super::{NodeName, Scenario};
 
-/// Most nodes (trainers + validators) one simulation may run in one process.
-pub const MAX_NODES: u64 = 512;
+/// Most nodes (trainers + validators) one simulation may run in one process: the ledger's bound
+/// on one task's members (`cairn_ledger::encoding::MAX_TASK_MEMBERS`).
+pub const MAX_NODES: u64 = cairn_ledger::encoding::MAX_TASK_MEMBERS as u64;
+
+/// Most directed links a simulation may start with. The simulated network links every validator
+/// to every node (trainers never talk to each other), `v(v - 1) + 2vt` links for `v` validators
+/// and `t` trainers; commonware's deterministic runtime hands out 32 767 ephemeral ports in all,
+/// one per dial and never reused, and reconnections after crashes and healed partitions dial
+/// again, so a run may start with half of them.
+pub const MAX_LINKS: u64 = 16_383;
 /// Most rounds one simulation may run.
 pub const MAX_ROUNDS: u32 = 10_000;
 /// Most local SGD steps per round.
@@ -102,6 +110,22 @@ pub enum ScenarioError {
         /// Trainers plus validators.
         nodes: u64,
         /// The limit, [`MAX_NODES`].
+        max: u64,
+    },
+    /// The simulated network would need more links than it can dial.
+    #[error(
+        "{validators} validators and {trainers} trainers need {links} links in the simulated \
+         network; at most {max} fit (the limit is about 2 * validators * trainers): use fewer \
+         validators or trainers"
+    )]
+    TooManyLinks {
+        /// Validator nodes.
+        validators: u64,
+        /// Trainer nodes.
+        trainers: u64,
+        /// Directed links, `v(v - 1) + 2vt`.
+        links: u64,
+        /// The limit, [`MAX_LINKS`].
         max: u64,
     },
     /// Byzantine validators are not fewer than a third of the validators, by count or by stake:
@@ -227,6 +251,16 @@ impl Scenario {
             return Err(ScenarioError::TooManyNodes {
                 nodes,
                 max: MAX_NODES,
+            });
+        }
+        let (validators, trainers) = (self.validator_count(), self.trainer_count());
+        let links = validators * validators.saturating_sub(1) + 2 * validators * trainers;
+        if links > MAX_LINKS {
+            return Err(ScenarioError::TooManyLinks {
+                validators,
+                trainers,
+                links,
+                max: MAX_LINKS,
             });
         }
         self.validate_network()?;
