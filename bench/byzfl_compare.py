@@ -13,7 +13,7 @@ Inputs: n = 50 updates of dimension d = 1,000,000 (float32, seeded numpy), writt
 The two outputs are compared (max relative difference) so the timing is of equal work.
 Prints a Markdown table for docs/benchmarks/robust-vs-byzfl.md.
 
-Usage: python3 bench/byzfl_compare.py [--cairn target/debug/cairn] [--n 50] [--d 1000000]
+Usage: python3 bench/byzfl_compare.py [--cairn target/release/cairn] [--n 50] [--d 1000000]
 Needs byzfl (see scripts/make_fixtures.py, which creates /tmp/fixtures-venv with it): this script
 re-executes itself in that venv when byzfl is not importable.
 """
@@ -60,7 +60,7 @@ def best_of(repeat, fn):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cairn", default=str(ROOT / "target/debug/cairn"))
+    parser.add_argument("--cairn", default=str(ROOT / "target/release/cairn"))
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--d", type=int, default=1_000_000)
     parser.add_argument("--f", type=int, default=10)

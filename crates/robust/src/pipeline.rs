@@ -41,6 +41,9 @@ pub fn aggregate(
     }
 
     rule.check_chain(pre)?;
+    if let Some(output) = one_pass(rule, pre, updates, ctx) {
+        return Ok(output);
+    }
     let (screened, rule) = screen(rule, updates, ctx.non_finite)?;
     // Before the pre-aggregation runs, so that an oversized request costs nothing; the rule's
     // full check repeats it on the count that reaches it.
@@ -76,6 +79,44 @@ pub fn aggregate(
         });
     }
     Ok(output)
+}
+
+/// The mean, weighted mean, median and trimmed mean without the screening pass, when that gives
+/// the same answer.
+///
+/// Screening reads every input value once, as much memory traffic as these rules themselves, so
+/// they check the input as they read it instead. The median and trimmed mean test each value's
+/// exponent bits while copying it into their sort buffers. The mean needs no test: a finite
+/// output proves a finite input, because the sums run in `f64`, where finite `f32` terms cannot
+/// overflow, and an infinity or NaN in any row, at any weight (`0 · ∞` is NaN), makes its
+/// coordinate's sum, and so its output, non-finite. Any other case (pre-aggregation, invalid
+/// parameters, a non-finite input or output) returns `None` and takes the general path, which
+/// screens and reports exactly as before.
+fn one_pass(
+    rule: &Rule,
+    pre: &[PreAggregation],
+    updates: &Updates<'_>,
+    ctx: &Context<'_>,
+) -> Option<Vec<f32>> {
+    if !pre.is_empty() {
+        return None;
+    }
+    let output = match rule {
+        Rule::Mean | Rule::WeightedMean { .. } => {
+            rule.check(updates.n()).ok()?;
+            rules::apply(rule, updates, ctx.previous).ok()?
+        }
+        Rule::Median => {
+            rule.check(updates.n()).ok()?;
+            rules::median::median_if_finite(updates)?
+        }
+        Rule::TrimmedMean { f } => {
+            rule.check(updates.n()).ok()?;
+            rules::trimmed_mean::trimmed_mean_if_finite(updates, *f)?
+        }
+        _ => return None,
+    };
+    output.iter().all(|v| v.is_finite()).then_some(output)
 }
 
 /// Applies the non-finite policy. Returns the kept rows when some were dropped, and the rule with
@@ -145,6 +186,58 @@ mod tests {
 
     fn five() -> Updates<'static> {
         Updates::new(&DATA, 5, 2).unwrap()
+    }
+
+    #[test]
+    fn one_pass_rules_refuse_or_drop_every_non_finite_value_like_screening() {
+        // 5 updates of dimension 5000: more than one run of coordinates, so a non-finite value
+        // late in a row is seen by another task than the first.
+        let (n, d) = (5usize, 5000usize);
+        let clean: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 37) % 101) as f32 * 0.01 - 0.5)
+            .collect();
+        let rules = [
+            Rule::Mean,
+            Rule::WeightedMean {
+                weights: vec![1.0, 0.0, 2.0, 0.5, 1.0],
+            },
+            Rule::Median,
+            Rule::TrimmedMean { f: 1 },
+        ];
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for (row, column) in [(0, 0), (1, 4999), (3, 2500)] {
+                let mut data = clean.clone();
+                data[row * d + column] = bad;
+                let updates = Updates::new(&data, n, d).unwrap();
+                let kept: Vec<usize> = (0..n).filter(|&r| r != row).collect();
+                let kept_data: Vec<f32> =
+                    kept.iter().flat_map(|&r| updates.row(r).to_vec()).collect();
+                let kept_updates = Updates::new(&kept_data, n - 1, d).unwrap();
+                for rule in &rules {
+                    // Row 1 has weight 0 in the weighted mean: 0 · ∞ and 0 · NaN are NaN.
+                    let refused = aggregate(rule, &[], &updates, &Context::default());
+                    assert!(
+                        matches!(refused, Err(RobustError::NonFinite { row: r, column: c }) if r == row && c == column),
+                        "{bad} at ({row}, {column}), {rule:?}: {refused:?}"
+                    );
+                    let drop = Context {
+                        non_finite: NonFinitePolicy::Drop,
+                        ..Context::default()
+                    };
+                    let restricted = match rule {
+                        Rule::WeightedMean { weights } => Rule::WeightedMean {
+                            weights: kept.iter().map(|&r| weights[r]).collect(),
+                        },
+                        other => other.clone(),
+                    };
+                    assert_eq!(
+                        aggregate(rule, &[], &updates, &drop).unwrap(),
+                        aggregate(&restricted, &[], &kept_updates, &Context::default()).unwrap(),
+                        "{bad} at ({row}, {column}), {rule:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -7,13 +7,20 @@
 //! by a branch-free network (Batcher's sort pruned to the comparators that reach the middle) run
 //! across 64 coordinates at once, so the result does not depend on the input order.
 
-use crate::coordinate::median_of_rows;
+use crate::coordinate::{median_of_rows, median_sorted};
 use crate::Updates;
 
 /// Coordinate-wise median of all updates.
 pub(crate) fn median(updates: &Updates<'_>) -> Vec<f32> {
     let rows: Vec<usize> = (0..updates.n()).collect();
     median_of_rows(updates, &rows)
+}
+
+/// [`median`], or `None` when an input value is not finite (checked while the input is read).
+pub(crate) fn median_if_finite(updates: &Updates<'_>) -> Option<Vec<f32>> {
+    let rows: Vec<usize> = (0..updates.n()).collect();
+    let sorted = median_sorted(updates, &rows);
+    sorted.finite.then_some(sorted.out)
 }
 
 #[cfg(test)]

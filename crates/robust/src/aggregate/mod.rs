@@ -8,9 +8,9 @@ mod krum;
 mod mda;
 mod meamed;
 mod mean;
-mod median;
+pub(crate) mod median;
 mod monna;
-mod trimmed_mean;
+pub(crate) mod trimmed_mean;
 
 pub use mda::MAX_SUBSETS as MDA_MAX_SUBSETS;
 

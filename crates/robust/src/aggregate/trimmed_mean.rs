@@ -7,7 +7,7 @@
 //! sorting network and summed in ascending order: the output is bit-for-bit independent of the
 //! order of the updates.
 
-use crate::coordinate::trimmed_mean_of_rows;
+use crate::coordinate::{trimmed_mean_of_rows, trimmed_mean_sorted};
 use crate::Updates;
 
 /// Trimmed mean of one sorted column of keys: the reference the row-wise kernel must match.
@@ -21,6 +21,14 @@ pub(crate) fn trimmed_mean_of(column: &[i32], f: usize) -> f32 {
 pub(crate) fn trimmed_mean(updates: &Updates<'_>, f: usize) -> Vec<f32> {
     let rows: Vec<usize> = (0..updates.n()).collect();
     trimmed_mean_of_rows(updates, &rows, f)
+}
+
+/// [`trimmed_mean`], or `None` when an input value is not finite (checked while the input is
+/// read).
+pub(crate) fn trimmed_mean_if_finite(updates: &Updates<'_>, f: usize) -> Option<Vec<f32>> {
+    let rows: Vec<usize> = (0..updates.n()).collect();
+    let sorted = trimmed_mean_sorted(updates, &rows, f);
+    sorted.finite.then_some(sorted.out)
 }
 
 #[cfg(test)]
