@@ -47,7 +47,12 @@ pub enum TaskError {
         address: Address,
     },
     /// The task has as many members as it may (or, for a validator, as many validators).
-    #[error("task {0} already has the maximum number of members (1024) or validators (64)")]
+    #[error(
+        "task {0} already has the maximum number of members ({max_members}) or validators \
+         ({max_validators})",
+        max_members = MAX_TASK_MEMBERS,
+        max_validators = MAX_TASK_VALIDATORS
+    )]
     Full(u64),
     /// The bond is below the task's minimum stake (or zero).
     #[error("bond {bond} is below task minimum stake {minimum} (and must be positive)")]

@@ -7,7 +7,9 @@ use commonware_codec::{Buf, EncodeSize, Error as CodecError, RangeCfg, Read, Wri
 use serde::Serialize;
 
 use crate::address::Address;
-use crate::encoding::{read_tag, Hash, MAX_SCORES_PER_ATTESTATION, MAX_TASK_MEMBERS};
+use crate::encoding::{
+    read_tag, Hash, MAX_SCORES_PER_ATTESTATION, MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS,
+};
 use crate::task::{serialize_hash, TaskSpec};
 
 /// Which transactions a round accepts at a given height.
@@ -325,7 +327,10 @@ impl Read for Round {
             seed: Hash::read_cfg(buf, &())?,
             model_hash: Hash::read_cfg(buf, &())?,
             commits: BTreeMap::read_cfg(buf, &member_map::<UpdateCommit>())?,
-            attestations: BTreeMap::read_cfg(buf, &member_map::<Attestation>())?,
+            attestations: BTreeMap::read_cfg(
+                buf,
+                &(RangeCfg::new(..=MAX_TASK_VALIDATORS), ((), ())),
+            )?,
             outcome: Option::<Outcome>::read_cfg(buf, &())?,
         })
     }

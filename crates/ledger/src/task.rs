@@ -8,7 +8,9 @@ use commonware_codec::{Buf, EncodeSize, Error as CodecError, FixedSize, RangeCfg
 use serde::Serialize;
 
 use crate::address::Address;
-use crate::encoding::{read_tag, read_text, text_size, to_hex, write_text, Hash, MAX_TASK_MEMBERS};
+use crate::encoding::{
+    read_tag, read_text, text_size, to_hex, write_text, Hash, MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS,
+};
 
 /// Most rounds a task may ask for.
 pub const MAX_ROUNDS: u32 = 1_000_000;
@@ -279,7 +281,10 @@ impl Read for Task {
             status: TaskStatus::read_cfg(buf, &())?,
             model_hash: Hash::read_cfg(buf, &())?,
             trainers: BTreeMap::read_cfg(buf, &members)?,
-            validators: BTreeMap::read_cfg(buf, &members)?,
+            validators: BTreeMap::read_cfg(
+                buf,
+                &(RangeCfg::new(..=MAX_TASK_VALIDATORS), ((), ())),
+            )?,
         })
     }
 }

@@ -173,6 +173,13 @@ fn limits_and_empty_texts_are_rejected() {
         invalid("[[trainers]]\ncount = 1100"),
         ScenarioError::TooLarge { .. } | ScenarioError::TooManyNodes { .. }
     ));
+    assert!(matches!(
+        invalid("[[validators]]\ncount = 65"),
+        ScenarioError::TooManyValidators {
+            validators: 65,
+            max: 64
+        }
+    ));
     // 40 validators and 200 trainers fit the node limit but not the simulated network's ports.
     assert!(matches!(
         invalid("[[trainers]]\ncount = 200\n[[validators]]\ncount = 40"),

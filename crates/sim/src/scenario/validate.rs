@@ -15,11 +15,16 @@ use super::{NodeName, Scenario};
 /// on one task's members (`cairn_ledger::encoding::MAX_TASK_MEMBERS`).
 pub const MAX_NODES: u64 = cairn_ledger::encoding::MAX_TASK_MEMBERS as u64;
 
+/// Most validators one simulation may run: the ledger's bound on one task's validators
+/// (`cairn_ledger::encoding::MAX_TASK_VALIDATORS`).
+pub const MAX_VALIDATORS: u64 = cairn_ledger::encoding::MAX_TASK_VALIDATORS as u64;
+
 /// Most directed links a simulation may start with. The simulated network links every validator
 /// to every node (trainers never talk to each other), `v(v - 1) + 2vt` links for `v` validators
 /// and `t` trainers; commonware's deterministic runtime hands out 32 767 ephemeral ports in all,
 /// one per dial and never reused, and reconnections after crashes and healed partitions dial
-/// again, so a run may start with half of them.
+/// again, so a run may start with half of them. A rule of thumb, not a proof: a scenario near the
+/// limit with many crashes and partition heals can still use up the ports.
 pub const MAX_LINKS: u64 = 16_383;
 /// Most rounds one simulation may run.
 pub const MAX_ROUNDS: u32 = 10_000;
@@ -104,6 +109,17 @@ pub enum ScenarioError {
     /// There are no validators.
     #[error("the scenario has no validator; add a [[validators]] group with count >= 1")]
     NoValidators,
+    /// More validators than one task takes.
+    #[error(
+        "the scenario has {validators} validators; a task takes at most {max} (the ledger's \
+         bound), so the others could never join"
+    )]
+    TooManyValidators {
+        /// Validator nodes.
+        validators: u64,
+        /// The limit, [`MAX_VALIDATORS`].
+        max: u64,
+    },
     /// More nodes than one simulation runs.
     #[error("the scenario has {nodes} nodes; at most {max} run in one simulation")]
     TooManyNodes {
@@ -335,6 +351,12 @@ impl Scenario {
         let total = self.validator_count();
         if total == 0 {
             return Err(ScenarioError::NoValidators);
+        }
+        if total > MAX_VALIDATORS {
+            return Err(ScenarioError::TooManyValidators {
+                validators: total,
+                max: MAX_VALIDATORS,
+            });
         }
         let byzantine = |g: &&super::ValidatorGroup| g.behaviour != ValidatorBehaviour::Honest;
         let bad_count: u64 = self
