@@ -480,15 +480,15 @@ fn a_task_takes_at_most_1024_members_of_which_64_validators() {
         .map(|u| u.sign(join(Role::Validator)))
         .collect();
     commit(&mut chain, validators);
-    let next = &users[MAX_TASK_VALIDATORS + 1];
-    let error = expect_rejected(
-        &mut chain,
-        vec![next.sign_with_nonce(next.nonce, join(Role::Validator))],
-    );
-    assert!(
-        matches!(error, TxError::Task(TaskError::Full(0))),
-        "{error:?}"
-    );
+    // A refused join (signed with the user's current nonce, which it does not advance) is `Full`.
+    let refused = |chain: &mut Chain<MemoryStore>, user: &User, role| {
+        let error = expect_rejected(chain, vec![user.sign_with_nonce(user.nonce, join(role))]);
+        assert!(
+            matches!(error, TxError::Task(TaskError::Full(0))),
+            "{error:?}"
+        );
+    };
+    refused(&mut chain, &users[MAX_TASK_VALIDATORS + 1], Role::Validator);
 
     // The remaining places go to trainers, up to 1024 members in all.
     let trainers: Vec<_> = users[MAX_TASK_VALIDATORS + 1..=MAX_TASK_MEMBERS]
@@ -498,13 +498,5 @@ fn a_task_takes_at_most_1024_members_of_which_64_validators() {
     commit(&mut chain, trainers);
     let task = query::task(chain.store(), 0).unwrap().unwrap();
     assert_eq!(task.members(), MAX_TASK_MEMBERS);
-    let last = &users[MAX_TASK_MEMBERS + 1];
-    let error = expect_rejected(
-        &mut chain,
-        vec![last.sign_with_nonce(last.nonce, join(Role::Trainer))],
-    );
-    assert!(
-        matches!(error, TxError::Task(TaskError::Full(0))),
-        "{error:?}"
-    );
+    refused(&mut chain, &users[MAX_TASK_MEMBERS + 1], Role::Trainer);
 }

@@ -3,6 +3,8 @@
 //! fork or stall the three honest validators, and a follower blocks a peer that keeps sending
 //! garbage on the finality feed.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,54 +13,32 @@ use cairn_ledger::block::Block;
 use cairn_ledger::encoding::Hash;
 use cairn_ledger::genesis::{Genesis, Params};
 use cairn_ledger::store::{MemoryStore, StateRead};
-use cairn_ledger::transaction::{Payload, SignedTransaction};
 use cairn_node::channels;
 use cairn_node::consensus::feed::start_follower_with_penalties;
 use cairn_node::consensus::feed_wire::FeedMessage;
 use cairn_node::consensus::{
-    init_store, max_message_size, namespace, run_validator, BlockObserver, Scheme, TxSource,
+    init_store, max_message_size, namespace, run_validator, BlockObserver, Scheme,
     ValidatorChannels, ValidatorConfig,
 };
 use cairn_node::keys::NodeKey;
 use cairn_node::penalty::PenaltyConfig;
+use common::{link, sender_key, transfers, Pool, CHAIN, QUOTA, SENDERS};
 use commonware_consensus::simplex::elector::RoundRobin;
 use commonware_consensus::simplex::mocks::{conflicter, equivocator, relay::Relay};
 use commonware_consensus::types::Epoch;
 use commonware_cryptography::blake3::Blake3;
 use commonware_cryptography::{ed25519, Sha256};
-use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_p2p::simulated::{self, Network, Oracle};
 use commonware_p2p::{Recipients, Sender as _};
-use commonware_runtime::{
-    deterministic, Clock, Metrics as _, Quota, Runner, Spawner, Supervisor as _,
-};
+use commonware_runtime::{deterministic, Clock, Metrics as _, Runner, Spawner, Supervisor as _};
 use commonware_utils::ordered::Set;
-use commonware_utils::{probability, NZUsize, NZU32};
+use commonware_utils::NZUsize;
 
-const CHAIN: u64 = 7;
 /// Validators in the set: indexes 0..3 are honest, 3 is Byzantine.
 const VALIDATORS: usize = 4;
 const HONEST: [usize; 3] = [0, 1, 2];
 const BYZANTINE: usize = 3;
-const SENDERS: u64 = 4;
 const TARGET: u64 = 20;
-const QUOTA: Quota = Quota::per_second(NZU32!(100_000));
-
-/// A test mempool: a fixed list of transactions, handed out in order.
-#[derive(Default)]
-struct Pool(Mutex<Vec<SignedTransaction>>);
-
-impl TxSource for Pool {
-    fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
-        self.0.lock().unwrap().iter().take(max).cloned().collect()
-    }
-    fn remove_included(&self, txs: &[SignedTransaction]) {
-        let included: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
-        self.0
-            .lock()
-            .unwrap()
-            .retain(|tx| !included.contains(&tx.hash()));
-    }
-}
 
 /// Counts the transactions of every finalized block the observer was told about.
 #[derive(Default)]
@@ -72,41 +52,8 @@ impl BlockObserver for Recorder {
     }
 }
 
-fn sender_key(index: u64) -> NodeKey {
-    NodeKey::derive(99, 1000 + index)
-}
-
-/// Transfers from every sender, nonce-major so that senders interleave.
-fn transfers(per_sender: u64) -> Vec<SignedTransaction> {
-    let mut txs = Vec::new();
-    for nonce in 0..per_sender {
-        for s in 0..SENDERS {
-            let to = sender_key((s + 1) % SENDERS).address();
-            txs.push(SignedTransaction::new(
-                &sender_key(s).ledger_key(),
-                CHAIN,
-                nonce,
-                Payload::Transfer { to, amount: 1 },
-            ));
-        }
-    }
-    txs
-}
-
-fn link() -> Link {
-    Link {
-        latency: Duration::from_millis(50),
-        jitter: Duration::from_millis(10),
-        success_rate: probability!(1.0),
-    }
-}
-
 fn runner(seed: u64) -> deterministic::Runner {
-    deterministic::Runner::new(
-        deterministic::Config::default()
-            .with_seed(seed)
-            .with_timeout(Some(Duration::from_secs(900))),
-    )
+    common::runner(seed, Duration::from_secs(900))
 }
 
 fn validator_keys() -> Vec<NodeKey> {

@@ -1,6 +1,8 @@
 //! Validators finalize ledger blocks over simplex on the deterministic runtime and simulated
 //! network; followers track them through the finality feed.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,46 +11,26 @@ use cairn_ledger::block::Block;
 use cairn_ledger::encoding::Hash;
 use cairn_ledger::genesis::{Genesis, Params};
 use cairn_ledger::store::{MemoryStore, StateRead};
-use cairn_ledger::transaction::{Payload, SignedTransaction};
 use cairn_node::channels;
 use cairn_node::consensus::feed_wire::{FeedMessage, FeedWireError};
 use cairn_node::consensus::{
     init_store, max_message_size, namespace, run_validator, start_follower, BlockObserver,
-    CairnBlock, FeedError, FeedOutcome, Follower, FollowerConfig, LedgerState, Scheme, TxSource,
+    CairnBlock, FeedError, FeedOutcome, Follower, FollowerConfig, LedgerState, Scheme,
     ValidatorChannels, ValidatorConfig,
 };
 use cairn_node::keys::NodeKey;
+use common::{link, sender_key, transfers, Pool, CHAIN, QUOTA, SENDERS};
 use commonware_consensus::simplex::types::{Finalization, Finalize, Proposal};
 use commonware_consensus::types::{Epoch, Round, View};
 use commonware_cryptography::ed25519;
 use commonware_cryptography::Digestible;
-use commonware_p2p::simulated::{self, Link, Network, Oracle};
+use commonware_p2p::simulated::{self, Network, Oracle};
 use commonware_parallel::Sequential;
-use commonware_runtime::{deterministic, Clock, Handle, Quota, Runner, Spawner, Supervisor as _};
+use commonware_runtime::{deterministic, Clock, Handle, Runner, Spawner, Supervisor as _};
 use commonware_utils::ordered::Set;
-use commonware_utils::{non_empty, probability, test_rng, NZUsize, NZU32};
+use commonware_utils::{non_empty, test_rng, NZUsize};
 
-const CHAIN: u64 = 7;
 const VALIDATORS: usize = 4;
-const SENDERS: u64 = 4;
-const QUOTA: Quota = Quota::per_second(NZU32!(100_000));
-
-/// A test mempool: a fixed list of transactions, handed out in order.
-#[derive(Default)]
-struct Pool(Mutex<Vec<SignedTransaction>>);
-
-impl TxSource for Pool {
-    fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
-        self.0.lock().unwrap().iter().take(max).cloned().collect()
-    }
-    fn remove_included(&self, txs: &[SignedTransaction]) {
-        let included: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
-        self.0
-            .lock()
-            .unwrap()
-            .retain(|tx| !included.contains(&tx.hash()));
-    }
-}
 
 /// Records what the observer was told: height, state root, transactions, and whether the
 /// state it was given has that root's supply key.
@@ -72,27 +54,6 @@ impl BlockObserver for Recorder {
     }
 }
 
-fn sender_key(index: u64) -> NodeKey {
-    NodeKey::derive(99, 1000 + index)
-}
-
-/// Transfers from every sender, nonce-major so that senders interleave.
-fn transfers(per_sender: u64) -> Vec<SignedTransaction> {
-    let mut txs = Vec::new();
-    for nonce in 0..per_sender {
-        for s in 0..SENDERS {
-            let to = sender_key((s + 1) % SENDERS).address();
-            txs.push(SignedTransaction::new(
-                &sender_key(s).ledger_key(),
-                CHAIN,
-                nonce,
-                Payload::Transfer { to, amount: 1 },
-            ));
-        }
-    }
-    txs
-}
-
 struct Cluster {
     oracle: Oracle<ed25519::PublicKey, deterministic::Context>,
     keys: Vec<NodeKey>,
@@ -103,14 +64,6 @@ struct Cluster {
     pools: Vec<Arc<Pool>>,
     observers: Vec<Arc<Mutex<Recorder>>>,
     handles: Vec<Option<Handle<Result<(), cairn_node::consensus::ConsensusError>>>>,
-}
-
-fn link() -> Link {
-    Link {
-        latency: Duration::from_millis(50),
-        jitter: Duration::from_millis(10),
-        success_rate: probability!(1.0),
-    }
 }
 
 impl Cluster {
@@ -267,11 +220,7 @@ impl Cluster {
 }
 
 fn runner(seed: u64) -> deterministic::Runner {
-    deterministic::Runner::new(
-        deterministic::Config::default()
-            .with_seed(seed)
-            .with_timeout(Some(Duration::from_secs(600))),
-    )
+    common::runner(seed, Duration::from_secs(600))
 }
 
 fn all() -> Vec<usize> {

@@ -98,23 +98,18 @@ fn one_pass(
     updates: &Updates<'_>,
     ctx: &Context<'_>,
 ) -> Option<Vec<f32>> {
-    if !pre.is_empty() {
+    let one_pass = matches!(
+        rule,
+        Rule::Mean | Rule::WeightedMean { .. } | Rule::Median | Rule::TrimmedMean { .. }
+    );
+    if !pre.is_empty() || !one_pass {
         return None;
     }
+    rule.check(updates.n()).ok()?;
     let output = match rule {
-        Rule::Mean | Rule::WeightedMean { .. } => {
-            rule.check(updates.n()).ok()?;
-            rules::apply(rule, updates, ctx.previous).ok()?
-        }
-        Rule::Median => {
-            rule.check(updates.n()).ok()?;
-            rules::median::median_if_finite(updates)?
-        }
-        Rule::TrimmedMean { f } => {
-            rule.check(updates.n()).ok()?;
-            rules::trimmed_mean::trimmed_mean_if_finite(updates, *f)?
-        }
-        _ => return None,
+        Rule::Median => rules::median::median_if_finite(updates)?,
+        Rule::TrimmedMean { f } => rules::trimmed_mean::trimmed_mean_if_finite(updates, *f)?,
+        _ => rules::apply(rule, updates, ctx.previous).ok()?,
     };
     output.iter().all(|v| v.is_finite()).then_some(output)
 }

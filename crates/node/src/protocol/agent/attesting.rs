@@ -52,7 +52,7 @@ impl Validator {
         }
         let number = round.number;
         prune(&mut self.rounds, number);
-        self.failed.retain(|r| r + 1 >= number);
+        self.failed.retain(|r| r.saturating_add(1) >= number);
         let spec = &step.task.spec;
         match Phase::at(spec, round.opened_at, step.height + 1) {
             Phase::AttestCommit
