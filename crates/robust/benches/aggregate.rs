@@ -7,7 +7,9 @@
 //! n ∈ {10, 50, 200} × d ∈ {1e5, 1e6}, plus n = 10, d = 1e7. Criterion reports rules in GB/s of
 //! input read (`n · d · 4` bytes), the `memcpy` and `read` groups in GB/s of buffer, and
 //! `krum_distances` in Gelem/s where one element is one flop of the `3 · n(n−1)/2 · d` the pairwise
-//! distances cost, i.e. GFLOP/s.
+//! distances cost, i.e. GFLOP/s. `matmul` is our matrix product (`cairn_ml::kernels::matmul`) on all
+//! threads, also in GFLOP/s (`2·s³` flops for size `s`), measured in the same run: the
+//! reference the distances are compared with.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -91,6 +93,21 @@ fn read_all_threads(data: &[f32]) -> f32 {
         .sum::<f32>()
 }
 
+/// Our matmul on all threads, the reference for `krum_distances`.
+fn matmul(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matmul");
+    for size in [256usize, 512, 1024] {
+        let a = random_updates(size, size);
+        let b: Vec<f32> = a.iter().rev().copied().collect();
+        let mut out = vec![0.0f32; size * size];
+        group.throughput(Throughput::Elements(2 * (size as u64).pow(3)));
+        group.bench_function(BenchmarkId::new("all_threads", size), |bench| {
+            bench.iter(|| cairn_ml::kernels::matmul(&a, &b, &mut out, size, size, size))
+        });
+    }
+    group.finish();
+}
+
 fn rules(c: &mut Criterion) {
     let ctx = Context::default();
     for (n, d) in shapes() {
@@ -144,6 +161,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bandwidth, rules
+    targets = bandwidth, matmul, rules
 }
 criterion_main!(benches);

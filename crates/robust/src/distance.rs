@@ -2,11 +2,15 @@
 //!
 //! A distance between two rows is summed in blocks of [`BLOCK`] coordinates: inside a block into
 //! 32 `f32` lanes (lane `l` takes coordinates `l, l + 32, ...`), the lanes added in order into an
-//! `f64`, and the block sums added in block order into the `f64` result. The order depends only on
-//! `d`, so every caller (Krum, NNM, MoNNA, clipping) gets the same bits for the same pair, on any
-//! thread count. A block whose `f32` sum overflows (inputs beyond ~1.8e19) is redone in `f64`,
-//! so distances of finite inputs are always finite. Differences are formed directly (`x - y`, not `‖x‖² + ‖y‖² − 2⟨x, y⟩`), which
-//! costs the same three flops per coordinate and does not cancel catastrophically.
+//! `f64`; the block sums of each chunk of [`CHUNK`] coordinates added in block order into an `f64`
+//! chunk sum, and the chunk sums added in chunk order into the `f64` result. The order depends only
+//! on `d`, so every caller (Krum, NNM, MoNNA, clipping) gets the same bits for the same pair, on
+//! any thread count. A block whose `f32` sum overflows (inputs beyond ~1.8e19) is redone in `f64`,
+//! so distances of finite inputs are always finite. Differences are formed directly (`x - y`, not
+//! `‖x‖² + ‖y‖² − 2⟨x, y⟩`), which costs the same three flops per coordinate and does not cancel
+//! catastrophically.
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -14,10 +18,19 @@ use crate::{RobustError, Updates, MAX_PAIRWISE_UPDATES};
 
 /// Coordinates per block of the fixed-order sums.
 pub const BLOCK: usize = 1024;
+/// Coordinates per chunk of the fixed-order sums (64 blocks): pairwise distances are computed a
+/// chunk at a time, so that chunks run in parallel and a chunk of every row of a tile stays in
+/// cache while all of the tile's pairs are summed. For `d ≤ CHUNK` the result is the one
+/// chunk's sum.
+pub const CHUNK: usize = 64 * BLOCK;
 const LANES: usize = 32;
 
 /// Largest number of rows per side of a tile of the pairwise computation.
 const MAX_TILE: usize = 32;
+
+/// Bytes of chunk sums held at once by [`pairwise_squared_distances`] (one `f64` per pair and
+/// chunk of a wave of chunks).
+const WAVE_BYTES: usize = 64 << 20;
 
 #[inline]
 fn lanes_to_f64(lanes: [f32; LANES]) -> f64 {
@@ -75,11 +88,107 @@ fn block_squared_distance_portable(a: &[f32], b: &[f32]) -> f64 {
     } else {
         // Finite inputs beyond ~1.8e19 overflow f32 squares (never to NaN: only non-negative
         // terms are added). Redo this block in f64, where no f32 input can overflow.
-        a.iter().zip(b).fold(0.0f64, |acc, (&x, &y)| {
-            let diff = f64::from(x) - f64::from(y);
-            acc + diff * diff
-        })
+        block_squared_distance_f64(a, b)
     }
+}
+
+/// The block distances `‖a_i − b_j‖²` for two rows `a` and `B` rows `b`, as `[i][j]`: each
+/// bit-identical to [`block_squared_distance`] of its pair, for a fraction of the loads (every
+/// value of `a` read serves `B` pairs, every value of `b` two).
+#[inline]
+fn block_squared_distances<const B: usize>(a: [&[f32]; 2], b: [&[f32]; B]) -> [[f64; B]; 2] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { block_squared_distances_avx512(a, b) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { block_squared_distances_avx2(a, b) };
+        }
+    }
+    block_squared_distances_portable(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn block_squared_distances_avx512<const B: usize>(
+    a: [&[f32]; 2],
+    b: [&[f32]; B],
+) -> [[f64; B]; 2] {
+    block_squared_distances_portable(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn block_squared_distances_avx2<const B: usize>(
+    a: [&[f32]; 2],
+    b: [&[f32]; B],
+) -> [[f64; B]; 2] {
+    block_squared_distances_portable(a, b)
+}
+
+// Index loops over constant bounds keep every accumulator in a register once unrolled.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn block_squared_distances_portable<const B: usize>(
+    a: [&[f32]; 2],
+    b: [&[f32]; B],
+) -> [[f64; B]; 2] {
+    let len = a[0].len();
+    let a = a.map(|row| &row[..len]);
+    let b = b.map(|row| &row[..len]);
+    let mut lanes = [[[0.0f32; LANES]; B]; 2];
+    let full = len / LANES * LANES;
+    let mut start = 0;
+    while start < full {
+        let x = a.map(|row| &row[start..start + LANES]);
+        let y = b.map(|row| &row[start..start + LANES]);
+        for l in 0..LANES {
+            for i in 0..2 {
+                for j in 0..B {
+                    let diff = x[i][l] - y[j][l];
+                    lanes[i][j][l] += diff * diff;
+                }
+            }
+        }
+        start += LANES;
+    }
+    for (l, k) in (full..len).enumerate() {
+        for i in 0..2 {
+            for j in 0..B {
+                let diff = a[i][k] - b[j][k];
+                lanes[i][j][l] += diff * diff;
+            }
+        }
+    }
+    // Each pair's lanes are added in lane order, as in `lanes_to_f64`; the chains of the pairs
+    // are interleaved so that their additions overlap.
+    let mut sums = [[0.0f64; B]; 2];
+    for l in 0..LANES {
+        for i in 0..2 {
+            for j in 0..B {
+                sums[i][j] += f64::from(lanes[i][j][l]);
+            }
+        }
+    }
+    for i in 0..2 {
+        for j in 0..B {
+            if !sums[i][j].is_finite() {
+                sums[i][j] = block_squared_distance_f64(a[i], b[j]);
+            }
+        }
+    }
+    sums
+}
+
+/// `Σ (a_k − b_k)²` over one block in `f64`: the fallback for blocks whose `f32` sum overflows.
+fn block_squared_distance_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).fold(0.0f64, |acc, (&x, &y)| {
+        let diff = f64::from(x) - f64::from(y);
+        acc + diff * diff
+    })
 }
 
 /// `Σ a_k²` over one block, in the fixed lane order.
@@ -107,15 +216,23 @@ fn block_squared_norm(a: &[f32]) -> f64 {
 /// Squared Euclidean distance `‖a − b‖²` in the crate's fixed summation order.
 pub fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
     debug_assert_eq!(a.len(), b.len());
-    a.chunks(BLOCK)
-        .zip(b.chunks(BLOCK))
-        .fold(0.0f64, |acc, (x, y)| acc + block_squared_distance(x, y))
+    a.chunks(CHUNK)
+        .zip(b.chunks(CHUNK))
+        .fold(0.0f64, |acc, (x, y)| {
+            acc + x
+                .chunks(BLOCK)
+                .zip(y.chunks(BLOCK))
+                .fold(0.0f64, |chunk, (x, y)| chunk + block_squared_distance(x, y))
+        })
 }
 
 /// Squared Euclidean norm `‖a‖²` in the crate's fixed summation order.
 pub fn squared_norm(a: &[f32]) -> f64 {
-    a.chunks(BLOCK)
-        .fold(0.0f64, |acc, x| acc + block_squared_norm(x))
+    a.chunks(CHUNK).fold(0.0f64, |acc, x| {
+        acc + x
+            .chunks(BLOCK)
+            .fold(0.0f64, |chunk, x| chunk + block_squared_norm(x))
+    })
 }
 
 /// Squared norm of every update, in update order.
@@ -145,10 +262,14 @@ pub fn nearest(distances: &[f64], count: usize) -> Vec<usize> {
 
 /// The symmetric `n × n` matrix of squared distances, row-major, zero diagonal.
 ///
-/// Work is split into tiles of row pairs; each pair is summed entirely by one task in the fixed
-/// order, so the tile size (chosen from the thread count for load balance) never changes a bit.
-/// Inside a tile the rows are walked block by block so that the tile's blocks stay in cache.
-/// Memory: `n²` `f64` for the result and one tile's sums per task; refused with
+/// The rows are cut into tiles of at most 32; the work is one task per chunk of [`CHUNK`]
+/// coordinates and pair of tiles, which sums the chunk for every pair of rows across the two
+/// tiles, block by block (the blocks of the tiles' rows stay in L2), two rows by two at a time
+/// (each value loaded serves two pairs). Tasks run in parallel a wave of chunks at a time, and
+/// each pair's chunk sums are added in chunk order, so the result is bit-identical to
+/// [`squared_distance`] of the pair on any thread count.
+///
+/// Memory: `n²` `f64` for the result and at most [`WAVE_BYTES`] of chunk sums; refused with
 /// [`RobustError::TooManyUpdates`] beyond [`MAX_PAIRWISE_UPDATES`] updates (2 GiB of result).
 pub fn pairwise_squared_distances(updates: &Updates<'_>) -> Result<Vec<f64>, RobustError> {
     let n = updates.n();
@@ -162,48 +283,130 @@ pub fn pairwise_squared_distances(updates: &Updates<'_>) -> Result<Vec<f64>, Rob
         return Err(too_many);
     }
     let cells = n.checked_mul(n).ok_or(too_many)?;
-    let threads = rayon::current_num_threads().max(1);
-    let tile = (n / (2 * threads)).clamp(1, MAX_TILE);
-    let groups = n.div_ceil(tile);
     let mut matrix = vec![0.0f64; cells];
-    // Each task owns the rows of one tile group and fills their upper triangle, one tile at a
-    // time; the lower triangle is mirrored afterwards.
-    matrix
-        .par_chunks_mut(tile * n)
-        .enumerate()
-        .for_each(|(a, band)| {
+    if n < 2 {
+        return Ok(matrix);
+    }
+    let tiles = n.div_ceil(MAX_TILE);
+    let tile = n.div_ceil(tiles);
+    let plans: Vec<TilePlan> = (0..tiles)
+        .flat_map(|a| (a..tiles).map(move |b| (a, b)))
+        .map(|(a, b)| {
             let rows_a = a * tile..((a + 1) * tile).min(n);
-            let mut sums: Vec<f64> = Vec::with_capacity(tile * tile);
-            for b in a..groups {
-                let rows_b = b * tile..((b + 1) * tile).min(n);
-                let pairs: Vec<(usize, usize)> = rows_a
-                    .clone()
-                    .flat_map(|i| rows_b.clone().filter(move |&j| j > i).map(move |j| (i, j)))
-                    .collect();
-                sums.clear();
-                sums.resize(pairs.len(), 0.0);
-                let mut start = 0;
-                while start < d {
-                    let end = (start + BLOCK).min(d);
-                    for (sum, &(i, j)) in sums.iter_mut().zip(&pairs) {
-                        *sum += block_squared_distance(
-                            &updates.row(i)[start..end],
-                            &updates.row(j)[start..end],
-                        );
-                    }
-                    start = end;
-                }
-                for (&(i, j), &s) in pairs.iter().zip(&sums) {
-                    band[(i - rows_a.start) * n + j] = s;
-                }
+            let rows_b = b * tile..((b + 1) * tile).min(n);
+            TilePlan::new(rows_a, rows_b)
+        })
+        .collect();
+    let pairs = n * (n - 1) / 2;
+    let chunks = d.div_ceil(CHUNK).max(1);
+    let threads = rayon::current_num_threads().max(1);
+    let wave = (WAVE_BYTES / (8 * pairs)).clamp(1, 8 * threads);
+    for first in (0..chunks).step_by(wave) {
+        let tasks: Vec<(usize, &TilePlan)> = (first..(first + wave).min(chunks))
+            .flat_map(|chunk| plans.iter().map(move |plan| (chunk, plan)))
+            .collect();
+        let sums: Vec<Vec<f64>> = tasks
+            .par_iter()
+            .map(|&(chunk, plan)| {
+                plan.chunk_sums(updates, chunk * CHUNK..((chunk + 1) * CHUNK).min(d))
+            })
+            .collect();
+        // Chunk-major task order: each cell gets its chunk sums in chunk order.
+        for (&(_, plan), sums) in tasks.iter().zip(&sums) {
+            for (&(i, j), &s) in plan.cells.iter().zip(sums) {
+                matrix[i * n + j] += s;
             }
-        });
+        }
+    }
     for i in 1..n {
         for j in 0..i {
             matrix[i * n + j] = matrix[j * n + i];
         }
     }
     Ok(matrix)
+}
+
+/// The pairs `(i, j)`, `i < j`, with `i` in one tile and `j` in another (or the same) tile, and
+/// how they are computed: two rows by two where possible.
+struct TilePlan {
+    /// The pairs, indexed by slot.
+    cells: Vec<(usize, usize)>,
+    /// The work over each block, in order.
+    work: Vec<Work>,
+}
+
+enum Work {
+    /// Rows `a[0], a[1]` against rows `b[0], b[1]`: four pairs, into these slots.
+    Four {
+        a: [usize; 2],
+        b: [usize; 2],
+        slots: [[usize; 2]; 2],
+    },
+    /// One pair, into this slot.
+    Single { a: usize, b: usize, slot: usize },
+}
+
+impl TilePlan {
+    fn new(rows_a: Range<usize>, rows_b: Range<usize>) -> Self {
+        let mut plan = TilePlan {
+            cells: Vec::new(),
+            work: Vec::new(),
+        };
+        let a: Vec<usize> = rows_a.collect();
+        let b: Vec<usize> = rows_b.collect();
+        // Two rows by two (wider tiles measured slower: their accumulators spill).
+        for pair_a in a.chunks(2) {
+            for pair_b in b.chunks(2) {
+                // Four pairs at once only where every pair has i < j.
+                if pair_a.len() == 2 && pair_b.len() == 2 && pair_a[1] < pair_b[0] {
+                    let a = [pair_a[0], pair_a[1]];
+                    let b = [pair_b[0], pair_b[1]];
+                    let slots = a.map(|i| b.map(|j| plan.cell(i, j)));
+                    plan.work.push(Work::Four { a, b, slots });
+                    continue;
+                }
+                for &i in pair_a {
+                    for &j in pair_b.iter().filter(|&&j| j > i) {
+                        let slot = plan.cell(i, j);
+                        plan.work.push(Work::Single { a: i, b: j, slot });
+                    }
+                }
+            }
+        }
+        plan
+    }
+
+    fn cell(&mut self, i: usize, j: usize) -> usize {
+        self.cells.push((i, j));
+        self.cells.len() - 1
+    }
+
+    /// Every pair's sum over the coordinates `chunk` (one chunk): block sums added in order.
+    fn chunk_sums(&self, updates: &Updates<'_>, chunk: Range<usize>) -> Vec<f64> {
+        let mut sums = vec![0.0f64; self.cells.len()];
+        let mut start = chunk.start;
+        while start < chunk.end {
+            let end = (start + BLOCK).min(chunk.end);
+            let row = |i: usize| &updates.row(i)[start..end];
+            for work in &self.work {
+                match *work {
+                    Work::Four { a, b, slots } => {
+                        let block = block_squared_distances(a.map(row), b.map(row));
+                        for (slots, sums_a) in slots.iter().zip(block) {
+                            for (&slot, s) in slots.iter().zip(sums_a) {
+                                sums[slot] += s;
+                            }
+                        }
+                    }
+                    Work::Single { a, b, slot } => {
+                        sums[slot] += block_squared_distance(row(a), row(b));
+                    }
+                }
+            }
+            start = end;
+        }
+        sums
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +461,63 @@ mod tests {
                 let direct = squared_distance(updates.row(i), updates.row(j));
                 assert_eq!(matrix[i * n + j].to_bits(), direct.to_bits(), "({i}, {j})");
             }
+        }
+    }
+
+    #[test]
+    fn pairwise_matches_pair_function_across_chunks_and_tiles() {
+        for (n, d) in [(5, 2 * CHUNK + 1037), (2, CHUNK + 1), (70, 1500)] {
+            let data: Vec<f32> = (0..n * d)
+                .map(|k| ((k as u32).wrapping_mul(2_654_435_761) >> 12) as f32 * 1e-3 - 300.0)
+                .collect();
+            let updates = Updates::new(&data, n, d).unwrap();
+            let matrix = pairwise_squared_distances(&updates).unwrap();
+            for i in 0..n {
+                for j in 0..n {
+                    let direct = squared_distance(updates.row(i), updates.row(j));
+                    assert_eq!(
+                        matrix[i * n + j].to_bits(),
+                        direct.to_bits(),
+                        "n = {n}, d = {d}, ({i}, {j})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn distances_two_by_two_match_one_pair_at_a_time_bit_for_bit() {
+        for len in [1, 31, 32, 100, BLOCK] {
+            let row = |seed: f32| -> Vec<f32> {
+                (0..len)
+                    .map(|k| ((k as f32 + seed) * 0.37).sin() * seed)
+                    .collect()
+            };
+            let (a0, a1, b0) = (row(1.0), row(2.5), row(-3.0));
+            // Squares beyond f32's range: that pair's block is redone in f64.
+            let mut b1 = row(7.0);
+            b1[len / 2] = 3.0e38;
+            let (b2, b3) = (row(0.5), row(-9.0));
+            let pairs = [(&a0, &b0), (&a0, &b1), (&a1, &b0), (&a1, &b1)];
+            let singles = pairs.map(|(x, y)| block_squared_distance(x, y).to_bits());
+            let quad = block_squared_distances([&a0, &a1], [&b0, &b1]);
+            let portable = block_squared_distances_portable([&a0, &a1], [&b0, &b1]);
+            for got in [quad, portable] {
+                let bits = [got[0][0], got[0][1], got[1][0], got[1][1]].map(f64::to_bits);
+                assert_eq!(bits, singles, "len = {len}");
+            }
+            let eight = block_squared_distances([&a0, &a1], [&b0, &b1, &b2, &b3]);
+            for (i, x) in [&a0, &a1].into_iter().enumerate() {
+                for (j, y) in [&b0, &b1, &b2, &b3].into_iter().enumerate() {
+                    let single = block_squared_distance(x, y);
+                    assert_eq!(
+                        eight[i][j].to_bits(),
+                        single.to_bits(),
+                        "len = {len}, {i} {j}"
+                    );
+                }
+            }
+            assert!(quad[0][1].is_finite() && quad[0][1] > 1e76);
         }
     }
 

@@ -14,8 +14,9 @@ pub const MAX_PAIRWISE_UPDATES: usize = 16_384;
 
 /// Most updates accepted by the coordinate-wise sorting rules (median, trimmed mean, MeaMed, and
 /// the geometric median started from the median):
-/// each rayon thread holds a buffer of `n × 2064` `i32` keys (≈ 8 KiB per update), so at the
-/// limit ≈ 129 MiB per thread. Mean, weighted mean, geometric median and centered clipping use
+/// each rayon thread holds a buffer of `n × (r + 16)` `i32` keys, the run length `r` shrinking
+/// from 2048 as `n` grows past 16 (`n × r ≤ 32 Ki`, `r ≥ 256`), so at the limit 17 MiB per
+/// thread. Mean, weighted mean, geometric median and centered clipping use
 /// `O(n + d)` extra memory and take any `n`.
 pub const MAX_SORTED_UPDATES: usize = 16_384;
 

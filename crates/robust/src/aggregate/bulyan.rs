@@ -9,7 +9,7 @@
 //!    selected updates closest to their median (ties to the smaller value).
 //!
 //! ByzFL has no Bulyan; this follows the paper. Requirement: `n >= 4f + 3`. Extra memory: the
-//! `n × n` distance matrix, computed once, plus `O(d)` and `threads × θ × 2064` keys of sort
+//! `n × n` distance matrix, computed once, plus `O(d)` and `threads × θ × (r + 16)` keys of sort
 //! buffer.
 
 use crate::aggregate::krum::{ranking, scores};
