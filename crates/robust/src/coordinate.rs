@@ -25,8 +25,9 @@ const MAX_RUN: usize = 2048;
 /// Shortest run: shorter ones were slower at n = 200 (128: 1.4× the time of 256).
 const MIN_RUN: usize = 256;
 
-/// Keys of a run's buffer (`m × run`, 128 KiB) beyond 16 rows. Measured: runs of 512 at
-/// n = 50 and 256 at n = 200 were 1.15–1.27× faster than the earlier fixed 2048.
+/// Keys of a run's input (`m × run`, 128 KiB) from 17 to 64 rows; beyond, runs stay at
+/// [`MIN_RUN`]. Measured: runs of 512 at n = 50 and 256 at n = 200 were 1.15–1.27× faster than
+/// the earlier fixed 2048.
 const RUN_KEYS: usize = 32 * 1024;
 
 /// Keys per 64-byte cache line: task buffers are aligned to it, and the distance between two
@@ -34,8 +35,8 @@ const RUN_KEYS: usize = 32 * 1024;
 /// all map to the same L1 sets (a pitch of exactly 8 KiB would make every compare-exchange miss).
 const ALIGN: usize = 16;
 
-/// Run length, in coordinates, for `m` rows: a power of two between [`COLUMNS`] and
-/// [`MAX_RUN`] with `m × run ≤ RUN_KEYS` where possible.
+/// Run length, in coordinates, for `m` rows: the largest power of two between [`MIN_RUN`] and
+/// [`MAX_RUN`] with `m × run ≤ RUN_KEYS` where possible (2048 up to 16 rows, 256 from 65 on).
 fn run_length(m: usize) -> usize {
     let fit = (RUN_KEYS / m.max(1)).clamp(MIN_RUN, MAX_RUN);
     1 << fit.ilog2()
@@ -562,6 +563,44 @@ mod tests {
         });
         for (k, &s) in sums.iter().enumerate() {
             assert_eq!(s, (k + (d + k) + (2 * d + k)) as f32);
+        }
+    }
+
+    #[test]
+    fn median_and_trimmed_mean_match_a_plain_sort_for_every_run_length() {
+        // Runs of 2048 (m ≤ 16), 1024 (m = 17), 256 (m ≥ 65); partial last runs and a last
+        // column group shorter than 64.
+        for (m, d) in [
+            (5, 2 * MAX_RUN + 9),
+            (17, 3 * 1024 + 7),
+            (65, 3 * 256 + 7),
+            (200, 700),
+        ] {
+            let data: Vec<f32> = (0..m * d)
+                .map(|k| ((k as u32).wrapping_mul(2_654_435_761) >> 9) as f32 * 1e-3 - 4000.0)
+                .collect();
+            let updates = Updates::new(&data, m, d).unwrap();
+            let rows: Vec<usize> = (0..m).rev().collect();
+            let f = m / 5;
+            let median = median_of_rows(&updates, &rows);
+            let trimmed = trimmed_mean_of_rows(&updates, &rows, f);
+            for k in 0..d {
+                let mut column: Vec<i32> = (0..m).map(|r| key(data[r * d + k])).collect();
+                column.sort_unstable();
+                let expected_median = median_of_sorted(&column) as f32;
+                let kept = &column[f..m - f];
+                let expected_trimmed = (sum_values(kept) / kept.len() as f64) as f32;
+                assert_eq!(
+                    median[k].to_bits(),
+                    expected_median.to_bits(),
+                    "m = {m}, {k}"
+                );
+                assert_eq!(
+                    trimmed[k].to_bits(),
+                    expected_trimmed.to_bits(),
+                    "m = {m}, {k}"
+                );
+            }
         }
     }
 

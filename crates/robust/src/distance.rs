@@ -19,18 +19,20 @@ use crate::{RobustError, Updates, MAX_PAIRWISE_UPDATES};
 /// Coordinates per block of the fixed-order sums.
 pub const BLOCK: usize = 1024;
 /// Coordinates per chunk of the fixed-order sums (64 blocks): pairwise distances are computed a
-/// chunk at a time, so that chunks run in parallel and a chunk of every row of a tile stays in
-/// cache while all of the tile's pairs are summed. For `d ≤ CHUNK` the result is the one
-/// chunk's sum.
+/// chunk at a time, so that chunks run in parallel. For `d ≤ CHUNK` the result is the one chunk's
+/// sum, the same bits as summing the blocks directly.
 pub const CHUNK: usize = 64 * BLOCK;
 const LANES: usize = 32;
 
 /// Largest number of rows per side of a tile of the pairwise computation.
 const MAX_TILE: usize = 32;
 
-/// Bytes of chunk sums held at once by [`pairwise_squared_distances`] (one `f64` per pair and
-/// chunk of a wave of chunks).
+/// Bytes of partial results held at once by [`pairwise_squared_distances`]: each task of a wave
+/// holds its pairs' indices and chunk sums, [`BYTES_PER_PAIR`] per pair.
 const WAVE_BYTES: usize = 64 << 20;
+
+/// Bytes a task holds per pair it sums: the pair's indices and its chunk sum.
+const BYTES_PER_PAIR: usize = 3 * 8;
 
 #[inline]
 fn lanes_to_f64(lanes: [f32; LANES]) -> f64 {
@@ -262,16 +264,23 @@ pub fn nearest(distances: &[f64], count: usize) -> Vec<usize> {
 
 /// The symmetric `n × n` matrix of squared distances, row-major, zero diagonal.
 ///
-/// The rows are cut into tiles of at most 32; the work is one task per chunk of [`CHUNK`]
-/// coordinates and pair of tiles, which sums the chunk for every pair of rows across the two
-/// tiles, block by block (the blocks of the tiles' rows stay in L2), two rows by two at a time
-/// (each value loaded serves two pairs). Tasks run in parallel a wave of chunks at a time, and
-/// each pair's chunk sums are added in chunk order, so the result is bit-identical to
-/// [`squared_distance`] of the pair on any thread count.
+/// The rows are cut into tiles of at most 32 (fewer rows when that is needed for at least four
+/// tasks per thread); the work is one task per chunk of [`CHUNK`] coordinates and pair of tiles,
+/// which sums the chunk for every pair of rows across the two tiles, block by block (the blocks
+/// of the tiles' rows stay in L2), two rows by two at a time (each value loaded serves two
+/// pairs). Tasks run in parallel in chunk-major waves, and each pair's chunk sums are added in
+/// chunk order, so the result is bit-identical to [`squared_distance`] of the pair, whatever the
+/// tiles and the thread count.
 ///
-/// Memory: `n²` `f64` for the result and at most [`WAVE_BYTES`] of chunk sums; refused with
-/// [`RobustError::TooManyUpdates`] beyond [`MAX_PAIRWISE_UPDATES`] updates (2 GiB of result).
+/// Memory: `n²` `f64` for the result and at most [`WAVE_BYTES`] of partial results (or one task's,
+/// at most 32 × 32 pairs); refused with [`RobustError::TooManyUpdates`] beyond
+/// [`MAX_PAIRWISE_UPDATES`] updates (2 GiB of result).
 pub fn pairwise_squared_distances(updates: &Updates<'_>) -> Result<Vec<f64>, RobustError> {
+    pairwise_in_waves(updates, WAVE_BYTES)
+}
+
+/// [`pairwise_squared_distances`] with waves of at most `wave_bytes` of partial results.
+fn pairwise_in_waves(updates: &Updates<'_>, wave_bytes: usize) -> Result<Vec<f64>, RobustError> {
     let n = updates.n();
     let d = updates.d();
     let too_many = RobustError::TooManyUpdates {
@@ -287,36 +296,64 @@ pub fn pairwise_squared_distances(updates: &Updates<'_>) -> Result<Vec<f64>, Rob
     if n < 2 {
         return Ok(matrix);
     }
-    let tiles = n.div_ceil(MAX_TILE);
-    let tile = n.div_ceil(tiles);
-    let plans: Vec<TilePlan> = (0..tiles)
-        .flat_map(|a| (a..tiles).map(move |b| (a, b)))
-        .map(|(a, b)| {
-            let rows_a = a * tile..((a + 1) * tile).min(n);
-            let rows_b = b * tile..((b + 1) * tile).min(n);
-            TilePlan::new(rows_a, rows_b)
-        })
-        .collect();
-    let pairs = n * (n - 1) / 2;
     let chunks = d.div_ceil(CHUNK).max(1);
     let threads = rayon::current_num_threads().max(1);
-    let wave = (WAVE_BYTES / (8 * pairs)).clamp(1, 8 * threads);
-    for first in (0..chunks).step_by(wave) {
-        let tasks: Vec<(usize, &TilePlan)> = (first..(first + wave).min(chunks))
-            .flat_map(|chunk| plans.iter().map(move |plan| (chunk, plan)))
-            .collect();
-        let sums: Vec<Vec<f64>> = tasks
-            .par_iter()
-            .map(|&(chunk, plan)| {
-                plan.chunk_sums(updates, chunk * CHUNK..((chunk + 1) * CHUNK).min(d))
+    // Tiles of at most MAX_TILE rows; smaller ones (down to 2 rows) when the chunks alone would
+    // leave threads idle. Tiles only group the work: they never change a bit.
+    let mut tiles = n.div_ceil(MAX_TILE);
+    while chunks * tiles * (tiles + 1) / 2 < 4 * threads && tiles < n.div_ceil(2) {
+        tiles += 1;
+    }
+    let tile = n.div_ceil(tiles);
+    let tiles = n.div_ceil(tile);
+    let rows = |t: usize| t * tile..((t + 1) * tile).min(n);
+    let tile_pairs: Vec<(Range<usize>, Range<usize>)> = (0..tiles)
+        .flat_map(|a| (a..tiles).map(move |b| (a, b)))
+        .map(|(a, b)| (rows(a), rows(b)))
+        .collect();
+    let pairs_of = |(a, b): &(Range<usize>, Range<usize>)| {
+        if a == b {
+            a.len() * (a.len() - 1) / 2
+        } else {
+            a.len() * b.len()
+        }
+    };
+    // Tasks in chunk-major order, cut into waves of bounded memory (at least one task each):
+    // every cell gets its chunk sums in chunk order.
+    let tasks = chunks * tile_pairs.len();
+    let mut first = 0;
+    while first < tasks {
+        let mut last = first;
+        let mut bytes = 0;
+        while last < tasks {
+            let cost = BYTES_PER_PAIR * pairs_of(&tile_pairs[last % tile_pairs.len()]);
+            if last > first && bytes + cost > wave_bytes {
+                break;
+            }
+            bytes += cost;
+            last += 1;
+        }
+        let results: Vec<TileSums> = (first..last)
+            .into_par_iter()
+            .map(|task| {
+                let (chunk, (rows_a, rows_b)) = (
+                    task / tile_pairs.len(),
+                    &tile_pairs[task % tile_pairs.len()],
+                );
+                let plan = TilePlan::new(rows_a.clone(), rows_b.clone());
+                let sums = plan.chunk_sums(updates, chunk * CHUNK..((chunk + 1) * CHUNK).min(d));
+                TileSums {
+                    cells: plan.cells,
+                    sums,
+                }
             })
             .collect();
-        // Chunk-major task order: each cell gets its chunk sums in chunk order.
-        for (&(_, plan), sums) in tasks.iter().zip(&sums) {
-            for (&(i, j), &s) in plan.cells.iter().zip(sums) {
+        for result in results {
+            for (&(i, j), &s) in result.cells.iter().zip(&result.sums) {
                 matrix[i * n + j] += s;
             }
         }
+        first = last;
     }
     for i in 1..n {
         for j in 0..i {
@@ -324,6 +361,12 @@ pub fn pairwise_squared_distances(updates: &Updates<'_>) -> Result<Vec<f64>, Rob
         }
     }
     Ok(matrix)
+}
+
+/// One task's result: the chunk sum of each of its pairs.
+struct TileSums {
+    cells: Vec<(usize, usize)>,
+    sums: Vec<f64>,
 }
 
 /// The pairs `(i, j)`, `i < j`, with `i` in one tile and `j` in another (or the same) tile, and
@@ -466,20 +509,34 @@ mod tests {
 
     #[test]
     fn pairwise_matches_pair_function_across_chunks_and_tiles() {
-        for (n, d) in [(5, 2 * CHUNK + 1037), (2, CHUNK + 1), (70, 1500)] {
+        for (n, d) in [(5, 2 * CHUNK + 1037), (2, CHUNK + 1), (70, 1500), (3, 40)] {
             let data: Vec<f32> = (0..n * d)
                 .map(|k| ((k as u32).wrapping_mul(2_654_435_761) >> 12) as f32 * 1e-3 - 300.0)
                 .collect();
             let updates = Updates::new(&data, n, d).unwrap();
             let matrix = pairwise_squared_distances(&updates).unwrap();
+            // Waves of one task each: many waves, chunks of a pair in different waves.
+            let one_task_waves = pairwise_in_waves(&updates, 1).unwrap();
+            // One thread: the fewest, largest tiles.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let one_thread = pool.install(|| pairwise_squared_distances(&updates).unwrap());
             for i in 0..n {
                 for j in 0..n {
-                    let direct = squared_distance(updates.row(i), updates.row(j));
-                    assert_eq!(
-                        matrix[i * n + j].to_bits(),
-                        direct.to_bits(),
-                        "n = {n}, d = {d}, ({i}, {j})"
-                    );
+                    let direct = squared_distance(updates.row(i), updates.row(j)).to_bits();
+                    for (name, m) in [
+                        ("default", &matrix),
+                        ("one-task waves", &one_task_waves),
+                        ("one thread", &one_thread),
+                    ] {
+                        assert_eq!(
+                            m[i * n + j].to_bits(),
+                            direct,
+                            "{name}: n = {n}, d = {d}, ({i}, {j})"
+                        );
+                    }
                 }
             }
         }

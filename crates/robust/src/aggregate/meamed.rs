@@ -4,7 +4,8 @@
 //! coordinate's median (`|x − med|`, ties between a smaller and a larger value to the smaller).
 //! The kept values are a contiguous run of the sorted column, summed in ascending order, so the
 //! output does not depend on the order of the updates. Requirement: `n >= 2f + 1`.
-//! Extra memory: `O(d)` plus `threads × n × (r + 16)` keys of sort buffer, `r ≤ 2048` the run length.
+//! Extra memory: `O(d)` plus `threads × n × (r + 16)` keys of sort buffer, `r ≤ 2048` the run
+//! length.
 
 use crate::coordinate::{map_sorted_columns, mean_around_median};
 use crate::Updates;

@@ -3,9 +3,10 @@
 //! `[median(x_1..x_n)]_k = median([x_1]_k, ..., [x_n]_k)`; for even `n` the mean of the two
 //! middle values (numpy and ByzFL with numpy inputs; torch would return the lower one).
 //! Requirement: `n >= 1` (robust to `f < n/2`). Extra memory: `O(d)` output plus
-//! `threads × n × (r + 16)` keys of sort buffer, `r ≤ 2048` the run length. The middle order statistic(s) of each column are selected
-//! by a branch-free network (Batcher's sort pruned to the comparators that reach the middle) run
-//! across 64 coordinates at once, so the result does not depend on the input order.
+//! `threads × n × (r + 16)` keys of sort buffer, `r ≤ 2048` the run length. The middle order
+//! statistic(s) of each column are selected by a branch-free network (Batcher's sort pruned to
+//! the comparators that reach the middle) run across 64 coordinates at once, so the result does
+//! not depend on the input order.
 
 use crate::coordinate::{median_of_rows, median_sorted};
 use crate::Updates;

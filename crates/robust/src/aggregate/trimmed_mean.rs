@@ -3,9 +3,9 @@
 //! `[TrMean_f(x_1..x_n)]_k = (1/(n − 2f)) Σ_{j=f+1}^{n−f} [x_{π_k(j)}]_k` where `π_k` sorts the
 //! k-th coordinates ascending: drop the `f` smallest and `f` largest values of each coordinate
 //! and average the rest (ByzFL `TrMean`). Requirement: `n >= 2f + 1`. Extra memory: `O(d)` plus
-//! `threads × n × (r + 16)` keys, `r ≤ 2048` the run length. Each column's middle `n − 2f` values are selected by a pruned
-//! sorting network and summed in ascending order: the output is bit-for-bit independent of the
-//! order of the updates.
+//! `threads × n × (r + 16)` keys, `r ≤ 2048` the run length. Each column's middle `n − 2f`
+//! values are selected by a pruned sorting network and summed in ascending order: the output is
+//! bit-for-bit independent of the order of the updates.
 
 use crate::coordinate::{trimmed_mean_of_rows, trimmed_mean_sorted};
 use crate::Updates;
