@@ -81,15 +81,16 @@ pub fn aggregate(
     Ok(output)
 }
 
-/// The mean, weighted mean, median and trimmed mean without the screening pass, when that gives
-/// the same answer.
+/// The mean, weighted mean, median, trimmed mean, Krum and Multi-Krum without the screening
+/// pass, when that gives the same answer.
 ///
 /// Screening reads every input value once, as much memory traffic as these rules themselves, so
 /// they check the input as they read it instead. The median and trimmed mean test each value's
 /// exponent bits while copying it into their sort buffers. The mean needs no test: a finite
 /// output proves a finite input, because the sums run in `f64`, where finite `f32` terms cannot
 /// overflow, and an infinity or NaN in any row, at any weight (`0 · ∞` is NaN), makes its
-/// coordinate's sum, and so its output, non-finite. Any other case (pre-aggregation, invalid
+/// coordinate's sum, and so its output, non-finite. Krum and Multi-Krum test their pairwise
+/// distances, which are all finite only for an all-finite input. Any other case (pre-aggregation, invalid
 /// parameters, a non-finite input or output) returns `None` and takes the general path, which
 /// screens and reports exactly as before.
 fn one_pass(
@@ -100,7 +101,12 @@ fn one_pass(
 ) -> Option<Vec<f32>> {
     let one_pass = matches!(
         rule,
-        Rule::Mean | Rule::WeightedMean { .. } | Rule::Median | Rule::TrimmedMean { .. }
+        Rule::Mean
+            | Rule::WeightedMean { .. }
+            | Rule::Median
+            | Rule::TrimmedMean { .. }
+            | Rule::Krum { .. }
+            | Rule::MultiKrum { .. }
     );
     if !pre.is_empty() || !one_pass {
         return None;
@@ -109,6 +115,11 @@ fn one_pass(
     let output = match rule {
         Rule::Median => rules::median::median_if_finite(updates)?,
         Rule::TrimmedMean { f } => rules::trimmed_mean::trimmed_mean_if_finite(updates, *f)?,
+        Rule::Krum { f, variant } => rules::krum::krum_if_finite(updates, *f, None, *variant)?,
+        Rule::MultiKrum { f, m, variant } => {
+            let m = rules::krum::selected(updates.n(), *f, *m);
+            rules::krum::krum_if_finite(updates, *f, Some(m), *variant)?
+        }
         _ => rules::apply(rule, updates, ctx.previous).ok()?,
     };
     first_non_finite(&output).is_none().then_some(output)
@@ -213,6 +224,16 @@ mod tests {
             },
             Rule::Median,
             Rule::TrimmedMean { f: 1 },
+            // The ByzFL variant still applies to the four updates left after a drop.
+            Rule::Krum {
+                f: 1,
+                variant: KrumVariant::ByzFl,
+            },
+            Rule::MultiKrum {
+                f: 1,
+                m: Some(2),
+                variant: KrumVariant::ByzFl,
+            },
         ];
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             for (row, column) in [(0, 0), (1, 4999), (3, 2500)] {

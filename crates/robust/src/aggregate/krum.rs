@@ -51,13 +51,23 @@ pub(crate) fn krum(
     f: usize,
     variant: KrumVariant,
 ) -> Result<Vec<f32>, RobustError> {
-    let n = updates.n();
     let distances = pairwise_squared_distances(updates)?;
+    Ok(krum_from(updates, &distances, f, variant))
+}
+
+/// [`krum`] from the updates' pairwise squared distances.
+fn krum_from(updates: &Updates<'_>, distances: &[f64], f: usize, variant: KrumVariant) -> Vec<f32> {
+    let n = updates.n();
     let members: Vec<usize> = (0..n).collect();
-    let scores = scores(&distances, n, &members, variant.neighbours(n, f));
+    let scores = scores(distances, n, &members, variant.neighbours(n, f));
     let best = ranking(&scores)[0];
     tracing::debug!(selected = best, score = scores[best], "krum");
-    Ok(updates.row(best).to_vec())
+    updates.row(best).to_vec()
+}
+
+/// How many updates Multi-Krum averages: `m`, by default `n − f`.
+pub(crate) fn selected(n: usize, f: usize, m: Option<usize>) -> usize {
+    m.unwrap_or(n - f)
 }
 
 /// Multi-Krum: the mean of the `m` lowest-score updates.
@@ -67,14 +77,52 @@ pub(crate) fn multi_krum(
     m: usize,
     variant: KrumVariant,
 ) -> Result<Vec<f32>, RobustError> {
-    let n = updates.n();
     let distances = pairwise_squared_distances(updates)?;
+    Ok(multi_krum_from(updates, &distances, f, m, variant))
+}
+
+/// [`multi_krum`] from the updates' pairwise squared distances.
+fn multi_krum_from(
+    updates: &Updates<'_>,
+    distances: &[f64],
+    f: usize,
+    m: usize,
+    variant: KrumVariant,
+) -> Vec<f32> {
+    let n = updates.n();
     let members: Vec<usize> = (0..n).collect();
-    let scores = scores(&distances, n, &members, variant.neighbours(n, f));
+    let scores = scores(distances, n, &members, variant.neighbours(n, f));
     let mut selected: Vec<usize> = ranking(&scores).into_iter().take(m).collect();
     selected.sort_unstable();
     tracing::debug!(?selected, "multi-krum");
-    Ok(mean_of_rows(updates, &selected))
+    mean_of_rows(updates, &selected)
+}
+
+/// Krum (`m = None`) or Multi-Krum without screening the input first: `None` when some update
+/// may hold an infinity or NaN, and the caller must screen.
+///
+/// With at least two updates every row is in some pair, and a non-finite value makes each of its
+/// row's distances non-finite (`∞ − x`, `∞ − ∞` and NaN propagate through the square and the
+/// `f64` sums, and the overflow fallback recomputes in `f64`, where they stay non-finite); so
+/// all-finite distances prove an all-finite input, and the result is the one the screened path
+/// gives. This saves a full read of the input (about a quarter of Krum's time at n = 10, d = 1e7).
+pub(crate) fn krum_if_finite(
+    updates: &Updates<'_>,
+    f: usize,
+    m: Option<usize>,
+    variant: KrumVariant,
+) -> Option<Vec<f32>> {
+    if updates.n() < 2 {
+        return None;
+    }
+    let distances = pairwise_squared_distances(updates).ok()?;
+    if !distances.iter().all(|s| s.is_finite()) {
+        return None;
+    }
+    Some(match m {
+        None => krum_from(updates, &distances, f, variant),
+        Some(m) => multi_krum_from(updates, &distances, f, m, variant),
+    })
 }
 
 #[cfg(test)]

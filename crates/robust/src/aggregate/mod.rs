@@ -4,7 +4,7 @@
 mod bulyan;
 mod centered_clipping;
 mod geometric_median;
-mod krum;
+pub(crate) mod krum;
 mod mda;
 mod meamed;
 mod mean;
@@ -29,8 +29,7 @@ pub(crate) fn apply(
         Rule::TrimmedMean { f } => trimmed_mean::trimmed_mean(updates, *f),
         Rule::Krum { f, variant } => krum::krum(updates, *f, *variant)?,
         Rule::MultiKrum { f, m, variant } => {
-            let m = m.unwrap_or(updates.n() - f);
-            krum::multi_krum(updates, *f, m, *variant)?
+            krum::multi_krum(updates, *f, krum::selected(updates.n(), *f, *m), *variant)?
         }
         Rule::Bulyan { f } => bulyan::bulyan(updates, *f)?,
         Rule::GeometricMedian {
