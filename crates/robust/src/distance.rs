@@ -262,7 +262,7 @@ pub fn nearest(distances: &[f64], count: usize) -> Vec<usize> {
 /// The symmetric `n × n` matrix of squared distances, row-major, zero diagonal.
 ///
 /// The rows are cut into tiles of an even number of rows, at most 64 (fewer rows when that is
-/// needed for at least four tasks per thread); the work is one task per chunk of [`CHUNK`]
+/// needed for at least four tasks per thread: [`tile_rows`]); the work is one task per chunk of [`CHUNK`]
 /// coordinates and pair of tiles, which sums the chunk for every pair of rows across the two
 /// tiles, block by block (the blocks of the tiles' rows stay in L2; a band of 8 rows of the second
 /// tile stays in L1 while the first tile's rows pass it), two rows by two at a time (each value
@@ -298,14 +298,7 @@ fn pairwise_in_waves(updates: &Updates<'_>, wave_bytes: usize) -> Result<Vec<f64
     let threads = rayon::current_num_threads().max(1);
     // Tiles of at most MAX_TILE rows; smaller ones (down to 2 rows) when the chunks alone would
     // leave threads idle. Tiles only group the work: they never change a bit.
-    let mut tiles = n.div_ceil(MAX_TILE);
-    while chunks * tiles * (tiles + 1) / 2 < 4 * threads && tiles < n.div_ceil(2) {
-        tiles += 1;
-    }
-    // Even tiles: an odd one leaves a row that pairs one at a time with every row of the other
-    // tile (tiles of 25 at n = 50 left a tenth of the pairs to the one-pair kernel, a quarter of
-    // the time).
-    let tile = n.div_ceil(tiles).next_multiple_of(2);
+    let tile = tile_rows(n, chunks, threads);
     let tiles = n.div_ceil(tile);
     let rows = |t: usize| t * tile..((t + 1) * tile).min(n);
     let tile_pairs: Vec<(Range<usize>, Range<usize>)> = (0..tiles)
@@ -362,6 +355,27 @@ fn pairwise_in_waves(updates: &Updates<'_>, wave_bytes: usize) -> Result<Vec<f64
         }
     }
     Ok(matrix)
+}
+
+/// Rows per tile for `n` updates, `chunks` chunks and `threads` threads: the largest even number
+/// of rows, at most [`MAX_TILE`], that still gives four tasks per thread (down to 2 rows). Tiles
+/// only group the work: they never change a bit.
+///
+/// Even, because an odd tile leaves a row that pairs one at a time with every row of the other
+/// tile (tiles of 25 at n = 50 left a tenth of the pairs to the one-pair kernel, a quarter of the
+/// time). With an odd `n` the last tile is odd all the same, and its last row pairs one at a
+/// time.
+fn tile_rows(n: usize, chunks: usize, threads: usize) -> usize {
+    let even_tile = |tiles: usize| n.div_ceil(tiles).next_multiple_of(2);
+    let mut tiles = n.div_ceil(MAX_TILE).max(1);
+    loop {
+        let tile = even_tile(tiles);
+        let count = n.div_ceil(tile);
+        if tile <= 2 || chunks * count * (count + 1) / 2 >= 4 * threads {
+            return tile;
+        }
+        tiles += 1;
+    }
 }
 
 /// One task's result: the chunk sum of each of its pairs.
@@ -513,7 +527,15 @@ mod tests {
 
     #[test]
     fn pairwise_matches_pair_function_across_chunks_and_tiles() {
-        for (n, d) in [(5, 2 * CHUNK + 1037), (2, CHUNK + 1), (70, 1500), (3, 40)] {
+        // n = 191 on one thread: tiles of 64, 64 and 63 rows (eight bands of 8, an odd last
+        // tile).
+        for (n, d) in [
+            (5, 2 * CHUNK + 1037),
+            (2, CHUNK + 1),
+            (70, 1500),
+            (3, 40),
+            (191, 40),
+        ] {
             let data: Vec<f32> = (0..n * d)
                 .map(|k| ((k as u32).wrapping_mul(2_654_435_761) >> 12) as f32 * 1e-3 - 300.0)
                 .collect();
@@ -541,6 +563,23 @@ mod tests {
                             "{name}: n = {n}, d = {d}, ({i}, {j})"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_are_even_at_most_64_rows_and_give_four_tasks_per_thread_where_possible() {
+        for n in 2..300 {
+            for chunks in 1..4 {
+                for threads in [1, 2, 3, 8] {
+                    let tile = tile_rows(n, chunks, threads);
+                    let tiles = n.div_ceil(tile);
+                    assert!(tile % 2 == 0 && tile <= MAX_TILE, "n = {n}: tile {tile}");
+                    assert!(
+                        tile == 2 || chunks * tiles * (tiles + 1) / 2 >= 4 * threads,
+                        "n = {n}, chunks = {chunks}, threads = {threads}: tile {tile}"
+                    );
                 }
             }
         }

@@ -234,6 +234,12 @@ mod tests {
                 m: Some(2),
                 variant: KrumVariant::ByzFl,
             },
+            // The default m = n − f: 4 of the five, 3 of the four left after a drop.
+            Rule::MultiKrum {
+                f: 1,
+                m: None,
+                variant: KrumVariant::ByzFl,
+            },
         ];
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             for (row, column) in [(0, 0), (1, 4999), (3, 2500)] {
@@ -269,6 +275,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn krum_without_screening_still_refuses_lone_and_cancelling_non_finite_updates() {
+        let krum = Rule::Krum {
+            f: 0,
+            variant: KrumVariant::ByzFl,
+        };
+        // One update: no pair, so no distance can reveal the NaN; the screened path must.
+        let lone = [1.0, f32::NAN, 2.0];
+        let refused = aggregate(
+            &krum,
+            &[],
+            &Updates::new(&lone, 1, 3).unwrap(),
+            &Context::default(),
+        );
+        assert!(
+            matches!(refused, Err(RobustError::NonFinite { row: 0, column: 1 })),
+            "{refused:?}"
+        );
+        // The same infinity at the same coordinate of two updates: ∞ − ∞ is NaN, not 0.
+        let twins = [f32::INFINITY, 1.0, f32::INFINITY, 1.0, 0.0, 1.0];
+        let refused = aggregate(
+            &krum,
+            &[],
+            &Updates::new(&twins, 3, 2).unwrap(),
+            &Context::default(),
+        );
+        assert!(
+            matches!(refused, Err(RobustError::NonFinite { row: 0, column: 0 })),
+            "{refused:?}"
+        );
     }
 
     #[test]

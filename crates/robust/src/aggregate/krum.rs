@@ -105,7 +105,8 @@ fn multi_krum_from(
 /// row's distances non-finite (`∞ − x`, `∞ − ∞` and NaN propagate through the square and the
 /// `f64` sums, and the overflow fallback recomputes in `f64`, where they stay non-finite); so
 /// all-finite distances prove an all-finite input, and the result is the one the screened path
-/// gives. This saves a full read of the input (about a quarter of Krum's time at n = 10, d = 1e7).
+/// gives. This saves a full read of the input (about a third of Krum's time at n = 10, d = 1e7:
+/// 80.8 → 51.5 ms).
 pub(crate) fn krum_if_finite(
     updates: &Updates<'_>,
     f: usize,
