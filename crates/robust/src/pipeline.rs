@@ -283,30 +283,18 @@ mod tests {
             f: 0,
             variant: KrumVariant::ByzFl,
         };
-        // One update: no pair, so no distance can reveal the NaN; the screened path must.
+        // One update: no pair, so no distance can reveal the NaN; the screened path must. And
+        // the same infinity at the same coordinate of two updates: ∞ − ∞ is NaN, not 0.
         let lone = [1.0, f32::NAN, 2.0];
-        let refused = aggregate(
-            &krum,
-            &[],
-            &Updates::new(&lone, 1, 3).unwrap(),
-            &Context::default(),
-        );
-        assert!(
-            matches!(refused, Err(RobustError::NonFinite { row: 0, column: 1 })),
-            "{refused:?}"
-        );
-        // The same infinity at the same coordinate of two updates: ∞ − ∞ is NaN, not 0.
         let twins = [f32::INFINITY, 1.0, f32::INFINITY, 1.0, 0.0, 1.0];
-        let refused = aggregate(
-            &krum,
-            &[],
-            &Updates::new(&twins, 3, 2).unwrap(),
-            &Context::default(),
-        );
-        assert!(
-            matches!(refused, Err(RobustError::NonFinite { row: 0, column: 0 })),
-            "{refused:?}"
-        );
+        for (data, n, d, bad) in [(&lone[..], 1, 3, (0, 1)), (&twins[..], 3, 2, (0, 0))] {
+            let updates = Updates::new(data, n, d).unwrap();
+            let refused = aggregate(&krum, &[], &updates, &Context::default());
+            assert!(
+                matches!(refused, Err(RobustError::NonFinite { row, column }) if (row, column) == bad),
+                "n = {n}: {refused:?}"
+            );
+        }
     }
 
     #[test]
