@@ -199,12 +199,14 @@ fn sort_lanes_portable(
 /// network, whose compare-exchanges run across those coordinates at once (SIMD min/max, no
 /// branches). Up to 16 rows the whole sort is one register-held group, so the columns are loaded
 /// from the rows, sorted and stored into the buffer in one step ([`load_sorted_group`]), with
-/// the rows prefetched a little ahead. `finish` gets the buffer (row `r` of the run at
-/// `r * pitch`), the pitch and the run's slice of the output.
+/// the rows prefetched a little ahead, and only the sorted positions in `needed` stored. `finish`
+/// gets the buffer (row `r` of the run at `r * pitch`; only the positions in `needed` are
+/// specified, as after a pruned network), the pitch and the run's slice of the output.
 fn for_each_sorted_run<F>(
     updates: &Updates<'_>,
     rows: &[usize],
     network: &[(usize, usize)],
+    needed: Range<usize>,
     finish: F,
 ) -> Sorted
 where
@@ -241,7 +243,7 @@ where
                     // To the row's end: the kernel prefetches past this run.
                     *source = &updates.row(i)[start..];
                 }
-                largest = load_sorted_group(block, pitch, &sources[..m], fused);
+                largest = load_sorted_group(block, pitch, &sources[..m], fused, needed.clone());
             }
             for (r, &i) in rows.iter().enumerate() {
                 if let Some(&next) = rows.get(r + 1) {
@@ -367,7 +369,7 @@ where
 {
     let m = rows.len();
     let network = merge_network(m);
-    for_each_sorted_run(updates, rows, &network, |block, pitch, out_block| {
+    for_each_sorted_run(updates, rows, &network, 0..m, |block, pitch, out_block| {
         let mut column = vec![0i32; m];
         for (k, slot) in out_block.iter_mut().enumerate() {
             for (r, entry) in column.iter_mut().enumerate() {
@@ -391,19 +393,25 @@ pub(crate) fn median_sorted(updates: &Updates<'_>, rows: &[usize]) -> Sorted {
     let m = rows.len();
     let (lower, upper) = ((m - 1) / 2, m / 2);
     let network = selection_network(m, lower..upper + 1);
-    for_each_sorted_run(updates, rows, &network, |block, pitch, out_block| {
-        let low = &block[lower * pitch..];
-        if lower == upper {
-            for (slot, &k) in out_block.iter_mut().zip(low) {
-                *slot = value(k);
+    for_each_sorted_run(
+        updates,
+        rows,
+        &network,
+        lower..upper + 1,
+        |block, pitch, out_block| {
+            let low = &block[lower * pitch..];
+            if lower == upper {
+                for (slot, &k) in out_block.iter_mut().zip(low) {
+                    *slot = value(k);
+                }
+            } else {
+                let high = &block[upper * pitch..];
+                for ((slot, &a), &b) in out_block.iter_mut().zip(low).zip(high) {
+                    *slot = ((f64::from(value(a)) + f64::from(value(b))) * 0.5) as f32;
+                }
             }
-        } else {
-            let high = &block[upper * pitch..];
-            for ((slot, &a), &b) in out_block.iter_mut().zip(low).zip(high) {
-                *slot = ((f64::from(value(a)) + f64::from(value(b))) * 0.5) as f32;
-            }
-        }
-    })
+        },
+    )
 }
 
 /// Coordinate-wise mean of the sorted positions `f..m − f` of the listed rows, summed in `f64` in
@@ -419,18 +427,81 @@ pub(crate) fn trimmed_mean_sorted(updates: &Updates<'_>, rows: &[usize], f: usiz
     let m = rows.len();
     debug_assert!(2 * f < m);
     let network = selection_network(m, f..m - f);
-    let kept = (m - 2 * f) as f64;
-    for_each_sorted_run(updates, rows, &network, |block, pitch, out_block| {
-        let mut sums = vec![0.0f64; out_block.len()];
-        for r in f..m - f {
-            for (sum, &k) in sums.iter_mut().zip(&block[r * pitch..]) {
+    for_each_sorted_run(
+        updates,
+        rows,
+        &network,
+        f..m - f,
+        |block, pitch, out_block| mean_of_positions(block, pitch, f..m - f, out_block),
+    )
+}
+
+/// For every coordinate `k` of `out`, the mean of the values whose keys are
+/// `block[r * pitch + k]`, `r` in `positions`, summed in `f64` in ascending `r`. Uses AVX-512 or
+/// AVX2 when the CPU has them (the same IEEE operations in the same order: the same bits); the
+/// closure that calls it is compiled for the baseline instruction set, where its conversions
+/// and adds ran two `f64` at a time.
+fn mean_of_positions(block: &[i32], pitch: usize, positions: Range<usize>, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            unsafe { mean_of_positions_avx512(block, pitch, positions, out) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { mean_of_positions_avx2(block, pitch, positions, out) };
+            return;
+        }
+    }
+    mean_of_positions_portable(block, pitch, positions, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn mean_of_positions_avx512(
+    block: &[i32],
+    pitch: usize,
+    positions: Range<usize>,
+    out: &mut [f32],
+) {
+    mean_of_positions_portable(block, pitch, positions, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn mean_of_positions_avx2(
+    block: &[i32],
+    pitch: usize,
+    positions: Range<usize>,
+    out: &mut [f32],
+) {
+    mean_of_positions_portable(block, pitch, positions, out);
+}
+
+#[inline(always)]
+fn mean_of_positions_portable(
+    block: &[i32],
+    pitch: usize,
+    positions: Range<usize>,
+    out: &mut [f32],
+) {
+    let kept = positions.len() as f64;
+    // A column group's sums stay in registers across the rows.
+    for (group, out) in out.chunks_mut(COLUMNS).enumerate() {
+        let start = group * COLUMNS;
+        let mut sums = [0.0f64; COLUMNS];
+        for r in positions.clone() {
+            let keys = &block[r * pitch + start..r * pitch + start + out.len()];
+            for (sum, &k) in sums.iter_mut().zip(keys) {
                 *sum += f64::from(value(k));
             }
         }
-        for (slot, sum) in out_block.iter_mut().zip(sums) {
+        for (slot, sum) in out.iter_mut().zip(sums) {
             *slot = (sum / kept) as f32;
         }
-    })
+    }
 }
 
 /// `(Σ_t w_t x_{r_t}) / (Σ_t w_t)` for the terms `(r_t, w_t)`, summed in `f64` in the order of

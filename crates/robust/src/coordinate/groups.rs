@@ -7,6 +7,8 @@
 //! and then running the network's later stages ([`super::merge_network`]) gives exactly the
 //! network's output.
 
+use std::ops::Range;
+
 use super::COLUMNS;
 
 /// Rows per group sorted in registers.
@@ -63,7 +65,7 @@ pub(super) fn sort_groups_portable<const LANES: usize>(
                 let start = (base + r) * stride + lane;
                 row.copy_from_slice(&block[start..start + LANES]);
             }
-            sort16(&mut v);
+            sort16::<LANES, GROUP>(&mut v);
             for (r, row) in v.iter().enumerate().take(rows) {
                 let start = (base + r) * stride + lane;
                 block[start..start + LANES].copy_from_slice(row);
@@ -73,31 +75,35 @@ pub(super) fn sort_groups_portable<const LANES: usize>(
     }
 }
 
-/// For at most [`GROUP`] rows: writes the [`key`](super::key)s of `sources` (one slice per row, at least
-/// `width` values each) into `block` (row `r` at `r * stride`) sorted per lane, for lanes
-/// `0..width`, `width` a multiple of [`COLUMNS`]. The same keys as a copy followed by
-/// [`sort_groups`], but each value goes from the input straight into a register and is stored
-/// once, sorted (at n = 10 the separate copy read the runs back from L2 and cost a fifth of the
-/// median's time). Returns the largest `bits & 0x7fff_ffff` of the values read, as the copy does.
+/// For at most [`GROUP`] rows: sorts the [`key`](super::key)s of `sources` (one slice per row, at
+/// least `width` values each) per lane, for lanes `0..width`, `width` a multiple of [`COLUMNS`],
+/// and writes the sorted positions in `keep` into `block` (position `r` at `r * stride`); the
+/// other rows of `block` are left as they were. The same keys as a copy followed by
+/// [`sort_groups`], but each value goes from the input straight into a register and only the
+/// positions the caller reads are stored (at n = 10 the separate copy read the runs back from L2
+/// and cost a fifth of the median's time). Returns the largest `bits & 0x7fff_ffff` of the
+/// values read, as the copy does, taken from the smallest and largest key of each lane: in key
+/// order the values of largest magnitude, infinities and NaNs included, are at the two ends.
 pub(super) fn load_sorted_group(
     block: &mut [i32],
     stride: usize,
     sources: &[&[f32]],
     width: usize,
+    keep: Range<usize>,
 ) -> i32 {
     debug_assert!(sources.len() <= GROUP && width % COLUMNS == 0);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { load_sorted_group_avx512(block, stride, sources, width) };
+            return unsafe { load_sorted_group_avx512(block, stride, sources, width, keep) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { load_sorted_group_avx2(block, stride, sources, width) };
+            return unsafe { load_sorted_group_avx2(block, stride, sources, width, keep) };
         }
     }
-    load_sorted_group_portable::<8>(block, stride, sources, width)
+    load_sorted_group_portable::<8>(block, stride, sources, width, keep)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -107,8 +113,9 @@ unsafe fn load_sorted_group_avx512(
     stride: usize,
     sources: &[&[f32]],
     width: usize,
+    keep: Range<usize>,
 ) -> i32 {
-    load_sorted_group_portable::<16>(block, stride, sources, width)
+    load_sorted_group_portable::<16>(block, stride, sources, width, keep)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -118,8 +125,9 @@ unsafe fn load_sorted_group_avx2(
     stride: usize,
     sources: &[&[f32]],
     width: usize,
+    keep: Range<usize>,
 ) -> i32 {
-    load_sorted_group_portable::<8>(block, stride, sources, width)
+    load_sorted_group_portable::<8>(block, stride, sources, width, keep)
 }
 
 #[inline(always)]
@@ -128,8 +136,33 @@ pub(super) fn load_sorted_group_portable<const LANES: usize>(
     stride: usize,
     sources: &[&[f32]],
     width: usize,
+    keep: Range<usize>,
 ) -> i32 {
-    let rows = sources.len();
+    // One copy of the kernel per row count, so that the compare-exchanges with the padding rows
+    // (no-ops) vanish at compile time: 32 of Batcher's 63 remain at m = 10.
+    macro_rules! by_rows {
+        ($($m:literal)*) => {
+            match sources.len() {
+                $($m => load_sorted_rows::<LANES, $m>(block, stride, sources, width, keep),)*
+                _ => load_sorted_rows::<LANES, GROUP>(block, stride, sources, width, keep),
+            }
+        };
+    }
+    by_rows!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+}
+
+/// [`load_sorted_group_portable`] for `M = sources.len()` rows.
+#[inline(always)]
+fn load_sorted_rows<const LANES: usize, const M: usize>(
+    block: &mut [i32],
+    stride: usize,
+    sources: &[&[f32]],
+    width: usize,
+    keep: Range<usize>,
+) -> i32 {
+    let sources: &[&[f32]; M] = sources.try_into().expect("M rows");
+    // `bits & 0x7fff_ffff` of the value whose key is `k` (the key map is its own inverse).
+    let magnitude = |k: i32| (k ^ ((((k >> 31) as u32) >> 1) as i32)) & i32::MAX;
     let mut largest = [0i32; LANES];
     for lane in (0..width).step_by(LANES) {
         let mut v = [[i32::MAX; LANES]; GROUP];
@@ -140,16 +173,22 @@ pub(super) fn load_sorted_group_portable<const LANES: usize>(
             let values: &[f32; LANES] = source[lane..lane + LANES]
                 .try_into()
                 .expect("a slice of LANES values");
-            let bits = values.map(|x| x.to_bits() as i32);
-            for k in 0..LANES {
-                largest[k] = largest[k].max(bits[k] & i32::MAX);
-            }
-            *row = bits.map(|b| b ^ ((((b >> 31) as u32) >> 1) as i32));
+            *row = values.map(|x| {
+                let b = x.to_bits() as i32;
+                b ^ ((((b >> 31) as u32) >> 1) as i32)
+            });
         }
-        sort16(&mut v);
-        for (r, row) in v.iter().enumerate().take(rows) {
-            let start = r * stride + lane;
-            block[start..start + LANES].copy_from_slice(row);
+        sort16::<LANES, M>(&mut v);
+        for k in 0..LANES {
+            let ends = magnitude(v[0][k]).max(magnitude(v[M - 1][k]));
+            largest[k] = largest[k].max(ends);
+        }
+        // Constant `r`, a test per row: the rows stay in registers.
+        for (r, row) in v.iter().enumerate().take(M) {
+            if keep.contains(&r) {
+                let start = r * stride + lane;
+                block[start..start + LANES].copy_from_slice(row);
+            }
         }
     }
     largest.into_iter().fold(0, i32::max)
@@ -158,11 +197,15 @@ pub(super) fn load_sorted_group_portable<const LANES: usize>(
 /// How far ahead of the lanes being sorted each row is prefetched, in values.
 const PREFETCH: usize = 256;
 
-/// Compare-exchanges rows `a < b` of `v` in every lane.
+/// Compare-exchanges rows `a < b` of `v` in every lane; nothing when `b ≥ M`, where rows hold the
+/// `i32::MAX` padding, which never moves (a test the compiler removes: `M` and `b` are constants).
 // Indexing both rows by lane keeps them in registers once `a` and `b` are constants.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn exchange<const LANES: usize>(v: &mut [[i32; LANES]; GROUP], a: usize, b: usize) {
+fn exchange<const LANES: usize, const M: usize>(v: &mut [[i32; LANES]; GROUP], a: usize, b: usize) {
+    if b >= M {
+        return;
+    }
     for k in 0..LANES {
         let (x, y) = (v[a][k], v[b][k]);
         v[a][k] = x.min(y);
@@ -172,14 +215,15 @@ fn exchange<const LANES: usize>(v: &mut [[i32; LANES]; GROUP], a: usize, b: usiz
 
 macro_rules! exchanges {
     ($v:ident: $(($a:literal, $b:literal)),* $(,)?) => {
-        $( exchange($v, $a, $b); )*
+        $( exchange::<LANES, M>($v, $a, $b); )*
     };
 }
 
 /// Batcher's odd–even merge sort for 16 inputs (63 comparators), unrolled so that the rows stay
-/// in registers.
+/// in registers, of which only the first `M` may differ from the padding (`i32::MAX`): the
+/// comparators that touch a padding row are left out.
 #[inline(always)]
-fn sort16<const LANES: usize>(v: &mut [[i32; LANES]; GROUP]) {
+fn sort16<const LANES: usize, const M: usize>(v: &mut [[i32; LANES]; GROUP]) {
     exchanges!(v: (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15),
         (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15),
         (1, 2), (5, 6), (9, 10), (13, 14),
@@ -262,10 +306,10 @@ mod tests {
                 sort_groups(&mut expected, stride, offset, m);
             }
             let mut block = vec![0i32; m * stride];
-            let got = load_sorted_group(&mut block, stride, &sources, width);
+            let got = load_sorted_group(&mut block, stride, &sources, width, 0..m);
             let mut portable = vec![0i32; m * stride];
             let got_portable =
-                load_sorted_group_portable::<8>(&mut portable, stride, &sources, width);
+                load_sorted_group_portable::<8>(&mut portable, stride, &sources, width, 0..m);
             for r in 0..m {
                 let lanes = r * stride..r * stride + width;
                 assert_eq!(
@@ -283,8 +327,29 @@ mod tests {
             let mut poisoned = rows.clone();
             poisoned[m - 1][width - 1] = f32::NAN;
             let sources: Vec<&[f32]> = poisoned.iter().map(Vec::as_slice).collect();
-            let flagged = load_sorted_group(&mut block, stride, &sources, width);
+            let flagged = load_sorted_group(&mut block, stride, &sources, width, 0..m);
             assert!(flagged >= 0x7f80_0000, "m = {m}: the NaN is flagged");
+            // A negative NaN sorts first: it is flagged all the same.
+            poisoned[m - 1][width - 1] = -f32::NAN;
+            let sources: Vec<&[f32]> = poisoned.iter().map(Vec::as_slice).collect();
+            let flagged = load_sorted_group(&mut block, stride, &sources, width, 0..m);
+            assert!(
+                flagged >= 0x7f80_0000,
+                "m = {m}: the negative NaN is flagged"
+            );
+            // Only the kept positions are written.
+            let sources: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+            let middle = m / 2..m / 2 + 1;
+            let mut partial = vec![7i32; m * stride];
+            load_sorted_group(&mut partial, stride, &sources, width, middle.clone());
+            for r in 0..m {
+                let lanes = r * stride..r * stride + width;
+                if middle.contains(&r) {
+                    assert_eq!(partial[lanes.clone()], expected[lanes], "m = {m}, row {r}");
+                } else {
+                    assert!(partial[lanes].iter().all(|&k| k == 7), "m = {m}, row {r}");
+                }
+            }
         }
     }
 }
