@@ -1,6 +1,9 @@
 //! The first four stages of Batcher's sort done in registers: every aligned group of
 //! [`GROUP`] rows is sorted per lane while it sits in vector registers, so its 63 compare-exchanges
-//! cost 16 loads and 16 stores instead of 252 memory accesses.
+//! cost 16 loads and 16 stores instead of 252 memory accesses. Up to 16 rows that is the whole
+//! sort, and [`load_sorted_group`] does it straight from the input: each row loaded once into a
+//! register, the network compiled per row count without the compare-exchanges that touch the
+//! padding (32 remain at 10 rows), and only the positions the rule reads stored.
 //!
 //! Batcher's odd–even merge sort leaves each aligned group of 16 inputs sorted after its stages
 //! `p = 1, 2, 4, 8`, and the sorted order of a group is unique, so sorting the groups in any way
@@ -91,7 +94,7 @@ pub(super) fn load_sorted_group(
     width: usize,
     keep: Range<usize>,
 ) -> i32 {
-    debug_assert!(sources.len() <= GROUP && width % COLUMNS == 0);
+    debug_assert!((1..=GROUP).contains(&sources.len()) && width % COLUMNS == 0);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -143,6 +146,8 @@ pub(super) fn load_sorted_group_portable<const LANES: usize>(
     macro_rules! by_rows {
         ($($m:literal)*) => {
             match sources.len() {
+                // No rows: nothing to sort or store, and no value read.
+                0 => 0,
                 $($m => load_sorted_rows::<LANES, $m>(block, stride, sources, width, keep),)*
                 _ => load_sorted_rows::<LANES, GROUP>(block, stride, sources, width, keep),
             }
@@ -287,12 +292,10 @@ mod tests {
             f32::from_bits((state >> 32) as u32 & 0xbfff_ffff)
         };
         let stride = 2 * COLUMNS + 16;
-        for m in 1..=GROUP {
-            let width = 2 * COLUMNS;
-            // Rows longer than the width: the kernel may prefetch past it, never read it.
-            let rows: Vec<Vec<f32>> = (0..m)
-                .map(|_| (0..width + 40).map(|_| next()).collect())
-                .collect();
+        let width = 2 * COLUMNS;
+        // Keys of `rows` sorted per lane by copy + `sort_groups`, and the largest magnitude bits;
+        // checks that both kernels store exactly those keys and return exactly that flag.
+        let check = |rows: &[Vec<f32>], m: usize| -> (Vec<i32>, i32) {
             let sources: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
             let mut expected = vec![0i32; m * stride];
             let mut largest = 0i32;
@@ -320,23 +323,43 @@ mod tests {
                 assert_eq!(portable[lanes.clone()], expected[lanes], "m = {m}, row {r}");
             }
             assert_eq!((got, got_portable), (largest, largest), "m = {m}");
+            (expected, largest)
+        };
+        for m in 1..=GROUP {
+            // Rows longer than the width: the kernel may prefetch past it, never read it.
+            let rows: Vec<Vec<f32>> = (0..m)
+                .map(|_| (0..width + 40).map(|_| next()).collect())
+                .collect();
+            let (expected, largest) = check(&rows, m);
             assert!(
                 largest < 0x7f80_0000,
                 "the generator makes finite values only"
             );
-            let mut poisoned = rows.clone();
-            poisoned[m - 1][width - 1] = f32::NAN;
-            let sources: Vec<&[f32]> = poisoned.iter().map(Vec::as_slice).collect();
-            let flagged = load_sorted_group(&mut block, stride, &sources, width, 0..m);
-            assert!(flagged >= 0x7f80_0000, "m = {m}: the NaN is flagged");
-            // A negative NaN sorts first: it is flagged all the same.
-            poisoned[m - 1][width - 1] = -f32::NAN;
-            let sources: Vec<&[f32]> = poisoned.iter().map(Vec::as_slice).collect();
-            let flagged = load_sorted_group(&mut block, stride, &sources, width, 0..m);
-            assert!(
-                flagged >= 0x7f80_0000,
-                "m = {m}: the negative NaN is flagged"
-            );
+            // Edge bit patterns, so that the flag's exact value (taken from the sorted ends) is
+            // checked: -0, the smallest subnormal, -inf, a negative NaN with a payload, the
+            // largest NaN, f32::MAX.
+            let mut edged = rows.clone();
+            let edges = [
+                0x8000_0000u32,
+                0x0000_0001,
+                0xff80_0000,
+                0xffc0_1234,
+                0x7fff_ffff,
+                0x7f7f_ffff,
+            ];
+            for (e, &bits) in edges.iter().enumerate() {
+                edged[e % m][3 + 7 * e] = f32::from_bits(bits);
+                check(&edged, m);
+            }
+            // A NaN of either sign is flagged, wherever it sorts.
+            for nan in [f32::NAN, -f32::NAN] {
+                let mut poisoned = rows.clone();
+                poisoned[m - 1][width - 1] = nan;
+                let sources: Vec<&[f32]> = poisoned.iter().map(Vec::as_slice).collect();
+                let mut block = vec![0i32; m * stride];
+                let flagged = load_sorted_group(&mut block, stride, &sources, width, 0..m);
+                assert!(flagged >= 0x7f80_0000, "m = {m}: {nan} is flagged");
+            }
             // Only the kept positions are written.
             let sources: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
             let middle = m / 2..m / 2 + 1;
