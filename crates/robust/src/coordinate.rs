@@ -199,10 +199,10 @@ fn sort_lanes_portable(
 /// network, whose compare-exchanges run across those coordinates at once (SIMD min/max, no
 /// branches). Up to 16 rows the whole sort is one register-held group, so the columns are loaded
 /// from the rows, sorted and stored into the buffer in one step ([`load_sorted_group`]), with
-/// the rows prefetched a little ahead, and only the sorted positions in `needed` stored (`network`
-/// must be the merge network pruned to `needed`, or the whole one). `finish`
-/// gets the buffer (row `r` of the run at `r * pitch`; only the positions in `needed` are
-/// specified, as after a pruned network), the pitch and the run's slice of the output.
+/// the rows prefetched a little ahead, and only the sorted positions in `needed` stored
+/// (`network` must be the merge network pruned to `needed`, or the whole one). `finish` gets the
+/// buffer (row `r` of the run at `r * pitch`; only the positions in `needed` are specified, as
+/// after a pruned network), the pitch and the run's slice of the output.
 fn for_each_sorted_run<F>(
     updates: &Updates<'_>,
     rows: &[usize],

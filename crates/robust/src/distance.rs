@@ -262,13 +262,13 @@ pub fn nearest(distances: &[f64], count: usize) -> Vec<usize> {
 /// The symmetric `n × n` matrix of squared distances, row-major, zero diagonal.
 ///
 /// The rows are cut into tiles of an even number of rows, at most 64 (fewer rows when that is
-/// needed for at least four tasks per thread: [`tile_rows`]); the work is one task per chunk of [`CHUNK`]
-/// coordinates and pair of tiles, which sums the chunk for every pair of rows across the two
-/// tiles, block by block (the blocks of the tiles' rows stay in L2; a band of 8 rows of the second
-/// tile stays in L1 while the first tile's rows pass it), two rows by two at a time (each value
-/// loaded serves two pairs). Tasks run in parallel in chunk-major waves, and each pair's chunk sums are added in
-/// chunk order, so the result is bit-identical to [`squared_distance`] of the pair, whatever the
-/// tiles and the thread count.
+/// needed for at least four tasks per thread: [`tile_rows`]); the work is one task per chunk of
+/// [`CHUNK`] coordinates and pair of tiles, which sums the chunk for every pair of rows across the
+/// two tiles, block by block (the blocks of the tiles' rows stay in L2; a band of 8 rows of the
+/// second tile stays in L1 while the first tile's rows pass it), two rows by two at a time (each
+/// value loaded serves two pairs). Tasks run in parallel in chunk-major waves, and each pair's
+/// chunk sums are added in chunk order, so the result is bit-identical to [`squared_distance`] of
+/// the pair, whatever the tiles and the thread count.
 ///
 /// Memory: `n²` `f64` for the result and at most [`WAVE_BYTES`] of partial results (or one task's,
 /// at most 64 × 64 pairs); refused with [`RobustError::TooManyUpdates`] beyond

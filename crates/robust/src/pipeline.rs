@@ -90,9 +90,9 @@ pub fn aggregate(
 /// output proves a finite input, because the sums run in `f64`, where finite `f32` terms cannot
 /// overflow, and an infinity or NaN in any row, at any weight (`0 · ∞` is NaN), makes its
 /// coordinate's sum, and so its output, non-finite. Krum and Multi-Krum test their pairwise
-/// distances, which are all finite only for an all-finite input. Any other case (pre-aggregation, invalid
-/// parameters, a non-finite input or output) returns `None` and takes the general path, which
-/// screens and reports exactly as before.
+/// distances, which are all finite only for an all-finite input. Any other case
+/// (pre-aggregation, invalid parameters, a non-finite input or output) returns `None` and takes
+/// the general path, which screens and reports exactly as before.
 fn one_pass(
     rule: &Rule,
     pre: &[PreAggregation],
