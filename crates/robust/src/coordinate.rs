@@ -13,6 +13,7 @@ mod groups;
 
 use groups::{load_sorted_group, sort_groups, GROUP};
 
+use crate::simd::dispatch;
 use crate::Updates;
 
 /// Coordinates sorted together by one pass of the network: `m × COLUMNS` keys stay in L1.
@@ -126,48 +127,17 @@ pub(crate) fn selection_network(m: usize, needed: Range<usize>) -> Vec<(usize, u
     kept
 }
 
+dispatch! {
 /// Sorts, for every lane `k` in `offset..offset + COLUMNS`, the keys `block[r * stride + k]`
 /// over `r`.
 ///
 /// Uses AVX-512 or AVX2 min/max when the CPU has them. Integer min/max are exact, so every path
 /// gives the same bits.
 fn sort_lanes(block: &mut [i32], stride: usize, offset: usize, network: &[(usize, usize)]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            unsafe { sort_lanes_avx512(block, stride, offset, network) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe { sort_lanes_avx2(block, stride, offset, network) };
-            return;
-        }
-    }
-    sort_lanes_portable(block, stride, offset, network);
+    avx512: sort_lanes_portable(block, stride, offset, network),
+    avx2: sort_lanes_portable(block, stride, offset, network),
+    portable: sort_lanes_portable(block, stride, offset, network),
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sort_lanes_avx512(
-    block: &mut [i32],
-    stride: usize,
-    offset: usize,
-    network: &[(usize, usize)],
-) {
-    sort_lanes_portable(block, stride, offset, network);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sort_lanes_avx2(
-    block: &mut [i32],
-    stride: usize,
-    offset: usize,
-    network: &[(usize, usize)],
-) {
-    sort_lanes_portable(block, stride, offset, network);
 }
 
 #[inline(always)]
@@ -305,36 +275,16 @@ pub(crate) struct Sorted {
     pub(crate) finite: bool,
 }
 
+dispatch! {
 /// Writes the [`key`]s of `source` into `keys` and returns the largest `bits & 0x7fff_ffff` of
 /// the values: at least [`EXPONENT`] iff one of them is infinite or NaN. Screening the input this
 /// way costs no extra read of it. Uses AVX-512 or AVX2 when the CPU has them (integer operations:
 /// the same bits on every path).
-#[inline]
 fn copy_keys(keys: &mut [i32], source: &[f32]) -> i32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { copy_keys_avx512(keys, source) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { copy_keys_avx2(keys, source) };
-        }
-    }
-    copy_keys_portable(keys, source)
+    avx512: copy_keys_portable(keys, source),
+    avx2: copy_keys_portable(keys, source),
+    portable: copy_keys_portable(keys, source),
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn copy_keys_avx512(keys: &mut [i32], source: &[f32]) -> i32 {
-    copy_keys_portable(keys, source)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn copy_keys_avx2(keys: &mut [i32], source: &[f32]) -> i32 {
-    copy_keys_portable(keys, source)
 }
 
 #[inline(always)]
@@ -437,48 +387,17 @@ pub(crate) fn trimmed_mean_sorted(updates: &Updates<'_>, rows: &[usize], f: usiz
     )
 }
 
+dispatch! {
 /// For every coordinate `k` of `out`, the mean of the values whose keys are
 /// `block[r * pitch + k]`, `r` in `positions`, summed in `f64` in ascending `r`. Uses AVX-512 or
 /// AVX2 when the CPU has them (the same IEEE operations in the same order: the same bits); the
 /// closure that calls it is compiled for the baseline instruction set, where its conversions
 /// and adds ran two `f64` at a time.
 fn mean_of_positions(block: &[i32], pitch: usize, positions: Range<usize>, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            unsafe { mean_of_positions_avx512(block, pitch, positions, out) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe { mean_of_positions_avx2(block, pitch, positions, out) };
-            return;
-        }
-    }
-    mean_of_positions_portable(block, pitch, positions, out);
+    avx512: mean_of_positions_portable(block, pitch, positions, out),
+    avx2: mean_of_positions_portable(block, pitch, positions, out),
+    portable: mean_of_positions_portable(block, pitch, positions, out),
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn mean_of_positions_avx512(
-    block: &[i32],
-    pitch: usize,
-    positions: Range<usize>,
-    out: &mut [f32],
-) {
-    mean_of_positions_portable(block, pitch, positions, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn mean_of_positions_avx2(
-    block: &[i32],
-    pitch: usize,
-    positions: Range<usize>,
-    out: &mut [f32],
-) {
-    mean_of_positions_portable(block, pitch, positions, out);
 }
 
 #[inline(always)]
@@ -545,36 +464,23 @@ pub(crate) fn weighted_average(updates: &Updates<'_>, terms: &[(usize, f64)]) ->
 /// When every weight is 1 (the plain mean) the multiplications are skipped: `1 * x` is exactly
 /// `x` in `f64`, so the bits are the same.
 fn accumulate<const K: usize>(sums: &mut [f64], rows: [&[f32]; K], weights: [f64; K]) {
-    let unit = weights.iter().all(|&w| w == 1.0);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe {
-                if unit {
-                    accumulate_avx2::<K, true>(sums, rows, weights);
-                } else {
-                    accumulate_avx2::<K, false>(sums, rows, weights);
-                }
-            }
-            return;
-        }
-    }
-    if unit {
-        accumulate_portable::<K, true>(sums, rows, weights);
+    if weights.iter().all(|&w| w == 1.0) {
+        accumulate_as::<K, true>(sums, rows, weights);
     } else {
-        accumulate_portable::<K, false>(sums, rows, weights);
+        accumulate_as::<K, false>(sums, rows, weights);
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn accumulate_avx2<const K: usize, const UNIT: bool>(
+dispatch! {
+/// [`accumulate`], with every weight 1 when `UNIT`.
+fn accumulate_as<const K: usize, const UNIT: bool>(
     sums: &mut [f64],
     rows: [&[f32]; K],
     weights: [f64; K],
 ) {
-    accumulate_portable::<K, UNIT>(sums, rows, weights);
+    avx2: accumulate_portable::<K, UNIT>(sums, rows, weights),
+    portable: accumulate_portable::<K, UNIT>(sums, rows, weights),
+}
 }
 
 #[inline(always)]

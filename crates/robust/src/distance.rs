@@ -14,6 +14,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::simd::dispatch;
 use crate::{RobustError, Updates, MAX_PAIRWISE_UPDATES};
 
 /// Coordinates per block of the fixed-order sums.
@@ -47,26 +48,15 @@ fn lanes_to_f64(lanes: [f32; LANES]) -> f64 {
         .fold(0.0f64, |acc, &lane| acc + f64::from(lane))
 }
 
+dispatch! {
 /// `Σ (a_k − b_k)²` over one block (at most [`BLOCK`] coordinates), in the fixed lane order.
 ///
 /// Uses AVX2 when the CPU has it: the same lane-wise IEEE operations (Rust never fuses a
 /// multiply and an add), so the same bits as the portable path.
-#[inline]
 fn block_squared_distance(a: &[f32], b: &[f32]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { block_squared_distance_avx2(a, b) };
-        }
-    }
-    block_squared_distance_portable(a, b)
+    avx2: block_squared_distance_portable(a, b),
+    portable: block_squared_distance_portable(a, b),
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn block_squared_distance_avx2(a: &[f32], b: &[f32]) -> f64 {
-    block_squared_distance_portable(a, b)
 }
 
 #[inline(always)]
@@ -100,35 +90,15 @@ fn block_squared_distance_portable(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
+dispatch! {
 /// The block distances `‖a_i − b_j‖²` for two rows `a` against two rows `b`, as `[i][j]`: each
 /// bit-identical to [`block_squared_distance`] of its pair, for half the loads (every value read
 /// serves two pairs).
-#[inline]
 fn block_squared_distances(a: [&[f32]; 2], b: [&[f32]; 2]) -> [[f64; 2]; 2] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { block_squared_distances_avx512(a, b) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { block_squared_distances_avx2(a, b) };
-        }
-    }
-    block_squared_distances_portable(a, b)
+    avx512: block_squared_distances_portable(a, b),
+    avx2: block_squared_distances_portable(a, b),
+    portable: block_squared_distances_portable(a, b),
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn block_squared_distances_avx512(a: [&[f32]; 2], b: [&[f32]; 2]) -> [[f64; 2]; 2] {
-    block_squared_distances_portable(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn block_squared_distances_avx2(a: [&[f32]; 2], b: [&[f32]; 2]) -> [[f64; 2]; 2] {
-    block_squared_distances_portable(a, b)
 }
 
 // Index loops over constant bounds keep every accumulator in a register once unrolled.
@@ -262,7 +232,7 @@ pub fn nearest(distances: &[f64], count: usize) -> Vec<usize> {
 /// The symmetric `n × n` matrix of squared distances, row-major, zero diagonal.
 ///
 /// The rows are cut into tiles of an even number of rows, at most 64 (fewer rows when that is
-/// needed for at least four tasks per thread: [`tile_rows`]); the work is one task per chunk of
+/// needed for at least four tasks per thread: `tile_rows`); the work is one task per chunk of
 /// [`CHUNK`] coordinates and pair of tiles, which sums the chunk for every pair of rows across the
 /// two tiles, block by block (the blocks of the tiles' rows stay in L2; a band of 8 rows of the
 /// second tile stays in L1 while the first tile's rows pass it), two rows by two at a time (each
@@ -270,8 +240,8 @@ pub fn nearest(distances: &[f64], count: usize) -> Vec<usize> {
 /// chunk sums are added in chunk order, so the result is bit-identical to [`squared_distance`] of
 /// the pair, whatever the tiles and the thread count.
 ///
-/// Memory: `n²` `f64` for the result and at most [`WAVE_BYTES`] of partial results (or one task's,
-/// at most 64 × 64 pairs); refused with [`RobustError::TooManyUpdates`] beyond
+/// Memory: `n²` `f64` for the result and at most 64 MiB of partial results (or one task's, at
+/// most 64 × 64 pairs); refused with [`RobustError::TooManyUpdates`] beyond
 /// [`MAX_PAIRWISE_UPDATES`] updates (2 GiB of result).
 pub fn pairwise_squared_distances(updates: &Updates<'_>) -> Result<Vec<f64>, RobustError> {
     pairwise_in_waves(updates, WAVE_BYTES)

@@ -28,6 +28,7 @@ mod error;
 mod pipeline;
 pub mod preaggregate;
 mod rule;
+mod simd;
 mod syntax;
 mod updates;
 

@@ -13,41 +13,21 @@
 use std::ops::Range;
 
 use super::COLUMNS;
+use crate::simd::dispatch;
 
 /// Rows per group sorted in registers.
 pub(super) const GROUP: usize = 16;
 
+dispatch! {
 /// Sorts, for every lane `k` in `offset..offset + COLUMNS`, each aligned group of 16 of the keys
 /// `block[r * stride + k]`, `r < m` (the last group may be shorter).
 pub(super) fn sort_groups(block: &mut [i32], stride: usize, offset: usize, m: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            unsafe { sort_groups_avx512(block, stride, offset, m) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe { sort_groups_avx2(block, stride, offset, m) };
-            return;
-        }
-    }
-    sort_groups_portable::<8>(block, stride, offset, m);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sort_groups_avx512(block: &mut [i32], stride: usize, offset: usize, m: usize) {
     // One 512-bit register per row: the 16 rows fill half of the 32 registers.
-    sort_groups_portable::<16>(block, stride, offset, m);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sort_groups_avx2(block: &mut [i32], stride: usize, offset: usize, m: usize) {
+    avx512: sort_groups_portable::<16>(block, stride, offset, m),
     // One 256-bit register per row: the 16 rows fill the 16 registers.
-    sort_groups_portable::<8>(block, stride, offset, m);
+    avx2: sort_groups_portable::<8>(block, stride, offset, m),
+    portable: sort_groups_portable::<8>(block, stride, offset, m),
+}
 }
 
 /// Sorts the groups `LANES` lanes at a time; missing rows of a short last group are padded with
@@ -78,6 +58,7 @@ pub(super) fn sort_groups_portable<const LANES: usize>(
     }
 }
 
+dispatch! {
 /// For at most [`GROUP`] rows: sorts the [`key`](super::key)s of `sources` (one slice per row, at
 /// least `width` values each) per lane, for lanes `0..width`, `width` a multiple of [`COLUMNS`],
 /// and writes the sorted positions in `keep` into `block` (position `r` at `r * stride`); the
@@ -94,43 +75,10 @@ pub(super) fn load_sorted_group(
     width: usize,
     keep: Range<usize>,
 ) -> i32 {
-    debug_assert!((1..=GROUP).contains(&sources.len()) && width % COLUMNS == 0);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { load_sorted_group_avx512(block, stride, sources, width, keep) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { load_sorted_group_avx2(block, stride, sources, width, keep) };
-        }
-    }
-    load_sorted_group_portable::<8>(block, stride, sources, width, keep)
+    avx512: load_sorted_group_portable::<16>(block, stride, sources, width, keep),
+    avx2: load_sorted_group_portable::<8>(block, stride, sources, width, keep),
+    portable: load_sorted_group_portable::<8>(block, stride, sources, width, keep),
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn load_sorted_group_avx512(
-    block: &mut [i32],
-    stride: usize,
-    sources: &[&[f32]],
-    width: usize,
-    keep: Range<usize>,
-) -> i32 {
-    load_sorted_group_portable::<16>(block, stride, sources, width, keep)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn load_sorted_group_avx2(
-    block: &mut [i32],
-    stride: usize,
-    sources: &[&[f32]],
-    width: usize,
-    keep: Range<usize>,
-) -> i32 {
-    load_sorted_group_portable::<8>(block, stride, sources, width, keep)
 }
 
 #[inline(always)]
@@ -141,6 +89,7 @@ pub(super) fn load_sorted_group_portable<const LANES: usize>(
     width: usize,
     keep: Range<usize>,
 ) -> i32 {
+    debug_assert!(sources.len() <= GROUP && width % COLUMNS == 0);
     // One copy of the kernel per row count, so that the compare-exchanges with the padding rows
     // (no-ops) vanish at compile time: 32 of Batcher's 63 remain at m = 10.
     macro_rules! by_rows {
