@@ -1,9 +1,10 @@
 //! Run-time choice of instruction set for the crate's vector kernels.
 //!
 //! Every kernel is written once, as portable Rust over fixed-size arrays that LLVM turns into
-//! vector instructions. [`dispatch!`] compiles it again with AVX-512F and with AVX2 enabled and
-//! picks, at each call, the widest the CPU has. The kernels use integer operations, or the same
-//! IEEE operations in the same order, on every path: the choice never changes a result's bits.
+//! vector instructions. [`dispatch!`] compiles it again with AVX2 enabled and, for the kernels
+//! that gain from 512-bit registers, with AVX-512F, and picks, at each call, the widest the CPU
+//! has. The kernels use integer operations, or the same IEEE operations in the same order, on
+//! every path: the choice never changes a result's bits.
 
 /// Defines a function that evaluates one expression compiled for the widest instruction set the
 /// CPU offers: `avx512` where it has AVX-512F, `avx2` where it has AVX2, `portable` otherwise
