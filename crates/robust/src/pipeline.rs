@@ -113,8 +113,15 @@ fn one_pass(
     }
     rule.check(updates.n()).ok()?;
     let output = match rule {
-        Rule::Median => rules::median::median_if_finite(updates)?,
-        Rule::TrimmedMean { f } => rules::trimmed_mean::trimmed_mean_if_finite(updates, *f)?,
+        // Each output of these two lies between the smallest and the largest value of its
+        // coordinate (an `f64` mean of one, two or `n − 2f` of them, rounded to the nearest `f32`,
+        // which cannot pass `f32::MAX`), so a finite input, which they check as they read it,
+        // gives a finite output: no second pass over the output (6% of the median's time at
+        // n = 10, d = 1e7, where that pass is serial).
+        Rule::Median => return rules::median::median_if_finite(updates),
+        Rule::TrimmedMean { f } => {
+            return rules::trimmed_mean::trimmed_mean_if_finite(updates, *f);
+        }
         Rule::Krum { f, variant } => rules::krum::krum_if_finite(updates, *f, None, *variant)?,
         Rule::MultiKrum { f, m, variant } => {
             let m = rules::krum::selected(updates.n(), *f, *m);
@@ -562,5 +569,53 @@ mod tests {
             aggregate(&Rule::Mean, &pre, &updates, &Context::default()).unwrap(),
             vec![1.0]
         );
+    }
+
+    /// The one-pass median and trimmed mean skip the check of their output: every output must
+    /// still be finite and within its coordinate's range for inputs at the edges of `f32`.
+    #[test]
+    fn median_and_trimmed_mean_of_extreme_finite_values_stay_finite_and_in_range() {
+        let edges = [
+            f32::MAX,
+            -f32::MAX,
+            f32::MAX.next_down(),
+            -f32::MAX.next_down(),
+            f32::MIN_POSITIVE,
+            -1.0e-45,
+            1.0e-45,
+            0.0,
+            -0.0,
+            1.0,
+        ];
+        let mut state = 0x5eed_u64;
+        for n in [1, 2, 3, 4, 10, 16, 17, 33] {
+            let d = 300;
+            let data: Vec<f32> = (0..n * d)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    edges[(state >> 33) as usize % edges.len()]
+                })
+                .collect();
+            let updates = Updates::new(&data, n, d).unwrap();
+            let rules = [
+                Rule::Median,
+                Rule::TrimmedMean { f: 0 },
+                Rule::TrimmedMean { f: (n - 1) / 2 },
+            ];
+            for rule in rules {
+                let out = aggregate(&rule, &[], &updates, &Context::default()).unwrap();
+                for (k, &v) in out.iter().enumerate() {
+                    let column = (0..n).map(|i| data[i * d + k]);
+                    let low = column.clone().fold(f32::INFINITY, f32::min);
+                    let high = column.fold(f32::NEG_INFINITY, f32::max);
+                    assert!(
+                        v.is_finite() && low <= v && v <= high,
+                        "{rule:?}, n = {n}, column {k}: {v} outside [{low}, {high}]"
+                    );
+                }
+            }
+        }
     }
 }

@@ -18,9 +18,11 @@ pub(crate) fn median(updates: &Updates<'_>) -> Vec<f32> {
 }
 
 /// [`median`], or `None` when an input value is not finite (checked while the input is read).
+/// Otherwise every output is finite: it lies between its coordinate's smallest and largest value.
 pub(crate) fn median_if_finite(updates: &Updates<'_>) -> Option<Vec<f32>> {
     let rows: Vec<usize> = (0..updates.n()).collect();
     let sorted = median_sorted(updates, &rows);
+    debug_assert!(!sorted.finite || sorted.out.iter().all(|v| v.is_finite()));
     sorted.finite.then_some(sorted.out)
 }
 

@@ -24,10 +24,12 @@ pub(crate) fn trimmed_mean(updates: &Updates<'_>, f: usize) -> Vec<f32> {
 }
 
 /// [`trimmed_mean`], or `None` when an input value is not finite (checked while the input is
-/// read).
+/// read). Otherwise every output is finite: it lies between its coordinate's smallest and largest
+/// value.
 pub(crate) fn trimmed_mean_if_finite(updates: &Updates<'_>, f: usize) -> Option<Vec<f32>> {
     let rows: Vec<usize> = (0..updates.n()).collect();
     let sorted = trimmed_mean_sorted(updates, &rows, f);
+    debug_assert!(!sorted.finite || sorted.out.iter().all(|v| v.is_finite()));
     sorted.finite.then_some(sorted.out)
 }
 
