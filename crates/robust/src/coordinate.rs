@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 mod groups;
 
-use groups::{load_sorted_group, sort_groups, GROUP};
+use groups::{load_sorted_group, sort_groups, Reduce, GROUP};
 
 use crate::simd::dispatch;
 use crate::Updates;
@@ -161,23 +161,27 @@ fn sort_lanes_portable(
 
 /// Runs [`sort_groups`] then `network` (stages `p ≥ 16` of Batcher's sort, possibly pruned) over
 /// every coordinate's column of the listed rows (as [`key`]s) and hands each run of coordinates
-/// to `finish`, which writes their outputs.
+/// to `finish`, which writes their outputs (or those `reduce` has not already written).
 ///
 /// Rows are read once, in runs of [`run_length`] coordinates, one task per run: the run of every
 /// listed row is copied (as keys) into a per-task `m × pitch` buffer — the only extra memory
 /// besides the output — then sorted column-wise, [`COLUMNS`] coordinates at a time, by the
 /// network, whose compare-exchanges run across those coordinates at once (SIMD min/max, no
 /// branches). Up to 16 rows the whole sort is one register-held group, so the columns are loaded
-/// from the rows, sorted and stored into the buffer in one step ([`load_sorted_group`]), with
-/// the rows prefetched a little ahead, and only the sorted positions in `needed` stored
-/// (`network` must be the merge network pruned to `needed`, or the whole one). `finish` gets the
-/// buffer (row `r` of the run at `r * pitch`; only the positions in `needed` are specified, as
-/// after a pruned network), the pitch and the run's slice of the output.
+/// from the rows and sorted in one step ([`load_sorted_group`]), with the rows prefetched a
+/// little ahead, and `reduce` says what happens next: [`Reduce::Store`] stores only the sorted
+/// positions the caller reads into the buffer, [`Reduce::Median`] and [`Reduce::Mean`] write
+/// the outputs themselves. `network` must be the merge network pruned to the positions `finish`
+/// reads, or the whole one. `finish` gets the buffer (row `r` of the run at `r * pitch`; only
+/// the positions it reads are specified, as after a pruned network), the pitch and the slice of
+/// the output it must fill, the buffer's column `k` belonging to the slice's `k`: the whole run,
+/// or after the register path with a median or mean, only the run's last partial group of
+/// columns (possibly none).
 fn for_each_sorted_run<F>(
     updates: &Updates<'_>,
     rows: &[usize],
     network: &[(usize, usize)],
-    needed: Range<usize>,
+    reduce: Reduce,
     finish: F,
 ) -> Sorted
 where
@@ -214,7 +218,7 @@ where
                     // To the row's end: the kernel prefetches past this run.
                     *source = &updates.row(i)[start..];
                 }
-                largest = load_sorted_group(block, pitch, &sources[..m], fused, needed.clone());
+                largest = load_sorted_group(block, pitch, &sources[..m], fused, &reduce, out_run);
             }
             for (r, &i) in rows.iter().enumerate() {
                 if let Some(&next) = rows.get(r + 1) {
@@ -231,7 +235,12 @@ where
                 sort_groups(block, pitch, offset, m);
                 sort_lanes(block, pitch, offset, network);
             }
-            finish(block, pitch, out_run);
+            match reduce {
+                Reduce::Store(_) => finish(block, pitch, out_run),
+                Reduce::Median | Reduce::Mean(_) => {
+                    finish(&block[fused..], pitch, &mut out_run[fused..]);
+                }
+            }
         },
     );
     Sorted {
@@ -320,15 +329,21 @@ where
 {
     let m = rows.len();
     let network = merge_network(m);
-    for_each_sorted_run(updates, rows, &network, 0..m, |block, pitch, out_block| {
-        let mut column = vec![0i32; m];
-        for (k, slot) in out_block.iter_mut().enumerate() {
-            for (r, entry) in column.iter_mut().enumerate() {
-                *entry = block[r * pitch + k];
+    for_each_sorted_run(
+        updates,
+        rows,
+        &network,
+        Reduce::Store(0..m),
+        |block, pitch, out_block| {
+            let mut column = vec![0i32; m];
+            for (k, slot) in out_block.iter_mut().enumerate() {
+                for (r, entry) in column.iter_mut().enumerate() {
+                    *entry = block[r * pitch + k];
+                }
+                *slot = kernel(&column);
             }
-            *slot = kernel(&column);
-        }
-    })
+        },
+    )
     .out
 }
 
@@ -348,7 +363,7 @@ pub(crate) fn median_sorted(updates: &Updates<'_>, rows: &[usize]) -> Sorted {
         updates,
         rows,
         &network,
-        lower..upper + 1,
+        Reduce::Median,
         |block, pitch, out_block| {
             let low = &block[lower * pitch..];
             if lower == upper {
@@ -382,7 +397,7 @@ pub(crate) fn trimmed_mean_sorted(updates: &Updates<'_>, rows: &[usize], f: usiz
         updates,
         rows,
         &network,
-        f..m - f,
+        Reduce::Mean(f..m - f),
         |block, pitch, out_block| mean_of_positions(block, pitch, f..m - f, out_block),
     )
 }

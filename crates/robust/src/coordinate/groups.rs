@@ -3,7 +3,8 @@
 //! cost 16 loads and 16 stores instead of 252 memory accesses. Up to 16 rows that is the whole
 //! sort, and [`load_sorted_group`] does it straight from the input: each row loaded once into a
 //! register, the network compiled per row count without the compare-exchanges that touch the
-//! padding (32 remain at 10 rows), and only the positions the rule reads stored.
+//! padding (32 remain at 10 rows), then either only the positions the rule reads stored, or the
+//! median or trimmed mean taken from the registers and written to the output.
 //!
 //! Batcher's odd–even merge sort leaves each aligned group of 16 inputs sorted after its stages
 //! `p = 1, 2, 4, 8`, and the sorted order of a group is unique, so sorting the groups in any way
@@ -12,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::COLUMNS;
+use super::{value, COLUMNS};
 use crate::simd::dispatch;
 
 /// Rows per group sorted in registers.
@@ -58,26 +59,44 @@ pub(super) fn sort_groups_portable<const LANES: usize>(
     }
 }
 
+/// What [`load_sorted_group`] does with each group of lanes once it is sorted in registers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Reduce {
+    /// Stores the sorted positions in the range into the block (position `r` at `r * stride`),
+    /// for the caller to read; the other rows of the block are left as they were.
+    Store(Range<usize>),
+    /// Writes each lane's median to the output: the value of the middle key, or for an even
+    /// count the mean of the two middle values taken in `f64` and rounded to `f32` (the
+    /// median's kernel, bit for bit).
+    Median,
+    /// Writes each lane's mean of the values at the sorted positions in the range, summed in
+    /// `f64` in ascending position, divided by their count and rounded to `f32` (the trimmed
+    /// mean's kernel, bit for bit).
+    Mean(Range<usize>),
+}
+
 dispatch! {
 /// For at most [`GROUP`] rows: sorts the [`key`](super::key)s of `sources` (one slice per row, at
 /// least `width` values each) per lane, for lanes `0..width`, `width` a multiple of [`COLUMNS`],
-/// and writes the sorted positions in `keep` into `block` (position `r` at `r * stride`); the
-/// other rows of `block` are left as they were. The same keys as a copy followed by
-/// [`sort_groups`], but each value goes from the input straight into a register and only the
-/// positions the caller reads are stored (at n = 10 the separate copy read the runs back from L2
-/// and cost a fifth of the median's time). Returns the largest `bits & 0x7fff_ffff` of the
-/// values read, as the copy does, taken from the smallest and largest key of each lane: in key
-/// order the values of largest magnitude, infinities and NaNs included, are at the two ends.
+/// then either stores the sorted positions the caller reads into `block` or writes each lane's
+/// result straight to `out[..width]`, as `reduce` says (`out` is not touched by
+/// [`Reduce::Store`]). The same keys as a copy followed by [`sort_groups`], but each value goes
+/// from the input straight into a register (at n = 10 the separate copy read the runs back from
+/// L2 and cost a fifth of the median's time), and a median or mean is taken there too, without
+/// a round trip through the block. Returns the largest `bits & 0x7fff_ffff` of the values read,
+/// as the copy does, taken from the smallest and largest key of each lane: in key order the
+/// values of largest magnitude, infinities and NaNs included, are at the two ends.
 pub(super) fn load_sorted_group(
     block: &mut [i32],
     stride: usize,
     sources: &[&[f32]],
     width: usize,
-    keep: Range<usize>,
+    reduce: &Reduce,
+    out: &mut [f32],
 ) -> i32 {
-    avx512: load_sorted_group_portable::<16>(block, stride, sources, width, keep),
-    avx2: load_sorted_group_portable::<8>(block, stride, sources, width, keep),
-    portable: load_sorted_group_portable::<8>(block, stride, sources, width, keep),
+    avx512: load_sorted_group_portable::<16>(block, stride, sources, width, reduce, out),
+    avx2: load_sorted_group_portable::<8>(block, stride, sources, width, reduce, out),
+    portable: load_sorted_group_portable::<8>(block, stride, sources, width, reduce, out),
 }
 }
 
@@ -87,9 +106,11 @@ pub(super) fn load_sorted_group_portable<const LANES: usize>(
     stride: usize,
     sources: &[&[f32]],
     width: usize,
-    keep: Range<usize>,
+    reduce: &Reduce,
+    out: &mut [f32],
 ) -> i32 {
     debug_assert!(sources.len() <= GROUP && width % COLUMNS == 0);
+    debug_assert!(matches!(reduce, Reduce::Store(_)) || out.len() >= width);
     // One copy of the kernel per row count, so that the compare-exchanges with the padding rows
     // (no-ops) vanish at compile time: 32 of Batcher's 63 remain at m = 10.
     macro_rules! by_rows {
@@ -97,8 +118,8 @@ pub(super) fn load_sorted_group_portable<const LANES: usize>(
             match sources.len() {
                 // No rows: nothing to sort or store, and no value read.
                 0 => 0,
-                $($m => load_sorted_rows::<LANES, $m>(block, stride, sources, width, keep),)*
-                _ => load_sorted_rows::<LANES, GROUP>(block, stride, sources, width, keep),
+                $($m => load_sorted_rows::<LANES, $m>(block, stride, sources, width, reduce, out),)*
+                _ => load_sorted_rows::<LANES, GROUP>(block, stride, sources, width, reduce, out),
             }
         };
     }
@@ -112,7 +133,8 @@ fn load_sorted_rows<const LANES: usize, const M: usize>(
     stride: usize,
     sources: &[&[f32]],
     width: usize,
-    keep: Range<usize>,
+    reduce: &Reduce,
+    out: &mut [f32],
 ) -> i32 {
     let sources: &[&[f32]; M] = sources.try_into().expect("M rows");
     // `bits & 0x7fff_ffff` of the value whose key is `k` (the key map is its own inverse).
@@ -137,11 +159,44 @@ fn load_sorted_rows<const LANES: usize, const M: usize>(
             let ends = magnitude(v[0][k]).max(magnitude(v[M - 1][k]));
             largest[k] = largest[k].max(ends);
         }
-        // Constant `r`, a test per row: the rows stay in registers.
-        for (r, row) in v.iter().enumerate().take(M) {
-            if keep.contains(&r) {
-                let start = r * stride + lane;
-                block[start..start + LANES].copy_from_slice(row);
+        // Rows are only ever indexed by constants (`M` is one, and `r` runs over `0..M` with a
+        // test per row), so that they stay in registers.
+        match reduce {
+            Reduce::Store(keep) => {
+                for (r, row) in v.iter().enumerate().take(M) {
+                    if keep.contains(&r) {
+                        let start = r * stride + lane;
+                        block[start..start + LANES].copy_from_slice(row);
+                    }
+                }
+            }
+            Reduce::Median => {
+                let slots: &mut [f32; LANES] = (&mut out[lane..lane + LANES])
+                    .try_into()
+                    .expect("a slice of LANES outputs");
+                let (lower, upper) = ((M - 1) / 2, M / 2);
+                if lower == upper {
+                    *slots = v[lower].map(value);
+                } else {
+                    for (slot, (&a, &b)) in slots.iter_mut().zip(v[lower].iter().zip(&v[upper])) {
+                        *slot = ((f64::from(value(a)) + f64::from(value(b))) * 0.5) as f32;
+                    }
+                }
+            }
+            Reduce::Mean(positions) => {
+                let mut sums = [0.0f64; LANES];
+                for (r, row) in v.iter().enumerate().take(M) {
+                    if positions.contains(&r) {
+                        for (sum, &k) in sums.iter_mut().zip(row) {
+                            *sum += f64::from(value(k));
+                        }
+                    }
+                }
+                let kept = positions.len() as f64;
+                let slots = &mut out[lane..lane + LANES];
+                for (slot, sum) in slots.iter_mut().zip(sums) {
+                    *slot = (sum / kept) as f32;
+                }
             }
         }
     }
@@ -258,10 +313,17 @@ mod tests {
                 sort_groups(&mut expected, stride, offset, m);
             }
             let mut block = vec![0i32; m * stride];
-            let got = load_sorted_group(&mut block, stride, &sources, width, 0..m);
+            let store = Reduce::Store(0..m);
+            let got = load_sorted_group(&mut block, stride, &sources, width, &store, &mut []);
             let mut portable = vec![0i32; m * stride];
-            let got_portable =
-                load_sorted_group_portable::<8>(&mut portable, stride, &sources, width, 0..m);
+            let got_portable = load_sorted_group_portable::<8>(
+                &mut portable,
+                stride,
+                &sources,
+                width,
+                &store,
+                &mut [],
+            );
             for r in 0..m {
                 let lanes = r * stride..r * stride + width;
                 assert_eq!(
@@ -306,14 +368,17 @@ mod tests {
                 poisoned[m - 1][width - 1] = nan;
                 let sources: Vec<&[f32]> = poisoned.iter().map(Vec::as_slice).collect();
                 let mut block = vec![0i32; m * stride];
-                let flagged = load_sorted_group(&mut block, stride, &sources, width, 0..m);
+                let store = Reduce::Store(0..m);
+                let flagged =
+                    load_sorted_group(&mut block, stride, &sources, width, &store, &mut []);
                 assert!(flagged >= 0x7f80_0000, "m = {m}: {nan} is flagged");
             }
             // Only the kept positions are written.
             let sources: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
             let middle = m / 2..m / 2 + 1;
             let mut partial = vec![7i32; m * stride];
-            load_sorted_group(&mut partial, stride, &sources, width, middle.clone());
+            let store = Reduce::Store(middle.clone());
+            load_sorted_group(&mut partial, stride, &sources, width, &store, &mut []);
             for r in 0..m {
                 let lanes = r * stride..r * stride + width;
                 if middle.contains(&r) {
@@ -321,6 +386,72 @@ mod tests {
                 } else {
                     assert!(partial[lanes].iter().all(|&k| k == 7), "m = {m}, row {r}");
                 }
+            }
+        }
+    }
+
+    /// The register path's median and means are those of the sorted columns, bit for bit, on
+    /// every instruction set, and leave the block alone.
+    #[test]
+    fn register_median_and_mean_match_the_sorted_column_kernels() {
+        use super::super::{key, median_of_sorted, sum_values};
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Finite values over many magnitudes, both signs, with repeats.
+            let bits = (state >> 32) as u32;
+            f32::from_bits(bits & 0xbfff_ffff) * if bits & 7 == 0 { 0.0 } else { 1.0 }
+        };
+        let width = 2 * COLUMNS;
+        for m in 1..=GROUP {
+            let rows: Vec<Vec<f32>> = (0..m)
+                .map(|_| (0..width + 20).map(|_| next()).collect())
+                .collect();
+            let sources: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+            let columns: Vec<Vec<i32>> = (0..width)
+                .map(|k| {
+                    let mut column: Vec<i32> = rows.iter().map(|row| key(row[k])).collect();
+                    column.sort_unstable();
+                    column
+                })
+                .collect();
+            let mut reductions = vec![(Reduce::Median, None)];
+            for f in 0..=(m - 1) / 2 {
+                reductions.push((Reduce::Mean(f..m - f), Some(f)));
+            }
+            for (reduce, f) in reductions {
+                let expected: Vec<u32> = columns
+                    .iter()
+                    .map(|column| match f {
+                        None => (median_of_sorted(column) as f32).to_bits(),
+                        Some(f) => {
+                            let kept = &column[f..m - f];
+                            ((sum_values(kept) / kept.len() as f64) as f32).to_bits()
+                        }
+                    })
+                    .collect();
+                let mut block = vec![3i32; m * width];
+                let mut out = vec![f32::NAN; width + 5];
+                load_sorted_group(&mut block, width, &sources, width, &reduce, &mut out);
+                let mut portable = vec![f32::NAN; width];
+                load_sorted_group_portable::<8>(
+                    &mut block,
+                    width,
+                    &sources,
+                    width,
+                    &reduce,
+                    &mut portable,
+                );
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&out[..width]), expected, "m = {m}, {reduce:?}");
+                assert_eq!(bits(&portable), expected, "m = {m}, {reduce:?} (portable)");
+                assert!(
+                    out[width..].iter().all(|x| x.is_nan()),
+                    "m = {m}: wrote past width"
+                );
+                assert!(block.iter().all(|&k| k == 3), "m = {m}: touched the block");
             }
         }
     }
