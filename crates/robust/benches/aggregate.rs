@@ -1,7 +1,8 @@
 //! Throughput of the main rules against the machine's memory bandwidth.
 //!
 //! `bandwidth/read_256MiB_all_threads` is the floor the coordinate-wise rules are compared with:
-//! they read the `n · d · 4` input bytes once, on all threads.
+//! they read the `n · d · 4` input bytes once, on all threads. `median_into` and
+//! `trimmed_mean_into` are those rules through `aggregate_into`, into one reused output buffer.
 //!
 //! Quick by default (n ∈ {10, 50}, d = 1e5). `CAIRN_BENCH_FULL=1` runs the full grid:
 //! n ∈ {10, 50, 200} × d ∈ {1e5, 1e6}, plus n = 10, d = 1e7. Criterion reports rules in GB/s of
@@ -15,7 +16,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use cairn_robust::distance::pairwise_squared_distances;
-use cairn_robust::{aggregate, Context, GmInit, KrumVariant, Rule, Updates};
+use cairn_robust::{aggregate, aggregate_into, Context, GmInit, KrumVariant, Rule, Updates};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -139,6 +140,20 @@ fn rules(c: &mut Criterion) {
             group.throughput(Throughput::Bytes((n * d * 4) as u64));
             group.bench_with_input(BenchmarkId::new(format!("n{n}"), d), &updates, |b, u| {
                 b.iter(|| aggregate(&rule, &[], u, &ctx).expect("aggregate"))
+            });
+            group.finish();
+        }
+        // The same two rules written into one reused buffer (`aggregate_into`), as a node does
+        // round after round: no fresh output pages from the OS at each call.
+        let mut out = vec![0.0f32; d];
+        for (name, rule) in [
+            ("median_into", Rule::Median),
+            ("trimmed_mean_into", Rule::TrimmedMean { f }),
+        ] {
+            let mut group = c.benchmark_group(name);
+            group.throughput(Throughput::Bytes((n * d * 4) as u64));
+            group.bench_with_input(BenchmarkId::new(format!("n{n}"), d), &updates, |b, u| {
+                b.iter(|| aggregate_into(&rule, &[], u, &ctx, &mut out).expect("aggregate"))
             });
             group.finish();
         }

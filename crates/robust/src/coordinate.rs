@@ -161,7 +161,9 @@ fn sort_lanes_portable(
 
 /// Runs [`sort_groups`] then `network` (stages `p ≥ 16` of Batcher's sort, possibly pruned) over
 /// every coordinate's column of the listed rows (as [`key`]s) and hands each run of coordinates
-/// to `finish`, which writes their outputs (or those `reduce` has not already written).
+/// to `finish`, which writes their outputs into `out` (length `d`; those `reduce` has not
+/// already written). Returns whether every value read was finite (when not, `out` is
+/// meaningless).
 ///
 /// Rows are read once, in runs of [`run_length`] coordinates, one task per run: the run of every
 /// listed row is copied (as keys) into a per-task `m × pitch` buffer — the only extra memory
@@ -182,16 +184,16 @@ fn for_each_sorted_run<F>(
     rows: &[usize],
     network: &[(usize, usize)],
     reduce: Reduce,
+    out: &mut [f32],
     finish: F,
-) -> Sorted
+) -> bool
 where
     F: Fn(&[i32], usize, &mut [f32]) + Sync,
 {
-    let d = updates.d();
+    debug_assert_eq!(out.len(), updates.d());
     let m = rows.len();
     let run = run_length(m);
     let pitch = run + ALIGN;
-    let mut out = vec![0.0f32; d];
     let non_finite = AtomicBool::new(false);
     out.par_chunks_mut(run).enumerate().for_each_init(
         || vec![0i32; m * pitch + ALIGN],
@@ -243,10 +245,7 @@ where
             }
         },
     );
-    Sorted {
-        out,
-        finite: !non_finite.into_inner(),
-    }
+    !non_finite.into_inner()
 }
 
 /// Asks the CPU to start loading `run` into the cache. The rows of a run are pieces of at most
@@ -275,14 +274,6 @@ fn prefetch_line(value: &f32) {
 
 /// The exponent bits of an `f32`: all set exactly for infinities and NaNs.
 const EXPONENT: u32 = 0x7f80_0000;
-
-/// A rule's output computed through sorted runs, and whether every input value read was finite.
-pub(crate) struct Sorted {
-    /// The `d` results.
-    pub(crate) out: Vec<f32>,
-    /// No infinity or NaN was among the inputs (when false, `out` is meaningless).
-    pub(crate) finite: bool,
-}
 
 dispatch! {
 /// Writes the [`key`]s of `source` into `keys` and returns the largest `bits & 0x7fff_ffff` of
@@ -329,11 +320,13 @@ where
 {
     let m = rows.len();
     let network = merge_network(m);
+    let mut out = vec![0.0f32; updates.d()];
     for_each_sorted_run(
         updates,
         rows,
         &network,
         Reduce::Store(0..m),
+        &mut out,
         |block, pitch, out_block| {
             let mut column = vec![0i32; m];
             for (k, slot) in out_block.iter_mut().enumerate() {
@@ -343,19 +336,22 @@ where
                 *slot = kernel(&column);
             }
         },
-    )
-    .out
+    );
+    out
 }
 
 /// Coordinate-wise median of the listed rows: bit-identical to [`median_of_sorted`] on every
 /// sorted column, but only the middle order statistics are selected (a pruned network) and they
 /// are read row-wise, many coordinates at once.
 pub(crate) fn median_of_rows(updates: &Updates<'_>, rows: &[usize]) -> Vec<f32> {
-    median_sorted(updates, rows).out
+    let mut out = vec![0.0f32; updates.d()];
+    median_into(updates, rows, &mut out);
+    out
 }
 
-/// [`median_of_rows`], and whether every value it read was finite.
-pub(crate) fn median_sorted(updates: &Updates<'_>, rows: &[usize]) -> Sorted {
+/// [`median_of_rows`] written into `out` (length `d`). Returns whether every value it read was
+/// finite; when not, `out` is meaningless.
+pub(crate) fn median_into(updates: &Updates<'_>, rows: &[usize], out: &mut [f32]) -> bool {
     let m = rows.len();
     let (lower, upper) = ((m - 1) / 2, m / 2);
     let network = selection_network(m, lower..upper + 1);
@@ -364,6 +360,7 @@ pub(crate) fn median_sorted(updates: &Updates<'_>, rows: &[usize]) -> Sorted {
         rows,
         &network,
         Reduce::Median,
+        out,
         |block, pitch, out_block| {
             let low = &block[lower * pitch..];
             if lower == upper {
@@ -385,11 +382,19 @@ pub(crate) fn median_sorted(updates: &Updates<'_>, rows: &[usize]) -> Sorted {
 /// middle is selected (a pruned network) and it is summed row-wise, many coordinates at once.
 /// Requires `2f < m`.
 pub(crate) fn trimmed_mean_of_rows(updates: &Updates<'_>, rows: &[usize], f: usize) -> Vec<f32> {
-    trimmed_mean_sorted(updates, rows, f).out
+    let mut out = vec![0.0f32; updates.d()];
+    trimmed_mean_into(updates, rows, f, &mut out);
+    out
 }
 
-/// [`trimmed_mean_of_rows`], and whether every value it read was finite.
-pub(crate) fn trimmed_mean_sorted(updates: &Updates<'_>, rows: &[usize], f: usize) -> Sorted {
+/// [`trimmed_mean_of_rows`] written into `out` (length `d`). Returns whether every value it read
+/// was finite; when not, `out` is meaningless.
+pub(crate) fn trimmed_mean_into(
+    updates: &Updates<'_>,
+    rows: &[usize],
+    f: usize,
+    out: &mut [f32],
+) -> bool {
     let m = rows.len();
     debug_assert!(2 * f < m);
     let network = selection_network(m, f..m - f);
@@ -398,6 +403,7 @@ pub(crate) fn trimmed_mean_sorted(updates: &Updates<'_>, rows: &[usize], f: usiz
         rows,
         &network,
         Reduce::Mean(f..m - f),
+        out,
         |block, pitch, out_block| mean_of_positions(block, pitch, f..m - f, out_block),
     )
 }

@@ -35,7 +35,7 @@ mod updates;
 pub use aggregate::MDA_MAX_SUBSETS;
 pub use context::{Context, NonFinitePolicy};
 pub use error::RobustError;
-pub use pipeline::aggregate;
+pub use pipeline::{aggregate, aggregate_into};
 pub use preaggregate::PreAggregation;
 pub use rule::{
     GmInit, KrumVariant, Rule, MAX_ITERATIONS, MAX_PAIRWISE_UPDATES, MAX_SORTED_UPDATES,

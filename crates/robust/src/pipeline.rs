@@ -23,6 +23,73 @@ pub fn aggregate(
     updates: &Updates<'_>,
     ctx: &Context<'_>,
 ) -> Result<Vec<f32>, RobustError> {
+    validate(rule, pre, updates, ctx)?;
+    if let Some(output) = one_pass(rule, pre, updates, ctx) {
+        return Ok(output);
+    }
+    general(rule, pre, updates, ctx)
+}
+
+/// [`aggregate`], written into `out` (length `d`) instead of a new vector, for callers that
+/// aggregate round after round into one buffer. The result's bits are those of [`aggregate`].
+///
+/// The median and trimmed mean without pre-aggregation write straight into `out`, so a large
+/// output skips the fresh pages a new vector needs from the operating system (at n = 10,
+/// d = 10⁷ the page faults of a new 40 MB output were about a quarter of the median's time);
+/// every other rule computes its output as [`aggregate`] does and copies it in. On an error
+/// `out` may have been partly overwritten.
+///
+/// ```
+/// use cairn_robust::{aggregate_into, Context, Rule, Updates};
+/// let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+/// let updates = Updates::new(&data, 3, 3).unwrap();
+/// let mut out = vec![0.0; 3];
+/// aggregate_into(&Rule::Median, &[], &updates, &Context::default(), &mut out).unwrap();
+/// assert_eq!(out, [4.0, 5.0, 6.0]);
+/// ```
+pub fn aggregate_into(
+    rule: &Rule,
+    pre: &[PreAggregation],
+    updates: &Updates<'_>,
+    ctx: &Context<'_>,
+    out: &mut [f32],
+) -> Result<(), RobustError> {
+    if out.len() != updates.d() {
+        return Err(RobustError::SideInputLength {
+            what: "output buffer",
+            expected: updates.d(),
+            actual: out.len(),
+        });
+    }
+    validate(rule, pre, updates, ctx)?;
+    let direct = pre.is_empty() && rule.check(updates.n()).is_ok();
+    let written = match rule {
+        Rule::Median if direct => Some(rules::median::median_if_finite_into(updates, out)),
+        Rule::TrimmedMean { f } if direct => Some(
+            rules::trimmed_mean::trimmed_mean_if_finite_into(updates, *f, out),
+        ),
+        _ => None,
+    };
+    let output = match written {
+        Some(true) => return Ok(()),
+        // A non-finite input: screening decides, as in `aggregate`.
+        Some(false) => general(rule, pre, updates, ctx)?,
+        None => match one_pass(rule, pre, updates, ctx) {
+            Some(output) => output,
+            None => general(rule, pre, updates, ctx)?,
+        },
+    };
+    out.copy_from_slice(&output);
+    Ok(())
+}
+
+/// The checks of the side inputs and of the pre-aggregation chain, which come before any work.
+fn validate(
+    rule: &Rule,
+    pre: &[PreAggregation],
+    updates: &Updates<'_>,
+    ctx: &Context<'_>,
+) -> Result<(), RobustError> {
     let d = updates.d();
     if let Some(previous) = ctx.previous {
         if previous.len() != d {
@@ -39,11 +106,18 @@ pub fn aggregate(
             });
         }
     }
+    rule.check_chain(pre)
+}
 
-    rule.check_chain(pre)?;
-    if let Some(output) = one_pass(rule, pre, updates, ctx) {
-        return Ok(output);
-    }
+/// Screening, the pre-aggregation chain, the rule and the check of its output: the path of every
+/// case [`one_pass`] does not take.
+fn general(
+    rule: &Rule,
+    pre: &[PreAggregation],
+    updates: &Updates<'_>,
+    ctx: &Context<'_>,
+) -> Result<Vec<f32>, RobustError> {
+    let d = updates.d();
     let (screened, rule) = screen(rule, updates, ctx.non_finite)?;
     // Before the pre-aggregation runs, so that an oversized request costs nothing; the rule's
     // full check repeats it on the count that reaches it.
@@ -264,6 +338,10 @@ mod tests {
                         matches!(refused, Err(RobustError::NonFinite { row: r, column: c }) if r == row && c == column),
                         "{bad} at ({row}, {column}), {rule:?}: {refused:?}"
                     );
+                    let mut out = vec![0.0; d];
+                    let refused_into =
+                        aggregate_into(rule, &[], &updates, &Context::default(), &mut out);
+                    assert_eq!(refused_into.unwrap_err(), refused.unwrap_err());
                     let drop = Context {
                         non_finite: NonFinitePolicy::Drop,
                         ..Context::default()
@@ -274,6 +352,12 @@ mod tests {
                         },
                         other => other.clone(),
                     };
+                    aggregate_into(rule, &[], &updates, &drop, &mut out).unwrap();
+                    assert_eq!(
+                        out,
+                        aggregate(&restricted, &[], &kept_updates, &Context::default()).unwrap(),
+                        "{bad} at ({row}, {column}), {rule:?} (into)"
+                    );
                     assert_eq!(
                         aggregate(rule, &[], &updates, &drop).unwrap(),
                         aggregate(&restricted, &[], &kept_updates, &Context::default()).unwrap(),
@@ -301,6 +385,25 @@ mod tests {
                 matches!(refused, Err(RobustError::NonFinite { row, column }) if (row, column) == bad),
                 "n = {n}: {refused:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_output_buffer_of_the_wrong_length_is_refused_and_left_alone() {
+        let updates = five();
+        for len in [0, 1, 3] {
+            let mut out = vec![7.0; len];
+            let err = aggregate_into(&Rule::Median, &[], &updates, &Context::default(), &mut out)
+                .unwrap_err();
+            assert_eq!(
+                err,
+                RobustError::SideInputLength {
+                    what: "output buffer",
+                    expected: 2,
+                    actual: len
+                }
+            );
+            assert!(out.iter().all(|&v| v == 7.0));
         }
     }
 

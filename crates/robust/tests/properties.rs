@@ -6,7 +6,9 @@
 //! seed puts different updates together once the inputs are reordered: they are permutation
 //! invariant only for inputs without ties, or in law, and are not tested for it here.
 
-use cairn_robust::{aggregate, Context, GmInit, KrumVariant, PreAggregation, Rule, Updates};
+use cairn_robust::{
+    aggregate, aggregate_into, Context, GmInit, KrumVariant, PreAggregation, Rule, Updates,
+};
 use proptest::prelude::*;
 
 /// `n` rows of dimension `d` with values in `[-100, 100]`.
@@ -338,7 +340,16 @@ fn every_rule_and_chain_matches_the_committed_golden_hash() {
     let mut outputs = Vec::new();
     for pre in &chains {
         for rule in rules_after(pre, n, 2) {
-            outputs.push(aggregate(&rule, pre, &updates, &ctx).unwrap());
+            let output = aggregate(&rule, pre, &updates, &ctx).unwrap();
+            // The same bits written into a reused buffer (here full of NaN).
+            let mut into = vec![f32::NAN; d];
+            aggregate_into(&rule, pre, &updates, &ctx, &mut into).unwrap();
+            assert_eq!(
+                into.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                output.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{rule:?} after {pre:?}: aggregate_into differs from aggregate"
+            );
+            outputs.push(output);
         }
     }
     // Same bits on every machine (AVX2 or not) and thread count; update only when a rule's

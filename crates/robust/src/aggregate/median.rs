@@ -8,7 +8,7 @@
 //! the comparators that reach the middle) run across 64 coordinates at once, so the result does
 //! not depend on the input order.
 
-use crate::coordinate::{median_of_rows, median_sorted};
+use crate::coordinate::{median_into, median_of_rows};
 use crate::Updates;
 
 /// Coordinate-wise median of all updates.
@@ -20,10 +20,17 @@ pub(crate) fn median(updates: &Updates<'_>) -> Vec<f32> {
 /// [`median`], or `None` when an input value is not finite (checked while the input is read).
 /// Otherwise every output is finite: it lies between its coordinate's smallest and largest value.
 pub(crate) fn median_if_finite(updates: &Updates<'_>) -> Option<Vec<f32>> {
+    let mut out = vec![0.0f32; updates.d()];
+    median_if_finite_into(updates, &mut out).then_some(out)
+}
+
+/// [`median_if_finite`] written into `out` (length `d`): `false`, with `out` meaningless, when an
+/// input value is not finite.
+pub(crate) fn median_if_finite_into(updates: &Updates<'_>, out: &mut [f32]) -> bool {
     let rows: Vec<usize> = (0..updates.n()).collect();
-    let sorted = median_sorted(updates, &rows);
-    debug_assert!(!sorted.finite || sorted.out.iter().all(|v| v.is_finite()));
-    sorted.finite.then_some(sorted.out)
+    let finite = median_into(updates, &rows, out);
+    debug_assert!(!finite || out.iter().all(|v| v.is_finite()));
+    finite
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! values are selected by a pruned sorting network and summed in ascending order: the output is
 //! bit-for-bit independent of the order of the updates.
 
-use crate::coordinate::{trimmed_mean_of_rows, trimmed_mean_sorted};
+use crate::coordinate::{trimmed_mean_into, trimmed_mean_of_rows};
 use crate::Updates;
 
 /// Trimmed mean of one sorted column of keys: the reference the row-wise kernel must match.
@@ -27,10 +27,21 @@ pub(crate) fn trimmed_mean(updates: &Updates<'_>, f: usize) -> Vec<f32> {
 /// read). Otherwise every output is finite: it lies between its coordinate's smallest and largest
 /// value.
 pub(crate) fn trimmed_mean_if_finite(updates: &Updates<'_>, f: usize) -> Option<Vec<f32>> {
+    let mut out = vec![0.0f32; updates.d()];
+    trimmed_mean_if_finite_into(updates, f, &mut out).then_some(out)
+}
+
+/// [`trimmed_mean_if_finite`] written into `out` (length `d`): `false`, with `out` meaningless,
+/// when an input value is not finite.
+pub(crate) fn trimmed_mean_if_finite_into(
+    updates: &Updates<'_>,
+    f: usize,
+    out: &mut [f32],
+) -> bool {
     let rows: Vec<usize> = (0..updates.n()).collect();
-    let sorted = trimmed_mean_sorted(updates, &rows, f);
-    debug_assert!(!sorted.finite || sorted.out.iter().all(|v| v.is_finite()));
-    sorted.finite.then_some(sorted.out)
+    let finite = trimmed_mean_into(updates, &rows, f, out);
+    debug_assert!(!finite || out.iter().all(|v| v.is_finite()));
+    finite
 }
 
 #[cfg(test)]
