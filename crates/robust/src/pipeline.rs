@@ -35,8 +35,11 @@ pub fn aggregate(
 ///
 /// The median and trimmed mean without pre-aggregation write straight into `out`, so a large
 /// output skips the fresh pages a new vector needs from the operating system (at n = 10,
-/// d = 10⁷ the page faults of a new 40 MB output were about a quarter of the median's time);
-/// every other rule computes its output as [`aggregate`] does and copies it in. On an error
+/// d = 10⁷ the page faults of a new 40 MB output were about 29% of the median's time); every
+/// other rule computes its output as [`aggregate`] does and copies it in.
+///
+/// Errors are those of [`aggregate`], in the same order, preceded by the length of `out`
+/// (`SideInputLength` for the "output buffer", with `out` untouched). After any other error
 /// `out` may have been partly overwritten.
 ///
 /// ```
@@ -188,10 +191,11 @@ fn one_pass(
     rule.check(updates.n()).ok()?;
     let output = match rule {
         // Each output of these two lies between the smallest and the largest value of its
-        // coordinate (an `f64` mean of one, two or `n − 2f` of them, rounded to the nearest `f32`,
-        // which cannot pass `f32::MAX`), so a finite input, which they check as they read it,
-        // gives a finite output: no second pass over the output (6% of the median's time at
-        // n = 10, d = 1e7, where that pass is serial).
+        // coordinate (an `f64` mean of one, two or `n − 2f` of them, rounded to the nearest `f32`:
+        // rounding is monotone and `j · f32::MAX` is exact in `f64` for `j < 2²⁹`, far above
+        // `MAX_SORTED_UPDATES`), so a finite input, which they check as they read it, gives a
+        // finite output: no second pass over the output (7% of the median's time at n = 10,
+        // d = 1e7, where that pass is serial).
         Rule::Median => return rules::median::median_if_finite(updates),
         Rule::TrimmedMean { f } => {
             return rules::trimmed_mean::trimmed_mean_if_finite(updates, *f);
@@ -353,9 +357,13 @@ mod tests {
                         other => other.clone(),
                     };
                     aggregate_into(rule, &[], &updates, &drop, &mut out).unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(
-                        out,
-                        aggregate(&restricted, &[], &kept_updates, &Context::default()).unwrap(),
+                        bits(&out),
+                        bits(
+                            &aggregate(&restricted, &[], &kept_updates, &Context::default())
+                                .unwrap()
+                        ),
                         "{bad} at ({row}, {column}), {rule:?} (into)"
                     );
                     assert_eq!(
@@ -709,6 +717,13 @@ mod tests {
             ];
             for rule in rules {
                 let out = aggregate(&rule, &[], &updates, &Context::default()).unwrap();
+                let mut into = vec![f32::NAN; d];
+                aggregate_into(&rule, &[], &updates, &Context::default(), &mut into).unwrap();
+                assert_eq!(
+                    into.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{rule:?}, n = {n}: aggregate_into differs"
+                );
                 for (k, &v) in out.iter().enumerate() {
                     let column = (0..n).map(|i| data[i * d + k]);
                     let low = column.clone().fold(f32::INFINITY, f32::min);
