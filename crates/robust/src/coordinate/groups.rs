@@ -249,17 +249,25 @@ fn sort16<const LANES: usize, const M: usize>(v: &mut [[i32; LANES]; GROUP]) {
 mod tests {
     use super::*;
 
+    /// A 64-bit LCG (Knuth's MMIX constants): the high 32 bits of each new state.
+    fn lcg(seed: u64) -> impl FnMut() -> u32 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 32) as u32
+        }
+    }
+
     #[test]
     fn every_group_of_sixteen_rows_is_sorted_per_lane_and_rows_beyond_m_are_untouched() {
-        let mut state = 4242u64;
+        let mut next = lcg(4242);
         for m in [1, 2, 5, 16, 17, 31, 40, 70] {
             let stride = COLUMNS + 16;
             let mut block = vec![0i32; (m + 1) * stride];
             for slot in block.iter_mut() {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                *slot = (state >> 32) as i32;
+                *slot = next() as i32;
             }
             let original = block.clone();
             let mut portable = block.clone();
@@ -288,13 +296,8 @@ mod tests {
 
     #[test]
     fn loading_sorted_groups_equals_copying_then_sorting_and_flags_non_finite_values() {
-        let mut state = 99u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            f32::from_bits((state >> 32) as u32 & 0xbfff_ffff)
-        };
+        let mut bits = lcg(99);
+        let mut next = move || f32::from_bits(bits() & 0xbfff_ffff);
         let stride = 2 * COLUMNS + 16;
         let width = 2 * COLUMNS;
         // Keys of `rows` sorted per lane by copy + `sort_groups`, and the largest magnitude bits;
@@ -395,14 +398,11 @@ mod tests {
     #[test]
     fn register_median_and_mean_match_the_sorted_column_kernels() {
         use super::super::{key, median_of_sorted, sum_values};
-        let mut state = 7u64;
+        let mut draw = lcg(7);
         let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
             // Finite values of every magnitude up to ±f32::MAX (bit 23 cleared: the exponent is
             // never all ones), both signs, with repeats: one value in eight is ±0 or ±MAX.
-            let bits = (state >> 32) as u32;
+            let bits = draw();
             match bits & 7 {
                 0 => f32::from_bits(bits & 0x8000_0000),
                 1 => f32::from_bits((bits & 0x8000_0000) | f32::MAX.to_bits()),
