@@ -370,7 +370,7 @@ pub(crate) fn median_into(updates: &Updates<'_>, rows: &[usize], out: &mut [f32]
             } else {
                 let high = &block[upper * pitch..];
                 for ((slot, &a), &b) in out_block.iter_mut().zip(low).zip(high) {
-                    *slot = ((f64::from(value(a)) + f64::from(value(b))) * 0.5) as f32;
+                    *slot = midpoint(a, b) as f32;
                 }
             }
         },
@@ -535,8 +535,15 @@ pub(crate) fn median_of_sorted(column: &[i32]) -> f64 {
     if m % 2 == 1 {
         f64::from(value(column[m / 2]))
     } else {
-        (f64::from(value(column[m / 2 - 1])) + f64::from(value(column[m / 2]))) * 0.5
+        midpoint(column[m / 2 - 1], column[m / 2])
     }
+}
+
+/// The mean of the values of keys `a` and `b`, in `f64` (exact): the median of an even count,
+/// rounded to `f32` by its callers.
+#[inline(always)]
+pub(crate) fn midpoint(a: i32, b: i32) -> f64 {
+    (f64::from(value(a)) + f64::from(value(b))) * 0.5
 }
 
 /// Sum of the values of a run of keys, in `f64`, in order.

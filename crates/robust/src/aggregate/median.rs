@@ -17,16 +17,10 @@ pub(crate) fn median(updates: &Updates<'_>) -> Vec<f32> {
     median_of_rows(updates, &rows)
 }
 
-/// [`median`], or `None` when an input value is not finite (checked while the input is read).
-/// Otherwise every output is finite: it lies between its coordinate's smallest and largest value.
-pub(crate) fn median_if_finite(updates: &Updates<'_>) -> Option<Vec<f32>> {
-    let mut out = vec![0.0f32; updates.d()];
-    median_if_finite_into(updates, &mut out).then_some(out)
-}
-
-/// [`median_if_finite`] written into `out` (length `d`): `false`, with `out` meaningless, when an
-/// input value is not finite.
-pub(crate) fn median_if_finite_into(updates: &Updates<'_>, out: &mut [f32]) -> bool {
+/// [`median`] written into `out` (length `d`), checking the input as it is read: `false`, with
+/// `out` meaningless, when an input value is not finite. Otherwise every output is finite: it
+/// lies between its coordinate's smallest and largest value.
+pub(crate) fn median_if_finite(updates: &Updates<'_>, out: &mut [f32]) -> bool {
     let rows: Vec<usize> = (0..updates.n()).collect();
     let finite = median_into(updates, &rows, out);
     debug_assert!(!finite || out.iter().all(|v| v.is_finite()));

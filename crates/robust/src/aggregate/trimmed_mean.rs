@@ -23,21 +23,10 @@ pub(crate) fn trimmed_mean(updates: &Updates<'_>, f: usize) -> Vec<f32> {
     trimmed_mean_of_rows(updates, &rows, f)
 }
 
-/// [`trimmed_mean`], or `None` when an input value is not finite (checked while the input is
-/// read). Otherwise every output is finite: it lies between its coordinate's smallest and largest
-/// value.
-pub(crate) fn trimmed_mean_if_finite(updates: &Updates<'_>, f: usize) -> Option<Vec<f32>> {
-    let mut out = vec![0.0f32; updates.d()];
-    trimmed_mean_if_finite_into(updates, f, &mut out).then_some(out)
-}
-
-/// [`trimmed_mean_if_finite`] written into `out` (length `d`): `false`, with `out` meaningless,
-/// when an input value is not finite.
-pub(crate) fn trimmed_mean_if_finite_into(
-    updates: &Updates<'_>,
-    f: usize,
-    out: &mut [f32],
-) -> bool {
+/// [`trimmed_mean`] written into `out` (length `d`), checking the input as it is read: `false`,
+/// with `out` meaningless, when an input value is not finite. Otherwise every output is finite:
+/// it lies between its coordinate's smallest and largest value.
+pub(crate) fn trimmed_mean_if_finite(updates: &Updates<'_>, f: usize, out: &mut [f32]) -> bool {
     let rows: Vec<usize> = (0..updates.n()).collect();
     let finite = trimmed_mean_into(updates, &rows, f, out);
     debug_assert!(!finite || out.iter().all(|v| v.is_finite()));

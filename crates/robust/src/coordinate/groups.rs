@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::{value, COLUMNS};
+use super::{midpoint, value, COLUMNS};
 use crate::simd::dispatch;
 
 /// Rows per group sorted in registers.
@@ -179,7 +179,7 @@ fn load_sorted_rows<const LANES: usize, const M: usize>(
                     *slots = v[lower].map(value);
                 } else {
                     for (slot, (&a, &b)) in slots.iter_mut().zip(v[lower].iter().zip(&v[upper])) {
-                        *slot = ((f64::from(value(a)) + f64::from(value(b))) * 0.5) as f32;
+                        *slot = midpoint(a, b) as f32;
                     }
                 }
             }
