@@ -11,11 +11,14 @@
 //! Run: `cargo bench -p cairn-ledger --bench transfers -- --warm-up-time 1 --measurement-time 3`
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_ledger::execute::{execute_block, verify_signatures};
 use cairn_ledger::store::{MemoryStore, Store};
-use cairn_ledger::{Address, Block, Chain, Genesis, Params, Payload, SignedTransaction};
+use cairn_ledger::{
+    Address, Block, Chain, DatasetRegistry, Genesis, Params, Payload, SignedTransaction,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 
@@ -45,6 +48,7 @@ fn fixture() -> Fixture {
         params: Params::default(),
         balances: addresses.iter().map(|a| (*a, 1_000_000_000)).collect(),
         validators: BTreeMap::from([(Address([0xee; 20]), 1)]),
+        datasets: Default::default(),
     };
     Fixture {
         keys,
@@ -75,7 +79,8 @@ fn transfers(fixture: &Fixture, block: usize) -> Vec<SignedTransaction> {
 
 /// `count` consecutive blocks, built on an in-memory chain.
 fn blocks(fixture: &Fixture, count: usize) -> Vec<Block> {
-    let mut chain = Chain::create(MemoryStore::new(), &fixture.genesis).expect("genesis");
+    let mut chain =
+        Chain::create(MemoryStore::new(), &fixture.genesis, Default::default()).expect("genesis");
     (0..count)
         .map(|b| {
             let (block, rejected) = chain
@@ -117,11 +122,21 @@ fn bench(c: &mut Criterion) {
     });
     verify.finish();
 
-    let genesis_chain = Chain::create(MemoryStore::new(), &fixture.genesis).expect("genesis");
+    let datasets: Arc<DatasetRegistry> = Default::default();
+    let genesis_chain =
+        Chain::create(MemoryStore::new(), &fixture.genesis, datasets.clone()).expect("genesis");
     let mut execute = c.benchmark_group("execute");
     execute.throughput(Throughput::Elements(PER_BLOCK as u64));
     execute.bench_function(BenchmarkId::new("transfers", PER_BLOCK), |b| {
-        b.iter(|| execute_block(genesis_chain.store(), genesis_chain.tip(), &first).expect("valid"))
+        b.iter(|| {
+            execute_block(
+                genesis_chain.store(),
+                genesis_chain.tip(),
+                &first,
+                &datasets,
+            )
+            .expect("valid")
+        })
     });
     execute.finish();
 
@@ -131,7 +146,8 @@ fn bench(c: &mut Criterion) {
     apply.bench_function("memory", |b| {
         b.iter_custom(|iters| {
             let blocks = blocks(&fixture, iters as usize);
-            let mut chain = Chain::create(MemoryStore::new(), &fixture.genesis).expect("genesis");
+            let mut chain = Chain::create(MemoryStore::new(), &fixture.genesis, Default::default())
+                .expect("genesis");
             let start = Instant::now();
             for block in &blocks {
                 chain.apply(block).expect("valid block");
@@ -144,7 +160,8 @@ fn bench(c: &mut Criterion) {
             let blocks = blocks(&fixture, iters as usize);
             let dir = tempfile::tempdir().expect("temp dir");
             let store = Store::open(&dir.path().join("bench.redb")).expect("store");
-            let mut chain = Chain::create(store, &fixture.genesis).expect("genesis");
+            let mut chain =
+                Chain::create(store, &fixture.genesis, Default::default()).expect("genesis");
             let start = Instant::now();
             for block in &blocks {
                 chain.apply(block).expect("valid block");

@@ -1,6 +1,9 @@
 //! A chain over a state store: writes genesis, proposes blocks, applies them and commits each
 //! block's changes atomically with its record (the encoded block).
 
+use std::sync::Arc;
+
+use cairn_round::DatasetRegistry;
 use commonware_codec::{Decode, Encode};
 
 use crate::account::Account;
@@ -8,9 +11,10 @@ use crate::block::{transactions_root, Block, Header};
 use crate::encoding::{to_hex, Hash, ZERO_HASH};
 use crate::execute::{build_block, execute_block, BlockError, TxError};
 use crate::genesis::{Genesis, GenesisError};
+use crate::query;
 use crate::staking::Stake;
 use crate::state::{keys, StateError};
-use crate::store::{ChangeSet, StateStore, StoreError};
+use crate::store::{ChangeSet, StateRead, StateStore, StoreError};
 use crate::transaction::SignedTransaction;
 
 /// Why a chain could not be opened, extended or started.
@@ -31,6 +35,9 @@ pub enum ChainError {
     /// The store holds no block yet.
     #[error("the store holds no blocks; create the chain with a genesis first")]
     Empty,
+    /// The chain serves a dataset this node does not hold.
+    #[error("the chain's genesis names dataset {0}, which this node has not loaded; register it (the built-in ones load from data/)")]
+    MissingDataset(String),
     /// The stored record of the tip block is missing or does not decode.
     #[error("the record of block {height} is missing or damaged: {reason}")]
     BadRecord {
@@ -69,25 +76,44 @@ pub fn genesis_changes(genesis: &Genesis) -> Result<ChangeSet, GenesisError> {
     for (address, bonded) in &genesis.validators {
         let stake = Stake {
             bonded: *bonded,
-            locked: 0,
-            unbonding: 0,
+            ..Stake::default()
         };
         put(keys::stake(address), stake.encode().to_vec());
     }
+    put(keys::DATASETS.to_vec(), genesis.datasets.encode().to_vec());
     Ok(changes)
 }
 
-/// A ledger chain: the store and the header of its last block.
+/// A ledger chain: the store, the header of its last block, and the datasets its tasks use.
 pub struct Chain<S: StateStore> {
     store: S,
     tip: Header,
+    datasets: Arc<DatasetRegistry>,
+}
+
+/// Checks that `registry` holds every dataset the chain at `state` serves.
+pub fn check_datasets(state: &dyn StateRead, registry: &DatasetRegistry) -> Result<(), ChainError> {
+    for hash in query::datasets(state)? {
+        if registry.get(&hash).is_none() {
+            return Err(ChainError::MissingDataset(to_hex(&hash)));
+        }
+    }
+    Ok(())
 }
 
 impl<S: StateStore> Chain<S> {
-    /// Starts a chain: commits `genesis` as block 0 of an empty store.
-    pub fn create(mut store: S, genesis: &Genesis) -> Result<Self, ChainError> {
+    /// Starts a chain: commits `genesis` as block 0 of an empty store. `datasets` must hold
+    /// every dataset the genesis names.
+    pub fn create(
+        mut store: S,
+        genesis: &Genesis,
+        datasets: Arc<DatasetRegistry>,
+    ) -> Result<Self, ChainError> {
         if let Some(height) = store.height() {
             return Err(ChainError::NotEmpty(height));
+        }
+        if let Some(missing) = genesis.datasets.iter().find(|h| datasets.get(h).is_none()) {
+            return Err(ChainError::MissingDataset(to_hex(missing)));
         }
         let changes = genesis_changes(genesis)?;
         let state_root = store.root_with(&changes)?;
@@ -108,11 +134,14 @@ impl<S: StateStore> Chain<S> {
         Ok(Self {
             store,
             tip: block.header,
+            datasets,
         })
     }
 
-    /// Opens an existing chain at its last committed block.
-    pub fn open(store: S) -> Result<Self, ChainError> {
+    /// Opens an existing chain at its last committed block; `datasets` must hold every dataset
+    /// the chain serves.
+    pub fn open(store: S, datasets: Arc<DatasetRegistry>) -> Result<Self, ChainError> {
+        check_datasets(&store, &datasets)?;
         let height = store.height().ok_or(ChainError::Empty)?;
         let record = store
             .block_record(height)?
@@ -127,7 +156,13 @@ impl<S: StateStore> Chain<S> {
         Ok(Self {
             store,
             tip: block.header,
+            datasets,
         })
+    }
+
+    /// The datasets the chain's referee and task checks use.
+    pub fn datasets(&self) -> &Arc<DatasetRegistry> {
+        &self.datasets
     }
 
     /// The header of the last committed block.
@@ -151,7 +186,7 @@ impl<S: StateStore> Chain<S> {
         &self,
         candidates: Vec<SignedTransaction>,
     ) -> Result<(Block, Vec<(usize, TxError)>), ChainError> {
-        let proposal = build_block(&self.store, &self.tip, candidates)?;
+        let proposal = build_block(&self.store, &self.tip, candidates, &self.datasets)?;
         let state_root = self.store.root_with(&proposal.changes)?;
         let header = Header {
             chain_id: self.tip.chain_id,
@@ -174,7 +209,7 @@ impl<S: StateStore> Chain<S> {
     /// tree is updated once per block; a wrong header root is still
     /// [`BlockError::StateRootMismatch`].
     pub fn apply(&mut self, block: &Block) -> Result<Hash, ChainError> {
-        let changes = execute_block(&self.store, &self.tip, block)?;
+        let changes = execute_block(&self.store, &self.tip, block, &self.datasets)?;
         let root = self
             .store
             .commit_expecting(

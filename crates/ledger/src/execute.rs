@@ -5,12 +5,17 @@
 //! the first bad transaction and its typed error. Each transaction runs in its own nested
 //! overlay, so a failed one leaves no trace even while a proposer is still filling its block.
 
+use std::sync::Arc;
+
+use cairn_round::DatasetRegistry;
 use rayon::prelude::*;
 
 use crate::account;
 use crate::address::Address;
+use crate::audit;
 use crate::block::{transactions_root, Block, Header};
 use crate::dataset::{self, DatasetError};
+use crate::dispute::{self, DisputeError};
 use crate::encoding::{Hash, MAX_TRANSACTIONS_PER_BLOCK};
 use crate::genesis::Params;
 use crate::lifecycle::{self, TaskError};
@@ -21,23 +26,32 @@ use crate::staking::{self, StakingError};
 use crate::state::{keys, Overlay, StateError};
 use crate::store::{ChangeSet, StateRead, StoreError};
 use crate::transaction::{Payload, SignedTransaction};
+use crate::vesting;
 
-/// What a transaction sees besides the state: the block it runs in and the chain's rules.
+/// What a transaction sees besides the state: the block it runs in, the chain's rules, and the
+/// datasets its tasks train on (which task creation parses plans against and the dispute
+/// referee re-runs steps on; every node holds the ones genesis names).
 #[derive(Clone, Debug)]
 pub struct Env {
     /// The chain id.
     pub chain_id: u64,
     /// Height of the block being executed.
     pub height: u64,
-    /// Hash of its parent (the source of round seeds).
+    /// Hash of its parent (the source of round and audit seeds).
     pub parent: Hash,
     /// The ledger parameters.
     pub params: Params,
+    /// The datasets of the chain, by content hash.
+    pub datasets: Arc<DatasetRegistry>,
 }
 
 impl Env {
     /// The environment of the block after `parent`, with chain id and parameters read from state.
-    pub fn after(state: &dyn StateRead, parent: &Header) -> Result<Self, StateError> {
+    pub fn after(
+        state: &dyn StateRead,
+        parent: &Header,
+        datasets: &Arc<DatasetRegistry>,
+    ) -> Result<Self, StateError> {
         let overlay = Overlay::new(state);
         let chain_id = overlay.read(keys::CHAIN_ID)?.unwrap_or(parent.chain_id);
         let params = overlay.read(keys::PARAMS)?.unwrap_or_default();
@@ -46,6 +60,7 @@ impl Env {
             height: parent.height.saturating_add(1),
             parent: parent.hash(),
             params,
+            datasets: datasets.clone(),
         })
     }
 }
@@ -106,6 +121,12 @@ pub enum TxError {
     /// A dataset rule.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    /// A dispute rule.
+    #[error(transparent)]
+    Dispute(#[from] DisputeError),
+    /// An audit report rule.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
     /// The state could not be read.
     #[error(transparent)]
     State(#[from] StateError),
@@ -226,7 +247,7 @@ fn apply_payload(
         Payload::Bond { amount } => staking::bond(state, sender, *amount),
         Payload::Unbond { amount } => staking::unbond(state, env, sender, *amount),
         Payload::Burn { amount } => account::burn(state, sender, *amount),
-        Payload::CreateTask { spec } => lifecycle::create(state, sender, spec).map(|_| ()),
+        Payload::CreateTask { spec } => lifecycle::create(state, env, sender, spec).map(|_| ()),
         Payload::JoinTask { task, role, bond } => {
             lifecycle::join(state, sender, *task, *role, *bond)
         }
@@ -250,7 +271,17 @@ fn apply_payload(
             round,
             update_hash,
             salt,
-        } => participation::reveal_update(state, env, sender, (*task, *round), *update_hash, *salt),
+            last,
+            proof,
+        } => participation::reveal_update(
+            state,
+            env,
+            sender,
+            (*task, *round),
+            (*update_hash, *salt),
+            last,
+            proof,
+        ),
         Payload::CommitAttestation {
             task,
             round,
@@ -278,6 +309,30 @@ fn apply_payload(
             price,
         } => dataset::list(state, sender, content_hash, schema, licence, *price),
         Payload::BuyAccess { dataset } => dataset::buy(state, env, sender, dataset),
+        Payload::ReportAudit {
+            task,
+            round,
+            trainer,
+        } => audit::report(state, env, sender, (*task, *round), trainer),
+        Payload::Challenge {
+            task,
+            round,
+            trainer,
+            trace_root,
+        } => dispute::open(state, env, sender, (*task, *round), trainer, trace_root),
+        Payload::DisputeClaim {
+            dispute,
+            checkpoint,
+            proof,
+        } => dispute::claim(state, env, sender, *dispute, checkpoint, proof),
+        Payload::DisputeAnswer { dispute, agree } => {
+            dispute::answer(state, env, sender, *dispute, *agree)
+        }
+        Payload::DisputeWitness {
+            dispute,
+            offset,
+            bytes,
+        } => dispute::witness(state, env, sender, *dispute, *offset, bytes),
     }
 }
 
@@ -287,8 +342,14 @@ pub fn run_scheduled(state: &mut Overlay, env: &Env) -> Result<(), BlockError> {
     for event in events {
         let result = match &event {
             Event::CloseRound { task, round } => settlement::close_round(state, env, *task, *round),
-            Event::ReleaseUnbond { address, amount } => staking::release(state, address, *amount),
+            Event::ReleaseUnbond { address, due } => staking::release(state, address, *due),
             Event::ReleaseAccess { dataset, buyer } => dataset::release(state, dataset, buyer),
+            Event::DrawAudits { task, round } => audit::draw(state, env, *task, *round),
+            Event::VestRound { task, round } => vesting::vest_round(state, env, *task, *round),
+            Event::DisputeDeadline { dispute, moves } => {
+                dispute::deadline(state, env, *dispute, *moves)
+            }
+            Event::SettleTask { task } => vesting::settle_task(state, env, *task),
         };
         result.map_err(|error| BlockError::Event {
             event: Box::new(event),
@@ -326,8 +387,9 @@ pub fn execute_block(
     state: &dyn StateRead,
     parent: &Header,
     block: &Block,
+    datasets: &Arc<DatasetRegistry>,
 ) -> Result<ChangeSet, BlockError> {
-    let env = Env::after(state, parent)?;
+    let env = Env::after(state, parent, datasets)?;
     let header = &block.header;
     if header.chain_id != env.chain_id {
         return Err(BlockError::WrongChainId {
@@ -390,8 +452,9 @@ pub fn build_block(
     state: &dyn StateRead,
     parent: &Header,
     candidates: Vec<SignedTransaction>,
+    datasets: &Arc<DatasetRegistry>,
 ) -> Result<Proposal, BlockError> {
-    let env = Env::after(state, parent)?;
+    let env = Env::after(state, parent, datasets)?;
     let mut overlay = Overlay::new(state);
     run_scheduled(&mut overlay, &env)?;
     let mut transactions = Vec::new();

@@ -1,16 +1,19 @@
 //! Genesis: the chain id, the ledger's parameters, initial balances and initial validators.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::BufMut;
 use commonware_codec::{Buf, EncodeSize, Error as CodecError, FixedSize, RangeCfg, Read, Write};
 use serde::Serialize;
 
 use crate::address::Address;
-use crate::encoding::{read_tag, PPM};
+use crate::encoding::{read_tag, Hash, PPM};
 
 /// Most initial accounts (balances plus validators) a genesis may list.
 pub const MAX_GENESIS_ACCOUNTS: usize = 1 << 20;
+
+/// Most datasets a chain may serve.
+pub const MAX_DATASETS: usize = 64;
 
 /// Where slashed tokens go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -75,6 +78,9 @@ pub enum GenesisError {
     /// A validator was given zero stake.
     #[error("validator {0} has zero stake")]
     ZeroStake(Address),
+    /// More datasets than a chain may serve.
+    #[error("genesis lists {0} datasets; at most {MAX_DATASETS} are allowed")]
+    TooManyDatasets(usize),
 }
 
 /// Everything block 0 writes into the state.
@@ -88,6 +94,10 @@ pub struct Genesis {
     pub balances: BTreeMap<Address, u128>,
     /// Initial validators and their bonded stake (in addition to any balance).
     pub validators: BTreeMap<Address, u128>,
+    /// Content hashes of the datasets tasks on this chain may train on. Every node must hold
+    /// them: the ledger parses a task's plan against its dataset when the task is created, and
+    /// its dispute referee re-runs steps on it.
+    pub datasets: BTreeSet<Hash>,
 }
 
 impl Genesis {
@@ -115,6 +125,9 @@ impl Genesis {
         }
         if let Some((address, _)) = self.validators.iter().find(|(_, stake)| **stake == 0) {
             return Err(GenesisError::ZeroStake(*address));
+        }
+        if self.datasets.len() > MAX_DATASETS {
+            return Err(GenesisError::TooManyDatasets(self.datasets.len()));
         }
         self.balances
             .values()
@@ -186,6 +199,7 @@ impl Write for Genesis {
         self.params.write(buf);
         self.balances.write(buf);
         self.validators.write(buf);
+        self.datasets.write(buf);
     }
 }
 
@@ -195,6 +209,7 @@ impl EncodeSize for Genesis {
             + self.params.encode_size()
             + self.balances.encode_size()
             + self.validators.encode_size()
+            + self.datasets.encode_size()
     }
 }
 
@@ -208,6 +223,7 @@ impl Read for Genesis {
             params: Params::read_cfg(buf, &())?,
             balances: BTreeMap::read_cfg(buf, &map_cfg)?,
             validators: BTreeMap::read_cfg(buf, &map_cfg)?,
+            datasets: BTreeSet::read_cfg(buf, &(RangeCfg::new(..=MAX_DATASETS), ()))?,
         })
     }
 }
@@ -223,6 +239,7 @@ mod tests {
             params: Params::default(),
             balances: BTreeMap::from([(Address([1; 20]), 500)]),
             validators: BTreeMap::from([(Address([2; 20]), 100)]),
+            datasets: BTreeSet::from([[3; 32]]),
         }
     }
 
@@ -253,5 +270,11 @@ mod tests {
         let mut genesis = sample();
         genesis.validators.clear();
         assert_eq!(genesis.validate(), Err(GenesisError::NoValidators));
+        let mut genesis = sample();
+        genesis.datasets = (0..=MAX_DATASETS as u8).map(|i| [i; 32]).collect();
+        assert_eq!(
+            genesis.validate(),
+            Err(GenesisError::TooManyDatasets(MAX_DATASETS + 1))
+        );
     }
 }

@@ -21,8 +21,9 @@
 //!     params: Params::default(),
 //!     balances: BTreeMap::from([(Address::from_public_key(&alice.verifying_key()), 1_000)]),
 //!     validators: BTreeMap::from([(validator, 500)]),
+//!     datasets: Default::default(),
 //! };
-//! let mut chain = Chain::create(MemoryStore::new(), &genesis)?;
+//! let mut chain = Chain::create(MemoryStore::new(), &genesis, Default::default())?;
 //! let pay = SignedTransaction::new(&alice, 1, 0, Payload::Transfer { to: bob, amount: 250 });
 //! let (block, rejected) = chain.propose_and_apply(vec![pay])?;
 //! assert!(rejected.is_empty());
@@ -37,6 +38,7 @@
 pub mod account;
 pub mod address;
 pub mod amount;
+pub mod audit;
 pub mod block;
 pub mod chain;
 pub mod dataset;
@@ -56,9 +58,11 @@ pub mod state;
 pub mod store;
 pub mod task;
 pub mod transaction;
+pub mod vesting;
 
 pub use address::Address;
 pub use block::{Block, Header};
+pub use cairn_round::DatasetRegistry;
 pub use chain::{Chain, ChainError};
 /// The canonical codec, re-exported so users encode and decode with the same version.
 pub use commonware_codec as codec;
@@ -68,5 +72,5 @@ pub use encoding::Hash;
 pub use execute::{BlockError, Env, TxError};
 pub use genesis::{Genesis, Params, SlashDestination};
 pub use round::{Outcome, Phase, Round};
-pub use task::{Role, Task, TaskSpec, TaskStatus};
+pub use task::{Role, Task, TaskSpec, TaskStatus, Verification};
 pub use transaction::{Payload, SignedTransaction, Transaction};

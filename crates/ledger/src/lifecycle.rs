@@ -1,12 +1,15 @@
 //! Task rules: creating a task with an escrowed budget, joining it, starting it, cancelling it,
 //! opening each round and finishing with refunds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use cairn_round::plan::{self, TaskPlan};
 
 use crate::account;
 use crate::address::Address;
-use crate::encoding::{domain_hash, MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS};
+use crate::encoding::{domain_hash, to_hex, MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS, PPM};
 use crate::execute::{Env, TxError};
+use crate::query;
 use crate::round::Round;
 use crate::schedule::{self, Event};
 use crate::staking;
@@ -38,6 +41,21 @@ pub enum TaskError {
     /// The spec breaks a rule.
     #[error("invalid task spec: {0}")]
     InvalidSpec(&'static str),
+    /// The spec's model, optimizer, partition, rule or trace settings do not parse against its
+    /// dataset.
+    #[error("invalid task plan: {0}")]
+    InvalidPlan(String),
+    /// The dataset is not one the chain serves.
+    #[error("dataset {0} is not served by this chain (genesis lists the datasets tasks may use)")]
+    DatasetNotServed(String),
+    /// The spec's initial model is not the one derived from it.
+    #[error("initial model {got} is not the model derived from the spec ({expected}); seal the spec with cairn_round::plan::seal_initial_model")]
+    InitialModelMismatch {
+        /// The derived `M_0` hash.
+        expected: String,
+        /// The spec's.
+        got: String,
+    },
     /// The signer already belongs to the task.
     #[error("{address} already belongs to task {task}")]
     AlreadyMember {
@@ -100,18 +118,63 @@ pub fn validate_spec(spec: &TaskSpec) -> Result<(), TaskError> {
     if spec.local_steps == 0 {
         return Err(TaskError::InvalidSpec("local steps must be positive"));
     }
-    let windows = [spec.commit_window, spec.reveal_window, spec.attest_window];
+    let verification = &spec.verification;
+    let windows = [
+        spec.commit_window,
+        spec.reveal_window,
+        spec.attest_window,
+        verification.audit_window,
+        verification.move_window,
+    ];
     if windows.iter().any(|w| *w == 0 || *w > MAX_WINDOW) {
         return Err(TaskError::InvalidSpec(
-            "commit, reveal and attest windows must be between 1 and 1000000 blocks",
+            "commit, reveal, attest, audit and move windows must be between 1 and 1000000 blocks",
+        ));
+    }
+    if verification.audit_ppm > PPM {
+        return Err(TaskError::InvalidSpec(
+            "the audit rate must be at most 1000000 ppm",
+        ));
+    }
+    if verification.challenge_bond == 0 {
+        return Err(TaskError::InvalidSpec(
+            "the challenge bond must be positive",
         ));
     }
     Ok(())
 }
 
+/// Parses a spec's plan against the chain's datasets and checks its initial model: the checks
+/// that need the dataset. A task the ledger accepts is one every trainer, auditor and the
+/// referee can run.
+pub fn validate_plan(state: &Overlay, env: &Env, spec: &TaskSpec) -> Result<TaskPlan, TxError> {
+    if !query::datasets(state)?.contains(&spec.dataset) {
+        return Err(TaskError::DatasetNotServed(to_hex(&spec.dataset)).into());
+    }
+    let plan = TaskPlan::from_spec(spec, &env.datasets)
+        .map_err(|error| TaskError::InvalidPlan(error.to_string()))?;
+    let mut sealed = spec.clone();
+    plan::seal_initial_model(&mut sealed, &env.datasets)
+        .map_err(|error| TaskError::InvalidPlan(error.to_string()))?;
+    if sealed.initial_model != spec.initial_model {
+        return Err(TaskError::InitialModelMismatch {
+            expected: to_hex(&sealed.initial_model),
+            got: to_hex(&spec.initial_model),
+        }
+        .into());
+    }
+    Ok(plan)
+}
+
 /// Creates a task and escrows its whole budget from the creator.
-pub fn create(state: &mut Overlay, creator: &Address, spec: &TaskSpec) -> Result<u64, TxError> {
+pub fn create(
+    state: &mut Overlay,
+    env: &Env,
+    creator: &Address,
+    spec: &TaskSpec,
+) -> Result<u64, TxError> {
     validate_spec(spec)?;
+    validate_plan(state, env, spec)?;
     let budget = spec.budget().ok_or(TxError::Overflow("task budget"))?;
     account::debit(state, creator, budget)?;
     let id: u64 = state.read(keys::NEXT_TASK)?.unwrap_or(0);
@@ -128,6 +191,9 @@ pub fn create(state: &mut Overlay, creator: &Address, spec: &TaskSpec) -> Result
             model_hash: spec.initial_model,
             trainers: BTreeMap::new(),
             validators: BTreeMap::new(),
+            expelled: BTreeSet::new(),
+            pending: 0,
+            open_disputes: BTreeSet::new(),
         },
     );
     tracing::debug!(task = id, creator = %creator, budget, "task created");
@@ -213,7 +279,7 @@ pub fn cancel(state: &mut Overlay, sender: &Address, id: u64) -> Result<(), TxEr
         }
         .into());
     }
-    close(state, &mut task, TaskStatus::Cancelled)
+    settle(state, &mut task, TaskStatus::Cancelled)
 }
 
 /// Opens round `number`: fixes its seed and input model, schedules its close.
@@ -236,6 +302,11 @@ pub fn open_round(
         commits: BTreeMap::new(),
         attestations: BTreeMap::new(),
         outcome: None,
+        audit_seed: None,
+        audits: BTreeMap::new(),
+        disputes: BTreeSet::new(),
+        penalties: BTreeMap::new(),
+        vesting: None,
     };
     state.write(keys::round(task.id, number), &round);
     task.status = TaskStatus::Running { round: number };
@@ -245,6 +316,18 @@ pub fn open_round(
         .checked_add(task.spec.round_length())
         .ok_or(TxError::Overflow("height"))?;
     tracing::debug!(task = task.id, round = number, due, "round opened");
+    let draw = env
+        .height
+        .checked_add(task.spec.audit_offset())
+        .ok_or(TxError::Overflow("height"))?;
+    schedule::push(
+        state,
+        draw,
+        &Event::DrawAudits {
+            task: task.id,
+            round: number,
+        },
+    )?;
     schedule::push(
         state,
         due,
@@ -255,17 +338,33 @@ pub fn open_round(
     )
 }
 
-/// Ends a task: refunds the unspent escrow to the creator and unlocks every member's bond.
-pub fn close(state: &mut Overlay, task: &mut Task, status: TaskStatus) -> Result<(), TxError> {
-    if task.escrow > 0 {
-        account::credit(state, &task.creator, task.escrow)?;
-        task.escrow = 0;
+/// Ends a task's rounds: it is `Finished`, and settles (refund, bonds unlocked) once the last
+/// round's audit window is over and no dispute is open.
+pub fn finish(state: &mut Overlay, env: &Env, task: &mut Task) -> Result<(), TxError> {
+    task.status = TaskStatus::Finished;
+    save(state, task);
+    let at = env
+        .height
+        .checked_add(task.spec.verification.audit_window)
+        .and_then(|h| h.checked_add(1))
+        .ok_or(TxError::Overflow("height"))?;
+    tracing::debug!(task = task.id, settles_at = at, "task finished");
+    schedule::push(state, at, &Event::SettleTask { task: task.id })
+}
+
+/// Settles a task: refunds the escrow no round was promised to the creator and unlocks every
+/// member's remaining bond.
+pub fn settle(state: &mut Overlay, task: &mut Task, status: TaskStatus) -> Result<(), TxError> {
+    let refund = task.unpromised();
+    if refund > 0 {
+        account::credit(state, &task.creator, refund)?;
+        task.escrow -= refund;
     }
     for (member, bond) in task.trainers.iter().chain(task.validators.iter()) {
         staking::unlock(state, member, *bond)?;
     }
     task.status = status;
     save(state, task);
-    tracing::debug!(task = task.id, status = ?status, "task closed");
+    tracing::debug!(task = task.id, status = ?status, "task settled");
     Ok(())
 }

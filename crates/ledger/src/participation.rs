@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use cairn_round::trace::{self, Checkpoint};
+
 use crate::address::Address;
 use crate::encoding::{Hash, PPM};
 use crate::execute::{Env, TxError};
@@ -10,7 +12,9 @@ use crate::lifecycle::{self, TaskError};
 use crate::round::{Attestation, AttestationReveal, Phase, Round, UpdateCommit};
 use crate::state::{keys, Overlay};
 use crate::task::{Task, TaskStatus};
-use crate::transaction::{attestation_commitment, update_commitment, CommitmentScope};
+use crate::transaction::{
+    attestation_commitment, update_commitment, CommitmentScope, LastCheckpoint,
+};
 
 /// Why a round action was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,6 +69,12 @@ pub enum RoundError {
     /// A score is above one million ppm.
     #[error("score {0} is above 1000000 ppm")]
     ScoreTooHigh(u32),
+    /// The trainer lost a dispute in this task and takes no further part.
+    #[error("{0} lost a dispute in this task and can no longer commit")]
+    Expelled(Address),
+    /// The revealed last checkpoint does not open the committed trace root.
+    #[error("the revealed last checkpoint and its proof do not match the committed trace root")]
+    BadTraceProof,
 }
 
 /// The task and its current round, checked to be the round the transaction names.
@@ -113,6 +123,9 @@ pub fn commit_update(
     if !task.trainers.contains_key(trainer) {
         return Err(RoundError::NotTrainer(*trainer).into());
     }
+    if task.expelled.contains(trainer) {
+        return Err(RoundError::Expelled(*trainer).into());
+    }
     if env.height <= round.opened_at {
         return Err(RoundError::WrongPhase {
             needed: Phase::Commit,
@@ -140,20 +153,23 @@ pub fn commit_update(
             commitment,
             trace_root,
             update_hash: None,
+            last_checkpoint: None,
         },
     );
     state.write(keys::round(task_id, number), &round);
     Ok(())
 }
 
-/// A trainer reveals its update hash and salt.
+/// A trainer reveals its update hash and salt, and opens the last checkpoint of its trace (step
+/// `T`, naming the update) against the trace root it committed.
 pub fn reveal_update(
     state: &mut Overlay,
     env: &Env,
     trainer: &Address,
     (task_id, number): (u64, u32),
-    update_hash: Hash,
-    salt: Hash,
+    (update_hash, salt): (Hash, Hash),
+    last: &LastCheckpoint,
+    proof: &[Hash],
 ) -> Result<(), TxError> {
     let (task, mut round) = current(state, task_id, number)?;
     require_phase(&task, &round, env, Phase::Reveal)?;
@@ -173,7 +189,21 @@ pub fn reveal_update(
     if update_commitment(&scope, &update_hash, &salt) != commit.commitment {
         return Err(RoundError::CommitmentMismatch.into());
     }
+    let steps = task.spec.local_steps;
+    let checkpoint = Checkpoint {
+        step: steps,
+        weights: last.weights,
+        optimizer: last.optimizer,
+        batch: last.batch,
+        update: update_hash,
+    }
+    .hash();
+    let count = trace::leaf_count(steps, task.spec.verification.trace_every);
+    if !trace::verify(&commit.trace_root, count, count - 1, &checkpoint, proof) {
+        return Err(RoundError::BadTraceProof.into());
+    }
     commit.update_hash = Some(update_hash);
+    commit.last_checkpoint = Some(checkpoint);
     state.write(keys::round(task_id, number), &round);
     Ok(())
 }

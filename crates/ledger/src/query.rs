@@ -1,7 +1,7 @@
 //! Read access to ledger state: balances, stakes, tasks, rounds, scores, rewards, datasets, and
 //! a whole-state [`Snapshot`] for `cairn ledger inspect`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use commonware_codec::{Decode, Read};
 use serde::Serialize;
@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::account::Account;
 use crate::address::Address;
 use crate::dataset::{Access, Listing};
+use crate::dispute::Dispute;
 use crate::encoding::{to_hex, Hash};
 use crate::genesis::Params;
 use crate::round::{Outcome, Round};
@@ -82,6 +83,24 @@ pub fn scores(
     })
 }
 
+/// A dispute, if it exists.
+pub fn dispute(state: &dyn StateRead, id: u64) -> Result<Option<Dispute>, StateError> {
+    read(state, &keys::dispute(id))
+}
+
+/// The content hashes of the datasets the chain serves (fixed at genesis).
+pub fn datasets(state: &dyn StateRead) -> Result<BTreeSet<Hash>, StateError> {
+    Ok(Overlay::new(state)
+        .read_cfg(
+            keys::DATASETS,
+            &(
+                commonware_codec::RangeCfg::new(..=crate::genesis::MAX_DATASETS),
+                (),
+            ),
+        )?
+        .unwrap_or_default())
+}
+
 /// A dataset listing, if listed.
 pub fn dataset(state: &dyn StateRead, content_hash: &Hash) -> Result<Option<Listing>, StateError> {
     read(state, &keys::dataset(content_hash))
@@ -148,6 +167,8 @@ pub struct Snapshot {
     pub tasks: Vec<Task>,
     /// Rounds of every task.
     pub rounds: Vec<Round>,
+    /// Disputes, by id.
+    pub disputes: Vec<Dispute>,
     /// Dataset listings.
     pub datasets: Vec<DatasetEntry>,
     /// Dataset payments still in escrow.
@@ -188,6 +209,10 @@ impl Snapshot {
             rounds: scan::<Round>(store, keys::ROUND_PREFIX)?
                 .into_iter()
                 .map(|(_, round)| round)
+                .collect(),
+            disputes: scan::<Dispute>(store, keys::DISPUTE_PREFIX)?
+                .into_iter()
+                .map(|(_, dispute)| dispute)
                 .collect(),
             datasets,
             access_escrow,

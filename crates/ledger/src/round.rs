@@ -3,14 +3,18 @@
 use std::collections::BTreeMap;
 
 use bytes::BufMut;
-use commonware_codec::{Buf, EncodeSize, Error as CodecError, RangeCfg, Read, Write};
+use commonware_codec::{Buf, EncodeSize, Error as CodecError, FixedSize, RangeCfg, Read, Write};
 use serde::Serialize;
+
+use std::collections::BTreeSet;
+
+use cairn_round::audit::AuditReason;
 
 use crate::address::Address;
 use crate::encoding::{
     read_tag, Hash, MAX_SCORES_PER_ATTESTATION, MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS,
 };
-use crate::task::{serialize_hash, TaskSpec};
+use crate::task::{serialize_hash, TaskSpec, MAX_OPEN_DISPUTES};
 
 /// Which transactions a round accepts at a given height.
 ///
@@ -66,6 +70,44 @@ pub struct UpdateCommit {
     /// blake3 of the update blob, once revealed.
     #[serde(serialize_with = "serialize_optional_hash")]
     pub update_hash: Option<Hash>,
+    /// Hash of the trace's last checkpoint, opened against the trace root at the reveal (it
+    /// names the update hash): what a dispute over this update starts from.
+    #[serde(serialize_with = "serialize_optional_hash")]
+    pub last_checkpoint: Option<Hash>,
+}
+
+/// Where one auditor's audit of one trainer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum AuditStatus {
+    /// Drawn; no report yet.
+    Assigned,
+    /// The auditor re-ran the round and reported the same trace root.
+    Passed,
+    /// The auditor opened a dispute.
+    Challenged,
+}
+
+/// One audited trainer: why, and each auditor's status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    /// Drawn at the audit rate, or forced (a duplicate or replayed update).
+    #[serde(serialize_with = "serialize_reason")]
+    pub reason: AuditReason,
+    /// The auditors and where each stands.
+    pub auditors: BTreeMap<Address, AuditStatus>,
+}
+
+/// When a finalized round's rewards are paid, and what is held back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Vesting {
+    /// Height at which the rewards vest (after the round's audit window).
+    pub at: u64,
+    /// Whether the vesting ran.
+    pub done: bool,
+    /// Trainers whose reward waits for an open dispute over this round.
+    pub withheld: BTreeSet<Address>,
+    /// Rewards never paid because the trainer lost a dispute (they stay in the escrow).
+    pub forfeited: BTreeMap<Address, u128>,
 }
 
 /// A validator's attestation commitment and, once revealed, its content.
@@ -133,6 +175,42 @@ pub struct Round {
     pub attestations: BTreeMap<Address, Attestation>,
     /// Set when the round closes.
     pub outcome: Option<Outcome>,
+    /// The audit seed, drawn from the block after the reveal window closed.
+    #[serde(serialize_with = "serialize_optional_hash")]
+    pub audit_seed: Option<Hash>,
+    /// Audited trainers and their auditors.
+    pub audits: BTreeMap<Address, Audit>,
+    /// Disputes opened over this round's updates.
+    pub disputes: BTreeSet<u64>,
+    /// Tokens each member lost in this round's disputes (a trainer's bond, or a wrong
+    /// challenger's bond).
+    pub penalties: BTreeMap<Address, u128>,
+    /// Set when a finalized round closes.
+    pub vesting: Option<Vesting>,
+}
+
+impl Round {
+    /// Height of the block that closes the round.
+    pub fn closes_at(&self, spec: &TaskSpec) -> u64 {
+        self.opened_at.saturating_add(spec.round_length())
+    }
+
+    /// Last height at which a trainer of this round may be challenged.
+    pub fn challenge_deadline(&self, spec: &TaskSpec) -> u64 {
+        self.closes_at(spec)
+            .saturating_add(spec.verification.audit_window)
+    }
+}
+
+fn serialize_reason<S: serde::Serializer>(
+    reason: &AuditReason,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(match reason {
+        AuditReason::Drawn => "drawn",
+        AuditReason::Duplicate => "duplicate",
+        AuditReason::Replayed => "replayed",
+    })
 }
 
 /// Serializes an optional hash as hex or null.
@@ -155,12 +233,13 @@ impl Write for UpdateCommit {
         self.commitment.write(buf);
         self.trace_root.write(buf);
         self.update_hash.write(buf);
+        self.last_checkpoint.write(buf);
     }
 }
 
 impl EncodeSize for UpdateCommit {
     fn encode_size(&self) -> usize {
-        64 + self.update_hash.encode_size()
+        64 + self.update_hash.encode_size() + self.last_checkpoint.encode_size()
     }
 }
 
@@ -172,6 +251,105 @@ impl Read for UpdateCommit {
             commitment: Hash::read_cfg(buf, &())?,
             trace_root: Hash::read_cfg(buf, &())?,
             update_hash: Option::<Hash>::read_cfg(buf, &())?,
+            last_checkpoint: Option::<Hash>::read_cfg(buf, &())?,
+        })
+    }
+}
+
+impl Write for AuditStatus {
+    fn write(&self, buf: &mut impl BufMut) {
+        let tag: u8 = match self {
+            Self::Assigned => 0,
+            Self::Passed => 1,
+            Self::Challenged => 2,
+        };
+        tag.write(buf);
+    }
+}
+
+impl FixedSize for AuditStatus {
+    const SIZE: usize = 1;
+}
+
+impl Read for AuditStatus {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        match read_tag(buf)? {
+            0 => Ok(Self::Assigned),
+            1 => Ok(Self::Passed),
+            2 => Ok(Self::Challenged),
+            other => Err(CodecError::InvalidEnum(other)),
+        }
+    }
+}
+
+fn write_reason(reason: &AuditReason, buf: &mut impl BufMut) {
+    let tag: u8 = match reason {
+        AuditReason::Drawn => 0,
+        AuditReason::Duplicate => 1,
+        AuditReason::Replayed => 2,
+    };
+    tag.write(buf);
+}
+
+fn read_reason(buf: &mut impl Buf) -> Result<AuditReason, CodecError> {
+    match read_tag(buf)? {
+        0 => Ok(AuditReason::Drawn),
+        1 => Ok(AuditReason::Duplicate),
+        2 => Ok(AuditReason::Replayed),
+        other => Err(CodecError::InvalidEnum(other)),
+    }
+}
+
+impl Write for Audit {
+    fn write(&self, buf: &mut impl BufMut) {
+        write_reason(&self.reason, buf);
+        self.auditors.write(buf);
+    }
+}
+
+impl EncodeSize for Audit {
+    fn encode_size(&self) -> usize {
+        1 + self.auditors.encode_size()
+    }
+}
+
+impl Read for Audit {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            reason: read_reason(buf)?,
+            auditors: BTreeMap::read_cfg(buf, &(RangeCfg::new(..=MAX_TASK_VALIDATORS), ((), ())))?,
+        })
+    }
+}
+
+impl Write for Vesting {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.at.write(buf);
+        self.done.write(buf);
+        self.withheld.write(buf);
+        self.forfeited.write(buf);
+    }
+}
+
+impl EncodeSize for Vesting {
+    fn encode_size(&self) -> usize {
+        8 + 1 + self.withheld.encode_size() + self.forfeited.encode_size()
+    }
+}
+
+impl Read for Vesting {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        Ok(Self {
+            at: u64::read_cfg(buf, &())?,
+            done: bool::read_cfg(buf, &())?,
+            withheld: BTreeSet::read_cfg(buf, &(RangeCfg::new(..=MAX_TASK_MEMBERS), ()))?,
+            forfeited: BTreeMap::read_cfg(buf, &member_map::<u128>())?,
         })
     }
 }
@@ -302,6 +480,11 @@ impl Write for Round {
         self.commits.write(buf);
         self.attestations.write(buf);
         self.outcome.write(buf);
+        self.audit_seed.write(buf);
+        self.audits.write(buf);
+        self.disputes.write(buf);
+        self.penalties.write(buf);
+        self.vesting.write(buf);
     }
 }
 
@@ -313,6 +496,11 @@ impl EncodeSize for Round {
             + self.commits.encode_size()
             + self.attestations.encode_size()
             + self.outcome.encode_size()
+            + self.audit_seed.encode_size()
+            + self.audits.encode_size()
+            + self.disputes.encode_size()
+            + self.penalties.encode_size()
+            + self.vesting.encode_size()
     }
 }
 
@@ -332,6 +520,11 @@ impl Read for Round {
                 &(RangeCfg::new(..=MAX_TASK_VALIDATORS), ((), ())),
             )?,
             outcome: Option::<Outcome>::read_cfg(buf, &())?,
+            audit_seed: Option::<Hash>::read_cfg(buf, &())?,
+            audits: BTreeMap::read_cfg(buf, &member_map::<Audit>())?,
+            disputes: BTreeSet::read_cfg(buf, &(RangeCfg::new(..=MAX_OPEN_DISPUTES), ()))?,
+            penalties: BTreeMap::read_cfg(buf, &member_map::<u128>())?,
+            vesting: Option::<Vesting>::read_cfg(buf, &())?,
         })
     }
 }
@@ -355,6 +548,7 @@ mod tests {
             attest_window: 4,
             min_stake: 1,
             reward_per_round: 1,
+            verification: crate::task::Verification::with_audit_ppm(50_000, 10),
         }
     }
 
@@ -374,6 +568,7 @@ mod tests {
                     commitment: [7; 32],
                     trace_root: [8; 32],
                     update_hash: Some([9; 32]),
+                    last_checkpoint: Some([12; 32]),
                 },
             )]),
             attestations: BTreeMap::from([(
@@ -392,6 +587,25 @@ mod tests {
                 trainer_rewards: BTreeMap::from([(trainer, 80)]),
                 validator_rewards: BTreeMap::from([(Address([2; 20]), 20)]),
                 slashed: BTreeMap::new(),
+            }),
+            audit_seed: Some([13; 32]),
+            audits: BTreeMap::from([(
+                trainer,
+                Audit {
+                    reason: AuditReason::Duplicate,
+                    auditors: BTreeMap::from([
+                        (Address([2; 20]), AuditStatus::Passed),
+                        (Address([3; 20]), AuditStatus::Challenged),
+                    ]),
+                },
+            )]),
+            disputes: BTreeSet::from([4, 9]),
+            penalties: BTreeMap::from([(trainer, 700)]),
+            vesting: Some(Vesting {
+                at: 60,
+                done: true,
+                withheld: BTreeSet::from([trainer]),
+                forfeited: BTreeMap::from([(Address([3; 20]), 5)]),
             }),
         };
         let bytes = round.encode();

@@ -22,12 +22,12 @@ pub enum Event {
         /// Round number.
         round: u32,
     },
-    /// Return unbonded stake to the balance.
+    /// Return the stake that unbonds at this height to the balance (what slashing left of it).
     ReleaseUnbond {
         /// Whose stake.
         address: Address,
-        /// How much.
-        amount: u128,
+        /// The height the unbonding ends (its entry's key).
+        due: u64,
     },
     /// Release a dataset purchase's escrow to the owner.
     ReleaseAccess {
@@ -35,6 +35,32 @@ pub enum Event {
         dataset: Hash,
         /// Who bought it.
         buyer: Address,
+    },
+    /// Draw the round's audits (at the first block after its reveal window).
+    DrawAudits {
+        /// Task id.
+        task: u64,
+        /// Round number.
+        round: u32,
+    },
+    /// Pay a finalized round's rewards once its audit window is over.
+    VestRound {
+        /// Task id.
+        task: u64,
+        /// Round number.
+        round: u32,
+    },
+    /// A dispute move's deadline passed: if nobody moved since, the party to move loses.
+    DisputeDeadline {
+        /// Dispute id.
+        dispute: u64,
+        /// The dispute's move count when the deadline was set.
+        moves: u32,
+    },
+    /// Refund the unspent budget and unlock bonds once every window and dispute is over.
+    SettleTask {
+        /// Task id.
+        task: u64,
     },
 }
 
@@ -74,16 +100,20 @@ impl Write for Event {
     fn write(&self, buf: &mut impl BufMut) {
         match self {
             Self::CloseRound { task, round } => (0u8, *task, *round).write(buf),
-            Self::ReleaseUnbond { address, amount } => {
+            Self::ReleaseUnbond { address, due } => {
                 1u8.write(buf);
                 address.write(buf);
-                amount.write(buf);
+                due.write(buf);
             }
             Self::ReleaseAccess { dataset, buyer } => {
                 2u8.write(buf);
                 dataset.write(buf);
                 buyer.write(buf);
             }
+            Self::DrawAudits { task, round } => (3u8, *task, *round).write(buf),
+            Self::VestRound { task, round } => (4u8, *task, *round).write(buf),
+            Self::DisputeDeadline { dispute, moves } => (5u8, *dispute, *moves).write(buf),
+            Self::SettleTask { task } => (6u8, *task).write(buf),
         }
     }
 }
@@ -91,9 +121,13 @@ impl Write for Event {
 impl EncodeSize for Event {
     fn encode_size(&self) -> usize {
         1 + match self {
-            Self::CloseRound { .. } => 12,
-            Self::ReleaseUnbond { .. } => 20 + 16,
+            Self::CloseRound { .. }
+            | Self::DrawAudits { .. }
+            | Self::VestRound { .. }
+            | Self::DisputeDeadline { .. } => 12,
+            Self::ReleaseUnbond { .. } => 20 + 8,
             Self::ReleaseAccess { .. } => 32 + 20,
+            Self::SettleTask { .. } => 8,
         }
     }
 }
@@ -109,11 +143,26 @@ impl Read for Event {
             }),
             1 => Ok(Self::ReleaseUnbond {
                 address: Address::read_cfg(buf, &())?,
-                amount: u128::read_cfg(buf, &())?,
+                due: u64::read_cfg(buf, &())?,
             }),
             2 => Ok(Self::ReleaseAccess {
                 dataset: Hash::read_cfg(buf, &())?,
                 buyer: Address::read_cfg(buf, &())?,
+            }),
+            3 => Ok(Self::DrawAudits {
+                task: u64::read_cfg(buf, &())?,
+                round: u32::read_cfg(buf, &())?,
+            }),
+            4 => Ok(Self::VestRound {
+                task: u64::read_cfg(buf, &())?,
+                round: u32::read_cfg(buf, &())?,
+            }),
+            5 => Ok(Self::DisputeDeadline {
+                dispute: u64::read_cfg(buf, &())?,
+                moves: u32::read_cfg(buf, &())?,
+            }),
+            6 => Ok(Self::SettleTask {
+                task: u64::read_cfg(buf, &())?,
             }),
             other => Err(CodecError::InvalidEnum(other)),
         }

@@ -1,17 +1,17 @@
 //! Closing a round: slash commits never revealed, finalize when at least 2/3 of validator stake
-//! agrees on one model hash (paying rewards from the escrow) or time out (nobody paid), then
-//! open the next round or finish the task.
+//! agrees on one model hash (awarding rewards, which vest once the round's audit window is over:
+//! `crate::vesting`) or time out (nobody paid), then open the next round or finish the task.
 
 use std::collections::BTreeMap;
 
-use crate::account;
 use crate::address::Address;
 use crate::amount::fraction;
 use crate::encoding::Hash;
 use crate::execute::{Env, TxError};
 use crate::lifecycle;
 use crate::reward::{self, Ballot};
-use crate::round::{Outcome, Round};
+use crate::round::{Outcome, Round, Vesting};
+use crate::schedule::{self, Event};
 use crate::staking;
 use crate::state::{keys, Overlay};
 use crate::task::{Task, TaskStatus};
@@ -52,13 +52,32 @@ pub fn close_round(state: &mut Overlay, env: &Env, id: u64, number: u32) -> Resu
     let slashed = slash_unrevealed(state, env, &mut task, &round)?;
     let outcome = match winning_model(&task, &round) {
         Some(model_hash) => {
-            let settlement = pay(state, env, &mut task, &round, &model_hash)?;
+            let settlement = award(env, &mut task, &round, &model_hash)?;
             state.write(keys::model(id, number), &model_hash);
             task.model_hash = model_hash;
+            let vest_at = round
+                .challenge_deadline(&task.spec)
+                .checked_add(1)
+                .ok_or(TxError::Overflow("height"))?;
+            round.vesting = Some(Vesting {
+                at: vest_at,
+                done: false,
+                withheld: Default::default(),
+                forfeited: BTreeMap::new(),
+            });
+            schedule::push(
+                state,
+                vest_at,
+                &Event::VestRound {
+                    task: id,
+                    round: number,
+                },
+            )?;
             tracing::info!(
                 task = id,
                 round = number,
-                paid = settlement.total(),
+                awarded = settlement.total(),
+                vest_at,
                 "round finalized"
             );
             Outcome::Finalized {
@@ -81,7 +100,7 @@ pub fn close_round(state: &mut Overlay, env: &Env, id: u64, number: u32) -> Resu
     if next < task.spec.rounds {
         lifecycle::open_round(state, env, &mut task, next)
     } else {
-        lifecycle::close(state, &mut task, TaskStatus::Finished)
+        lifecycle::finish(state, env, &mut task)
     }
 }
 
@@ -105,16 +124,16 @@ fn slash_unrevealed(
             continue;
         }
         *bond -= amount;
-        staking::slash_locked(state, env, trainer, amount, None)?;
+        staking::slash(state, env, trainer, amount, round.opened_at, None)?;
         slashed.insert(*trainer, amount);
         tracing::info!(task = task.id, round = round.number, trainer = %trainer, amount, "unrevealed commit slashed");
     }
     Ok(slashed)
 }
 
-/// Computes and pays the round's rewards from the escrow.
-fn pay(
-    state: &mut Overlay,
+/// Computes the round's rewards and promises them from the escrow (they are paid when the
+/// round vests). Trainers that lost a dispute get nothing.
+fn award(
     env: &Env,
     task: &mut Task,
     round: &Round,
@@ -123,7 +142,9 @@ fn pay(
     let trainers: Vec<Address> = round
         .commits
         .iter()
-        .filter(|(_, commit)| commit.update_hash.is_some())
+        .filter(|(trainer, commit)| {
+            commit.update_hash.is_some() && !task.expelled.contains(*trainer)
+        })
         .map(|(trainer, _)| *trainer)
         .collect();
     let ballots: BTreeMap<Address, Ballot> = round
@@ -141,7 +162,7 @@ fn pay(
             ))
         })
         .collect();
-    let pool = task.spec.reward_per_round.min(task.escrow);
+    let pool = task.spec.reward_per_round.min(task.unpromised());
     let settlement = reward::settle(
         &trainers,
         &ballots,
@@ -149,20 +170,11 @@ fn pay(
         env.params.validator_reward_ppm,
         env.params.score_tolerance_ppm,
     );
-    for (address, amount) in settlement
-        .trainer_rewards
-        .iter()
-        .chain(settlement.validator_rewards.iter())
-    {
-        task.escrow = task
-            .escrow
-            .checked_sub(*amount)
-            .ok_or(TxError::Overflow("task escrow"))?;
-        account::credit(state, address, *amount)?;
-        let key = keys::reward(address);
-        let earned: u128 = state.read(&key)?.unwrap_or(0);
-        state.write(key, &earned.saturating_add(*amount));
-    }
+    task.pending = task
+        .pending
+        .checked_add(settlement.total())
+        .ok_or(TxError::Overflow("pending rewards"))?;
+    debug_assert!(task.pending <= task.escrow);
     Ok(settlement)
 }
 

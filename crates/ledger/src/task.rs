@@ -1,68 +1,27 @@
 //! Training tasks: the spec a creator posts, membership, and the lifecycle
-//! `Open -> Running(round) -> Finished | Cancelled`.
+//! `Open -> Running(round) -> Finished -> Settled`, or `Open -> Cancelled`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::BufMut;
 use commonware_codec::{Buf, EncodeSize, Error as CodecError, FixedSize, RangeCfg, Read, Write};
 use serde::Serialize;
 
 use crate::address::Address;
-use crate::encoding::{
-    read_tag, read_text, text_size, to_hex, write_text, Hash, MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS,
-};
+use crate::encoding::{read_tag, Hash, MAX_TASK_MEMBERS, MAX_TASK_VALIDATORS};
+
+pub use crate::encoding::serialize_hash;
+pub use cairn_round::spec::{TaskSpec, Verification};
 
 /// Most rounds a task may ask for.
 pub const MAX_ROUNDS: u32 = 1_000_000;
 
-/// Longest commit, reveal or attestation window, in blocks.
+/// Longest commit, reveal, attestation, audit or dispute-move window, in blocks.
 pub const MAX_WINDOW: u64 = 1_000_000;
 
-/// What to train and how: everything a trainer and a validator need to agree on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TaskSpec {
-    /// Model architecture name (as `cairn-ml` names it).
-    pub model: String,
-    /// blake3 of the initial model blob (`M_0`).
-    #[serde(serialize_with = "serialize_hash")]
-    pub initial_model: Hash,
-    /// blake3 of the dataset's content.
-    #[serde(serialize_with = "serialize_hash")]
-    pub dataset: Hash,
-    /// How the data is split among trainers (e.g. `iid`, `dirichlet:0.5`, `private`).
-    pub partition: String,
-    /// Number of rounds.
-    pub rounds: u32,
-    /// SGD steps each trainer runs per round.
-    pub local_steps: u32,
-    /// Optimizer and its hyper-parameters (e.g. `sgd:lr=0.05`).
-    pub optimizer: String,
-    /// Robust aggregation rule (as `cairn-robust` names it, e.g. `trimmed-mean:0.2`).
-    pub robust_rule: String,
-    /// Blocks during which trainers may commit.
-    pub commit_window: u64,
-    /// Blocks during which trainers may reveal (right after the commit window).
-    pub reveal_window: u64,
-    /// Blocks for attestation commits, then as many for attestation reveals.
-    pub attest_window: u64,
-    /// Smallest bond a member may lock.
-    pub min_stake: u128,
-    /// Tokens paid out per finalized round (escrowed for every round at creation).
-    pub reward_per_round: u128,
-}
-
-impl TaskSpec {
-    /// Blocks from a round's opening block to the block that closes it: the opening block
-    /// itself, then the commit, reveal, attestation-commit and attestation-reveal windows.
-    pub fn round_length(&self) -> u64 {
-        1 + self.commit_window + self.reveal_window + 2 * self.attest_window
-    }
-
-    /// The budget escrowed at creation; `None` when it overflows u128.
-    pub fn budget(&self) -> Option<u128> {
-        self.reward_per_round.checked_mul(u128::from(self.rounds))
-    }
-}
+/// Most disputes one task may have open at once (bounds the task record; a challenge past it
+/// is refused until one resolves).
+pub const MAX_OPEN_DISPUTES: usize = 4096;
 
 /// A member's part in a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -83,8 +42,11 @@ pub enum TaskStatus {
         /// The current round.
         round: u32,
     },
-    /// All rounds closed; unspent budget refunded.
+    /// All rounds closed; the last audit window and every dispute still have to end before the
+    /// unspent budget is refunded and bonds unlock.
     Finished,
+    /// Rounds, audit windows and disputes are over: unspent budget refunded, bonds unlocked.
+    Settled,
     /// Cancelled before it started; budget refunded.
     Cancelled,
 }
@@ -105,10 +67,17 @@ pub struct Task {
     /// The latest finalized model hash (`M_0` until a round finalizes).
     #[serde(serialize_with = "serialize_hash")]
     pub model_hash: Hash,
-    /// Trainers and their bonds.
+    /// Trainers and their bonds (a trainer that lost a dispute keeps its place, so that shards
+    /// do not move, with a bond of 0).
     pub trainers: BTreeMap<Address, u128>,
     /// Validators and their bonds (their attestation weight).
     pub validators: BTreeMap<Address, u128>,
+    /// Trainers that lost a dispute: their bond is gone and they earn nothing more in the task.
+    pub expelled: BTreeSet<Address>,
+    /// Rewards awarded to closed rounds and not yet vested or forfeited (held in the escrow).
+    pub pending: u128,
+    /// Disputes of the task still open (the task settles only when none is).
+    pub open_disputes: BTreeSet<u64>,
 }
 
 impl Task {
@@ -121,63 +90,15 @@ impl Task {
     pub fn members(&self) -> usize {
         self.trainers.len() + self.validators.len()
     }
-}
 
-/// Serializes a hash as lower-case hex (for JSON output).
-pub fn serialize_hash<S: serde::Serializer>(hash: &Hash, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&to_hex(hash))
-}
-
-impl Write for TaskSpec {
-    fn write(&self, buf: &mut impl BufMut) {
-        write_text(&self.model, buf);
-        self.initial_model.write(buf);
-        self.dataset.write(buf);
-        write_text(&self.partition, buf);
-        self.rounds.write(buf);
-        self.local_steps.write(buf);
-        write_text(&self.optimizer, buf);
-        write_text(&self.robust_rule, buf);
-        self.commit_window.write(buf);
-        self.reveal_window.write(buf);
-        self.attest_window.write(buf);
-        self.min_stake.write(buf);
-        self.reward_per_round.write(buf);
+    /// Whether `trainer` may still take part (a member that never lost a dispute).
+    pub fn is_active_trainer(&self, trainer: &Address) -> bool {
+        self.trainers.contains_key(trainer) && !self.expelled.contains(trainer)
     }
-}
 
-impl EncodeSize for TaskSpec {
-    fn encode_size(&self) -> usize {
-        text_size(&self.model)
-            + 64
-            + text_size(&self.partition)
-            + 8
-            + text_size(&self.optimizer)
-            + text_size(&self.robust_rule)
-            + 24
-            + 32
-    }
-}
-
-impl Read for TaskSpec {
-    type Cfg = ();
-
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        Ok(Self {
-            model: read_text(buf)?,
-            initial_model: Hash::read_cfg(buf, &())?,
-            dataset: Hash::read_cfg(buf, &())?,
-            partition: read_text(buf)?,
-            rounds: u32::read_cfg(buf, &())?,
-            local_steps: u32::read_cfg(buf, &())?,
-            optimizer: read_text(buf)?,
-            robust_rule: read_text(buf)?,
-            commit_window: u64::read_cfg(buf, &())?,
-            reveal_window: u64::read_cfg(buf, &())?,
-            attest_window: u64::read_cfg(buf, &())?,
-            min_stake: u128::read_cfg(buf, &())?,
-            reward_per_round: u128::read_cfg(buf, &())?,
-        })
+    /// The escrow not promised to any round's rewards yet.
+    pub fn unpromised(&self) -> u128 {
+        self.escrow.saturating_sub(self.pending)
     }
 }
 
@@ -214,6 +135,7 @@ impl Write for TaskStatus {
             Self::Running { round } => (1u8, *round).write(buf),
             Self::Finished => 2u8.write(buf),
             Self::Cancelled => 3u8.write(buf),
+            Self::Settled => 4u8.write(buf),
         }
     }
 }
@@ -238,6 +160,7 @@ impl Read for TaskStatus {
             }),
             2 => Ok(Self::Finished),
             3 => Ok(Self::Cancelled),
+            4 => Ok(Self::Settled),
             other => Err(CodecError::InvalidEnum(other)),
         }
     }
@@ -253,6 +176,9 @@ impl Write for Task {
         self.model_hash.write(buf);
         self.trainers.write(buf);
         self.validators.write(buf);
+        self.expelled.write(buf);
+        self.pending.write(buf);
+        self.open_disputes.write(buf);
     }
 }
 
@@ -265,6 +191,9 @@ impl EncodeSize for Task {
             + 32
             + self.trainers.encode_size()
             + self.validators.encode_size()
+            + self.expelled.encode_size()
+            + 16
+            + self.open_disputes.encode_size()
     }
 }
 
@@ -285,6 +214,9 @@ impl Read for Task {
                 buf,
                 &(RangeCfg::new(..=MAX_TASK_VALIDATORS), ((), ())),
             )?,
+            expelled: BTreeSet::read_cfg(buf, &(RangeCfg::new(..=MAX_TASK_MEMBERS), ()))?,
+            pending: u128::read_cfg(buf, &())?,
+            open_disputes: BTreeSet::read_cfg(buf, &(RangeCfg::new(..=MAX_OPEN_DISPUTES), ()))?,
         })
     }
 }

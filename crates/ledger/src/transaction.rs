@@ -11,8 +11,10 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use crate::address::Address;
 use crate::encoding::{
     domain_hash, read_tag, read_text, text_size, write_text, Hash, MAX_SCORES_PER_ATTESTATION,
+    MAX_WITNESS_CHUNK,
 };
 use crate::task::{Role, TaskSpec};
+use cairn_round::trace::MAX_PROOF_HASHES;
 
 /// Domain tag prepended to every signed message, so a transaction signature means nothing else.
 pub const TRANSACTION_DOMAIN: &[u8] = b"cairn/transaction/v1";
@@ -77,7 +79,8 @@ pub enum Payload {
         /// Merkle root of the training trace.
         trace_root: Hash,
     },
-    /// A trainer opens its commitment once commits are closed.
+    /// A trainer opens its commitment once commits are closed, and opens the last checkpoint
+    /// of its trace (which names the update) against its trace root.
     RevealUpdate {
         /// Task id.
         task: u64,
@@ -87,6 +90,11 @@ pub enum Payload {
         update_hash: Hash,
         /// The salt used in the commitment.
         salt: Hash,
+        /// The last checkpoint's weights, optimizer and batch hashes (its step is the task's
+        /// local steps and its update the revealed update hash).
+        last: LastCheckpoint,
+        /// Merkle proof of the last checkpoint in the trace.
+        proof: Vec<Hash>,
     },
     /// A validator commits to its attestation (see [`attestation_commitment`]).
     CommitAttestation {
@@ -126,6 +134,91 @@ pub enum Payload {
         /// Content hash of the dataset.
         dataset: Hash,
     },
+    /// An auditor reports that its re-run of a trainer's round gave the trainer's trace root.
+    ReportAudit {
+        /// Task id.
+        task: u64,
+        /// Round number.
+        round: u32,
+        /// The audited trainer.
+        trainer: Address,
+    },
+    /// A validator disputes a trainer's update: its own re-run gave another trace root. Locks
+    /// the task's challenge bond.
+    Challenge {
+        /// Task id.
+        task: u64,
+        /// Round number.
+        round: u32,
+        /// The trainer challenged.
+        trainer: Address,
+        /// The challenger's own trace root for the trainer's round.
+        trace_root: Hash,
+    },
+    /// The trainer's move in a dispute: its checkpoint at the step the ledger asks for, with a
+    /// Merkle proof against its trace root when that step is a trace leaf.
+    DisputeClaim {
+        /// Dispute id.
+        dispute: u64,
+        /// The checkpoint hash.
+        checkpoint: Hash,
+        /// Proof of the leaf (empty between leaves).
+        proof: Vec<Hash>,
+    },
+    /// The challenger's move in a dispute: whether it agrees with the trainer's last claim.
+    DisputeAnswer {
+        /// Dispute id.
+        dispute: u64,
+        /// Agreement with the claim.
+        agree: bool,
+    },
+    /// A chunk of the witness of the disputed step, in order.
+    DisputeWitness {
+        /// Dispute id.
+        dispute: u64,
+        /// Offset of the chunk in the witness.
+        offset: u64,
+        /// The chunk.
+        bytes: Vec<u8>,
+    },
+}
+
+/// The parts of a trace's last checkpoint a reveal opens (its step and update are known).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastCheckpoint {
+    /// Hash of the final weights.
+    pub weights: Hash,
+    /// Hash of the final optimizer state.
+    pub optimizer: Hash,
+    /// Hash of the last step's batch.
+    pub batch: Hash,
+}
+
+impl Payload {
+    /// The payload's name, for logs (a payload's fields can be a megabyte of witness).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Transfer { .. } => "transfer",
+            Self::Bond { .. } => "bond",
+            Self::Unbond { .. } => "unbond",
+            Self::Burn { .. } => "burn",
+            Self::CreateTask { .. } => "create_task",
+            Self::JoinTask { .. } => "join_task",
+            Self::StartTask { .. } => "start_task",
+            Self::CancelTask { .. } => "cancel_task",
+            Self::CommitUpdate { .. } => "commit_update",
+            Self::RevealUpdate { .. } => "reveal_update",
+            Self::CommitAttestation { .. } => "commit_attestation",
+            Self::RevealAttestation { .. } => "reveal_attestation",
+            Self::ListDataset { .. } => "list_dataset",
+            Self::BuyAccess { .. } => "buy_access",
+            Self::ReportAudit { .. } => "report_audit",
+            Self::Challenge { .. } => "challenge",
+            Self::DisputeClaim { .. } => "dispute_claim",
+            Self::DisputeAnswer { .. } => "dispute_answer",
+            Self::DisputeWitness { .. } => "dispute_witness",
+        }
+    }
 }
 
 /// Whose commitment it is: binds a commitment to one chain, task, round and member, so that a
@@ -285,6 +378,11 @@ tags!(
     REVEAL_ATTESTATION = 11,
     LIST_DATASET = 12,
     BUY_ACCESS = 13,
+    REPORT_AUDIT = 14,
+    CHALLENGE = 15,
+    DISPUTE_CLAIM = 16,
+    DISPUTE_ANSWER = 17,
+    DISPUTE_WITNESS = 18,
 );
 
 impl Write for Payload {
@@ -321,7 +419,13 @@ impl Write for Payload {
                 round,
                 update_hash,
                 salt,
-            } => (REVEAL_UPDATE, *task, *round, *update_hash, *salt).write(buf),
+                last,
+                proof,
+            } => {
+                (REVEAL_UPDATE, *task, *round, *update_hash, *salt).write(buf);
+                (last.weights, last.optimizer, last.batch).write(buf);
+                proof.write(buf);
+            }
             Self::CommitAttestation {
                 task,
                 round,
@@ -350,6 +454,34 @@ impl Write for Payload {
                 price.write(buf);
             }
             Self::BuyAccess { dataset } => (BUY_ACCESS, *dataset).write(buf),
+            Self::ReportAudit {
+                task,
+                round,
+                trainer,
+            } => (REPORT_AUDIT, *task, *round, *trainer).write(buf),
+            Self::Challenge {
+                task,
+                round,
+                trainer,
+                trace_root,
+            } => (CHALLENGE, *task, *round, *trainer, *trace_root).write(buf),
+            Self::DisputeClaim {
+                dispute,
+                checkpoint,
+                proof,
+            } => {
+                (DISPUTE_CLAIM, *dispute, *checkpoint).write(buf);
+                proof.write(buf);
+            }
+            Self::DisputeAnswer { dispute, agree } => (DISPUTE_ANSWER, *dispute, *agree).write(buf),
+            Self::DisputeWitness {
+                dispute,
+                offset,
+                bytes,
+            } => {
+                (DISPUTE_WITNESS, *dispute, *offset).write(buf);
+                bytes.write(buf);
+            }
         }
     }
 }
@@ -362,13 +494,19 @@ impl EncodeSize for Payload {
             Self::CreateTask { spec } => spec.encode_size(),
             Self::JoinTask { role, .. } => 8 + role.encode_size() + 16,
             Self::StartTask { .. } | Self::CancelTask { .. } => 8,
-            Self::CommitUpdate { .. } | Self::RevealUpdate { .. } => 8 + 4 + 32 + 32,
+            Self::CommitUpdate { .. } => 8 + 4 + 32 + 32,
+            Self::RevealUpdate { proof, .. } => 8 + 4 + 32 + 32 + 96 + proof.encode_size(),
             Self::CommitAttestation { .. } => 8 + 4 + 32,
             Self::RevealAttestation { scores, .. } => 8 + 4 + 32 + scores.encode_size() + 32,
             Self::ListDataset {
                 schema, licence, ..
             } => 32 + text_size(schema) + text_size(licence) + 16,
             Self::BuyAccess { .. } => 32,
+            Self::ReportAudit { .. } => 8 + 4 + Address::SIZE,
+            Self::Challenge { .. } => 8 + 4 + Address::SIZE + 32,
+            Self::DisputeClaim { proof, .. } => 8 + 32 + proof.encode_size(),
+            Self::DisputeAnswer { .. } => 8 + 1,
+            Self::DisputeWitness { bytes, .. } => 8 + 8 + bytes.encode_size(),
         }
     }
 }
@@ -417,6 +555,12 @@ impl Read for Payload {
                 round: u32::read_cfg(buf, &())?,
                 update_hash: Hash::read_cfg(buf, &())?,
                 salt: Hash::read_cfg(buf, &())?,
+                last: LastCheckpoint {
+                    weights: Hash::read_cfg(buf, &())?,
+                    optimizer: Hash::read_cfg(buf, &())?,
+                    batch: Hash::read_cfg(buf, &())?,
+                },
+                proof: read_proof(buf)?,
             },
             COMMIT_ATTESTATION => Self::CommitAttestation {
                 task: u64::read_cfg(buf, &())?,
@@ -442,9 +586,39 @@ impl Read for Payload {
             BUY_ACCESS => Self::BuyAccess {
                 dataset: Hash::read_cfg(buf, &())?,
             },
+            REPORT_AUDIT => Self::ReportAudit {
+                task: u64::read_cfg(buf, &())?,
+                round: u32::read_cfg(buf, &())?,
+                trainer: Address::read_cfg(buf, &())?,
+            },
+            CHALLENGE => Self::Challenge {
+                task: u64::read_cfg(buf, &())?,
+                round: u32::read_cfg(buf, &())?,
+                trainer: Address::read_cfg(buf, &())?,
+                trace_root: Hash::read_cfg(buf, &())?,
+            },
+            DISPUTE_CLAIM => Self::DisputeClaim {
+                dispute: u64::read_cfg(buf, &())?,
+                checkpoint: Hash::read_cfg(buf, &())?,
+                proof: read_proof(buf)?,
+            },
+            DISPUTE_ANSWER => Self::DisputeAnswer {
+                dispute: u64::read_cfg(buf, &())?,
+                agree: bool::read_cfg(buf, &())?,
+            },
+            DISPUTE_WITNESS => Self::DisputeWitness {
+                dispute: u64::read_cfg(buf, &())?,
+                offset: u64::read_cfg(buf, &())?,
+                bytes: Vec::read_cfg(buf, &(RangeCfg::new(1..=MAX_WITNESS_CHUNK), ()))?,
+            },
             other => return Err(CodecError::InvalidEnum(other)),
         })
     }
+}
+
+/// Reads a Merkle proof of at most [`MAX_PROOF_HASHES`] hashes.
+fn read_proof(buf: &mut impl Buf) -> Result<Vec<Hash>, CodecError> {
+    Vec::read_cfg(buf, &(RangeCfg::new(..=MAX_PROOF_HASHES), ()))
 }
 
 impl Write for Transaction {

@@ -5,12 +5,16 @@
 use std::collections::BTreeMap;
 
 use cairn_ledger::block::transactions_root;
-use cairn_ledger::encoding::{MAX_SCORES_PER_ATTESTATION, MAX_TEXT_BYTES};
+use cairn_ledger::dispute::{Dispute, Party, Point, Reason, Resolution, Stage};
+use cairn_ledger::encoding::{Hash, MAX_SCORES_PER_ATTESTATION, MAX_TEXT_BYTES, MAX_WITNESS_CHUNK};
 use cairn_ledger::round::Round;
 use cairn_ledger::task::Task;
+use cairn_ledger::transaction::LastCheckpoint;
 use cairn_ledger::{
     Address, Block, Genesis, Header, Payload, Role, SignedTransaction, TaskSpec, Transaction,
+    Verification,
 };
+use cairn_round::trace::{self, MAX_PROOF_HASHES, MAX_TRACE_LEAVES};
 use commonware_codec::{Decode, DecodeExt, Encode};
 use proptest::prelude::*;
 
@@ -20,6 +24,34 @@ fn address() -> impl Strategy<Value = Address> {
 
 fn text() -> impl Strategy<Value = String> {
     "[a-z0-9:=. -]{0,40}"
+}
+
+fn hash() -> impl Strategy<Value = Hash> {
+    any::<[u8; 32]>()
+}
+
+/// A Merkle proof of any length the decoder accepts.
+fn proof() -> impl Strategy<Value = Vec<Hash>> {
+    proptest::collection::vec(hash(), 0..=MAX_PROOF_HASHES)
+}
+
+fn verification() -> impl Strategy<Value = Verification> {
+    (
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u128>(),
+    )
+        .prop_map(
+            |(trace_every, audit_ppm, audit_window, move_window, challenge_bond)| Verification {
+                trace_every,
+                audit_ppm,
+                audit_window,
+                move_window,
+                challenge_bond,
+            },
+        )
 }
 
 fn spec() -> impl Strategy<Value = TaskSpec> {
@@ -33,12 +65,14 @@ fn spec() -> impl Strategy<Value = TaskSpec> {
             any::<u128>(),
             any::<u128>(),
         ),
+        verification(),
     )
         .prop_map(
             |(
                 (model, initial_model, dataset, partition),
                 (rounds, local_steps, optimizer, robust_rule),
                 (commit_window, reveal_window, attest_window, min_stake, reward_per_round),
+                verification,
             )| TaskSpec {
                 model,
                 initial_model,
@@ -53,6 +87,7 @@ fn spec() -> impl Strategy<Value = TaskSpec> {
                 attest_window,
                 min_stake,
                 reward_per_round,
+                verification,
             },
         )
 }
@@ -82,14 +117,27 @@ fn payload() -> impl Strategy<Value = Payload> {
                 trace_root
             }
         ),
-        (any::<u64>(), any::<u32>(), hash, hash).prop_map(|(task, round, update_hash, salt)| {
-            Payload::RevealUpdate {
-                task,
-                round,
-                update_hash,
-                salt,
-            }
-        }),
+        (
+            (any::<u64>(), any::<u32>(), hash, hash),
+            (hash, hash, hash),
+            proof()
+        )
+            .prop_map(
+                |((task, round, update_hash, salt), (weights, optimizer, batch), proof)| {
+                    Payload::RevealUpdate {
+                        task,
+                        round,
+                        update_hash,
+                        salt,
+                        last: LastCheckpoint {
+                            weights,
+                            optimizer,
+                            batch,
+                        },
+                        proof,
+                    }
+                }
+            ),
         (any::<u64>(), any::<u32>(), hash).prop_map(|(task, round, commitment)| {
             Payload::CommitAttestation {
                 task,
@@ -122,7 +170,123 @@ fn payload() -> impl Strategy<Value = Payload> {
             }
         }),
         hash.prop_map(|dataset| Payload::BuyAccess { dataset }),
+        (any::<u64>(), any::<u32>(), address()).prop_map(|(task, round, trainer)| {
+            Payload::ReportAudit {
+                task,
+                round,
+                trainer,
+            }
+        }),
+        (any::<u64>(), any::<u32>(), address(), hash).prop_map(
+            |(task, round, trainer, trace_root)| Payload::Challenge {
+                task,
+                round,
+                trainer,
+                trace_root,
+            }
+        ),
+        (any::<u64>(), hash, proof()).prop_map(|(dispute, checkpoint, proof)| {
+            Payload::DisputeClaim {
+                dispute,
+                checkpoint,
+                proof,
+            }
+        }),
+        (any::<u64>(), any::<bool>())
+            .prop_map(|(dispute, agree)| Payload::DisputeAnswer { dispute, agree }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 1..64)
+        )
+            .prop_map(|(dispute, offset, bytes)| Payload::DisputeWitness {
+                dispute,
+                offset,
+                bytes,
+            }),
     ]
+}
+
+fn point() -> impl Strategy<Value = Point> {
+    (any::<u32>(), hash()).prop_map(|(step, checkpoint)| Point { step, checkpoint })
+}
+
+fn stage() -> impl Strategy<Value = Stage> {
+    let party = prop_oneof![Just(Party::Trainer), Just(Party::Challenger)];
+    let reason = prop_oneof![
+        Just(Reason::Silence),
+        Just(Reason::Referee),
+        Just(Reason::BadWitness),
+        Just(Reason::Moot),
+    ];
+    prop_oneof![
+        any::<u32>().prop_map(|step| Stage::Claim { step }),
+        point().prop_map(|claim| Stage::Answer { claim }),
+        (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(|(received, expected, chunks)| {
+            Stage::Witness {
+                received,
+                expected,
+                chunks,
+            }
+        }),
+        (
+            party,
+            reason,
+            proptest::option::of(hash()),
+            any::<u32>(),
+            any::<u64>()
+        )
+            .prop_map(|(winner, reason, computed, referee_steps, height)| {
+                Stage::Resolved(Resolution {
+                    winner,
+                    reason,
+                    computed,
+                    referee_steps,
+                    height,
+                })
+            }),
+    ]
+}
+
+/// A dispute record as the ledger stores it (its step range is never empty).
+fn dispute() -> impl Strategy<Value = Dispute> {
+    (
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            address(),
+            address(),
+        ),
+        (any::<u128>(), hash(), any::<u64>()),
+        (point(), point()).prop_filter("distinct steps", |(a, b)| a.step != b.step),
+        (stage(), any::<u32>(), any::<u64>()),
+    )
+        .prop_map(
+            |(
+                (id, task, round, trainer, challenger),
+                (bond, challenger_root, opened_at),
+                (a, b),
+                (stage, moves, deadline),
+            )| {
+                let (low, high) = if a.step < b.step { (a, b) } else { (b, a) };
+                Dispute {
+                    id,
+                    task,
+                    round,
+                    trainer,
+                    challenger,
+                    bond,
+                    challenger_root,
+                    opened_at,
+                    low,
+                    high,
+                    stage,
+                    moves,
+                    deadline,
+                }
+            },
+        )
 }
 
 fn signed() -> impl Strategy<Value = SignedTransaction> {
@@ -184,7 +348,40 @@ proptest! {
         let _ = Block::decode(bytes.clone());
         let _ = Genesis::decode(bytes.clone());
         let _ = Task::decode_cfg(bytes.clone(), &());
-        let _ = Round::decode_cfg(bytes, &());
+        let _ = Round::decode_cfg(bytes.clone(), &());
+        let _ = Dispute::decode_cfg(bytes, &());
+    }
+
+    #[test]
+    fn dispute_decodes_to_what_was_encoded(dispute in dispute()) {
+        let bytes = dispute.encode();
+        prop_assert_eq!(bytes.len(), commonware_codec::EncodeSize::encode_size(&dispute));
+        prop_assert_eq!(Dispute::decode(bytes).unwrap(), dispute);
+    }
+
+    #[test]
+    fn truncated_dispute_is_an_error(dispute in dispute(), cut in any::<prop::sample::Index>()) {
+        let bytes = dispute.encode().to_vec();
+        let cut = cut.index(bytes.len());
+        prop_assert!(Dispute::decode(bytes[..cut].to_vec()).is_err());
+    }
+
+    #[test]
+    fn dispute_with_an_empty_step_range_is_an_error(mut dispute in dispute()) {
+        dispute.high.step = dispute.low.step;
+        prop_assert!(Dispute::decode(dispute.encode()).is_err());
+    }
+
+    #[test]
+    fn mutated_dispute_bytes_never_panic_the_decoder(dispute in dispute(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+        let mut bytes = dispute.encode().to_vec();
+        for (index, value) in flips {
+            let i = index.index(bytes.len());
+            bytes[i] = value;
+        }
+        if let Ok(decoded) = Dispute::decode(bytes.clone()) {
+            prop_assert_eq!(decoded.encode().to_vec(), bytes);
+        }
     }
 
     #[test]
@@ -267,6 +464,112 @@ fn oversized_fields_are_rejected_by_the_decoder() {
     assert!(SignedTransaction::decode(tx.encode()).is_err());
 }
 
+/// A transaction carrying `payload`, signed by nobody (the decoder does not check signatures).
+fn unsigned(payload: Payload) -> SignedTransaction {
+    SignedTransaction {
+        transaction: Transaction {
+            chain_id: 1,
+            signer: [0; 32],
+            nonce: 0,
+            payload,
+        },
+        signature: [0; 64],
+    }
+}
+
+fn witness(bytes: usize) -> Payload {
+    Payload::DisputeWitness {
+        dispute: 0,
+        offset: 0,
+        bytes: vec![7; bytes],
+    }
+}
+
+fn claim(proof: usize) -> Payload {
+    Payload::DisputeClaim {
+        dispute: 0,
+        checkpoint: [1; 32],
+        proof: vec![[2; 32]; proof],
+    }
+}
+
+fn reveal(proof: usize) -> Payload {
+    Payload::RevealUpdate {
+        task: 0,
+        round: 0,
+        update_hash: [3; 32],
+        salt: [4; 32],
+        last: LastCheckpoint {
+            weights: [5; 32],
+            optimizer: [6; 32],
+            batch: [7; 32],
+        },
+        proof: vec![[8; 32]; proof],
+    }
+}
+
+fn decodes(payload: Payload) -> bool {
+    let tx = unsigned(payload);
+    match SignedTransaction::decode(tx.encode()) {
+        Ok(decoded) => {
+            assert_eq!(decoded, tx);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn dispute_witness_chunks_are_between_one_byte_and_one_mebibyte() {
+    assert_eq!(MAX_WITNESS_CHUNK, 1 << 20);
+    assert!(decodes(witness(1)));
+    assert!(decodes(witness(MAX_WITNESS_CHUNK)));
+    assert!(!decodes(witness(MAX_WITNESS_CHUNK + 1)));
+    assert!(!decodes(witness(0)));
+}
+
+#[test]
+fn merkle_proofs_of_more_than_13_hashes_are_rejected_by_the_decoder() {
+    assert_eq!(MAX_PROOF_HASHES, 13);
+    assert!(decodes(claim(MAX_PROOF_HASHES)));
+    assert!(!decodes(claim(MAX_PROOF_HASHES + 1)));
+    assert!(decodes(reveal(MAX_PROOF_HASHES)));
+    assert!(!decodes(reveal(MAX_PROOF_HASHES + 1)));
+}
+
+#[test]
+fn the_proof_bound_covers_every_leaf_of_the_largest_trace() {
+    let leaves: Vec<Hash> = (0..MAX_TRACE_LEAVES as u64)
+        .map(|i| *blake3::hash(&i.to_be_bytes()).as_bytes())
+        .collect();
+    let root = trace::root(&leaves);
+    let mut longest = 0;
+    for index in [
+        0,
+        1,
+        MAX_TRACE_LEAVES / 2,
+        MAX_TRACE_LEAVES - 2,
+        MAX_TRACE_LEAVES - 1,
+    ] {
+        let proof = trace::proof(&leaves, index).unwrap();
+        assert!(trace::verify(
+            &root,
+            leaves.len(),
+            index,
+            &leaves[index],
+            &proof
+        ));
+        longest = longest.max(proof.len());
+        let claim = Payload::DisputeClaim {
+            dispute: 0,
+            checkpoint: leaves[index],
+            proof,
+        };
+        assert!(decodes(claim), "proof of leaf {index} refused");
+    }
+    assert_eq!(longest, MAX_PROOF_HASHES);
+}
+
 #[test]
 fn unknown_payload_tag_is_rejected() {
     let mut bytes = SignedTransaction {
@@ -304,6 +607,13 @@ fn golden_block() -> Block {
         attest_window: 4,
         min_stake: 5,
         reward_per_round: 6,
+        verification: Verification {
+            trace_every: 5,
+            audit_ppm: 50_000,
+            audit_window: 6,
+            move_window: 3,
+            challenge_bond: 14,
+        },
     };
     let payloads = vec![
         Payload::Transfer {
@@ -332,6 +642,12 @@ fn golden_block() -> Block {
             round: 0,
             update_hash: [7; 32],
             salt: [8; 32],
+            last: LastCheckpoint {
+                weights: [15; 32],
+                optimizer: [16; 32],
+                batch: [17; 32],
+            },
+            proof: vec![[18; 32], [19; 32]],
         },
         Payload::CommitAttestation {
             task: 1,
@@ -352,6 +668,31 @@ fn golden_block() -> Block {
             price: 13,
         },
         Payload::BuyAccess { dataset: [12; 32] },
+        Payload::ReportAudit {
+            task: 1,
+            round: 0,
+            trainer: Address([20; 20]),
+        },
+        Payload::Challenge {
+            task: 1,
+            round: 0,
+            trainer: Address([20; 20]),
+            trace_root: [21; 32],
+        },
+        Payload::DisputeClaim {
+            dispute: 3,
+            checkpoint: [22; 32],
+            proof: vec![[23; 32]],
+        },
+        Payload::DisputeAnswer {
+            dispute: 3,
+            agree: true,
+        },
+        Payload::DisputeWitness {
+            dispute: 3,
+            offset: 0,
+            bytes: vec![24, 25, 26],
+        },
     ];
     let transactions: Vec<SignedTransaction> = payloads
         .into_iter()
@@ -372,13 +713,16 @@ fn golden_block() -> Block {
 
 #[test]
 fn canonical_encoding_matches_the_golden_hash() {
-    // Pins the wire format of every payload, the signing message and the block: consensus peers
-    // and stored blocks depend on it. Change only with a format version bump.
+    // Pins the wire format of every payload (tags 0-18, the task spec with its verification
+    // settings, the reveal with its last checkpoint and proof), the signing message and the
+    // block: consensus peers and stored blocks depend on it. Change only with a format version
+    // bump. (Changed when the verification payloads and fields were added; it was
+    // 5b75741a597a3db9b5f57d48df00b6c57b7a472b684b43fb378ecab4911985c4 for tags 0-13.)
     let block = golden_block();
     let encoding = blake3::hash(&block.to_bytes());
     assert_eq!(
         encoding.to_hex().as_str(),
-        "5b75741a597a3db9b5f57d48df00b6c57b7a472b684b43fb378ecab4911985c4",
+        "1c9dde88cf96f1b508d1e2ec86f55d748ca8b666ac455ff060fda18f2f1ddb7f",
         "block encoding changed"
     );
     assert!(block.transactions.iter().all(SignedTransaction::verify));

@@ -163,7 +163,7 @@ fn wrong_header_root_is_rejected<S: StateStore>(mut chain: Chain<S>) {
 #[test]
 fn block_with_a_wrong_state_root_leaves_a_memory_chain_unchanged() {
     let genesis = genesis(&users(2), Params::default());
-    wrong_header_root_is_rejected(Chain::create(MemoryStore::new(), &genesis).unwrap());
+    wrong_header_root_is_rejected(Chain::create(MemoryStore::new(), &genesis, datasets()).unwrap());
 }
 
 #[test]
@@ -171,5 +171,5 @@ fn block_with_a_wrong_state_root_leaves_a_durable_chain_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("chain.redb")).unwrap();
     let genesis = genesis(&users(2), Params::default());
-    wrong_header_root_is_rejected(Chain::create(store, &genesis).unwrap());
+    wrong_header_root_is_rejected(Chain::create(store, &genesis, datasets()).unwrap());
 }

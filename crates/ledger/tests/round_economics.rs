@@ -1,14 +1,15 @@
 //! Random round behaviours (who commits, who reveals, which model each validator attests, what
 //! scores, how much each bonds) never create or lose tokens: supply falls by exactly the slashed
 //! amount, the payout never exceeds the round's reward, and a round finalizes exactly when
-//! attestations holding at least 2/3 of validator bond agree.
+//! attestations holding at least 2/3 of validator bond agree. Checked once the round's rewards
+//! have vested and the task has settled.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use cairn_ledger::query::{self, Snapshot};
-use cairn_ledger::transaction::{attestation_commitment, update_commitment};
+use cairn_ledger::transaction::attestation_commitment;
 use cairn_ledger::{Address, Outcome, Params, Payload, Role, TaskStatus};
 use common::*;
 use proptest::prelude::*;
@@ -86,16 +87,12 @@ proptest! {
 
         let salt = [3; 32];
         let commits = trainers.iter().enumerate().filter(|(_, t)| t.commits).map(|(i, _)| {
-            let scope = users[1 + i].scope(0, 0);
-            users[1 + i].sign(Payload::CommitUpdate {
-                task: 0, round: 0,
-                commitment: update_commitment(&scope, &[i as u8; 32], &salt),
-                trace_root: [0; 32],
-            })
+            let payload = commit_update(&users[1 + i], 0, 0, &[i as u8; 32], &salt);
+            users[1 + i].sign(payload)
         }).collect();
         commit(&mut chain, commits);
         let reveals = trainers.iter().enumerate().filter(|(_, t)| t.reveals).map(|(i, _)| {
-            users[1 + i].sign(Payload::RevealUpdate { task: 0, round: 0, update_hash: [i as u8; 32], salt })
+            users[1 + i].sign(reveal_update(0, 0, &[i as u8; 32], &salt))
         }).collect();
         commit(&mut chain, reveals);
         let revealed: Vec<Address> = trainers.iter().enumerate().filter(|(_, t)| t.reveals).map(|(i, _)| users[1 + i].address).collect();
@@ -116,7 +113,14 @@ proptest! {
             })
         }).collect();
         commit(&mut chain, attest_reveals);
-        advance_to(&mut chain, opened + 5);
+        // The round closes at `opened + 5`; its rewards vest and the task settles (refund, bonds
+        // unlocked) once its 2-block audit window is over, at `opened + 8`.
+        let closes = opened + 5;
+        let settles = closes + 2 + 1;
+        advance_to(&mut chain, closes);
+        let task = query::task(chain.store(), 0).unwrap().unwrap();
+        prop_assert_eq!(task.status, TaskStatus::Finished);
+        advance_to(&mut chain, settles);
 
         let store = chain.store();
         let round = query::round(store, 0, 0).unwrap().unwrap();
@@ -144,7 +148,8 @@ proptest! {
         prop_assert_eq!(snapshot.supply, supply_before - burned);
         prop_assert_eq!(snapshot.holdings(), Some(snapshot.supply));
         let task = query::task(store, 0).unwrap().unwrap();
-        prop_assert_eq!(task.status, TaskStatus::Finished);
+        prop_assert_eq!(task.status, TaskStatus::Settled);
+        prop_assert_eq!(task.escrow, 0);
         prop_assert_eq!(query::balance(store, &users[0].address).unwrap(), BALANCE - paid);
         for stake in snapshot.stakes.values() {
             prop_assert_eq!(stake.locked, 0);

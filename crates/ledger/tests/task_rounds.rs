@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use cairn_ledger::query::{self, Snapshot};
 use cairn_ledger::state::keys;
 use cairn_ledger::store::{MemoryStore, Store};
-use cairn_ledger::transaction::{attestation_commitment, update_commitment};
+use cairn_ledger::transaction::attestation_commitment;
 use cairn_ledger::{Address, Chain, Outcome, Params, Payload, Role, TaskStatus};
 use common::*;
 
@@ -63,25 +63,14 @@ fn play_round(
     let salt = [0x5a; 32];
     let commits = (1..=3)
         .map(|t| {
-            users[t].sign(Payload::CommitUpdate {
-                task: 0,
-                round,
-                commitment: update_commitment(&users[t].scope(0, round), &update_hash(t), &salt),
-                trace_root: [t as u8 + 100; 32],
-            })
+            let payload = commit_update(&users[t], 0, round, &update_hash(t), &salt);
+            users[t].sign(payload)
         })
         .collect();
     commit(chain, commits);
     advance_to(chain, opened + 2);
     let reveals = (1..=2)
-        .map(|t| {
-            users[t].sign(Payload::RevealUpdate {
-                task: 0,
-                round,
-                update_hash: update_hash(t),
-                salt,
-            })
-        })
+        .map(|t| users[t].sign(reveal_update(0, round, &update_hash(t), &salt)))
         .collect();
     commit(chain, reveals);
     advance_to(chain, opened + 4);
@@ -144,7 +133,7 @@ fn round_with_two_thirds_agreement_finalizes_pays_slashes_and_refunds() {
         validator_rewards,
         slashed,
         ..
-    }) = round.outcome
+    }) = round.outcome.clone()
     else {
         panic!("round did not finalize: {:?}", round.outcome);
     };
@@ -161,14 +150,29 @@ fn round_with_two_thirds_agreement_finalizes_pays_slashes_and_refunds() {
     assert_eq!(snapshot.supply, supply_before - slash);
     assert_eq!(snapshot.holdings(), Some(snapshot.supply));
 
-    // Task finished: unspent escrow back to the creator, bonds unlocked.
-    let task = query::task(store, 0).unwrap().unwrap();
-    assert_eq!(task.status, TaskStatus::Finished);
-    assert_eq!(task.escrow, 0);
+    // The round closed at height 12: the rewards are awarded and the task finished, but nothing
+    // is paid or refunded until the 2-block audit window is over.
     let paid: u128 = trainer_rewards
         .values()
         .chain(validator_rewards.values())
         .sum();
+    let task = query::task(store, 0).unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Finished);
+    assert_eq!((task.escrow, task.pending), (REWARD, paid));
+    assert_eq!(
+        round.closes_at(&task.spec) + task.spec.verification.audit_window + 1,
+        15
+    );
+    advance_to(&mut chain, 15);
+    let store = chain.store();
+
+    // Task settled: rewards paid, unspent escrow back to the creator, bonds unlocked.
+    let task = query::task(store, 0).unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Settled);
+    assert_eq!((task.escrow, task.pending), (0, 0));
+    let snapshot = Snapshot::read(store).unwrap();
+    assert_eq!(snapshot.supply, supply_before - slash);
+    assert_eq!(snapshot.holdings(), Some(snapshot.supply));
     assert_eq!(
         query::balance(store, &users[0].address).unwrap(),
         BALANCE - paid
@@ -211,14 +215,23 @@ fn round_without_agreement_times_out_and_pays_nobody() {
     assert_eq!(task.status, TaskStatus::Running { round: 1 });
     assert_eq!(task.escrow, 2 * REWARD);
     let next = query::round(store, 0, 1).unwrap().unwrap();
-    assert_eq!(next.model_hash, [7; 32]);
+    assert_eq!(next.model_hash, task.spec.initial_model);
     assert_ne!(next.seed, round.seed);
 
-    // Round 1 also times out: the task finishes and the whole budget returns.
+    // Round 1 also times out (closing at height 21): the task finishes, and the whole budget
+    // returns when it settles after the last audit window, at height 24.
     play_round(&mut chain, &mut users, 1, 12, &attestations);
     let store = chain.store();
     let task = query::task(store, 0).unwrap().unwrap();
     assert_eq!(task.status, TaskStatus::Finished);
+    assert_eq!(
+        query::balance(store, &users[0].address).unwrap(),
+        BALANCE - 2 * REWARD
+    );
+    advance_to(&mut chain, 24);
+    let store = chain.store();
+    let task = query::task(store, 0).unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Settled);
     assert_eq!(query::balance(store, &users[0].address).unwrap(), BALANCE);
 }
 
@@ -330,7 +343,7 @@ fn durable_chain_reopens_at_its_tip_and_matches_an_in_memory_replay() {
     let path = dir.path().join("ledger.redb");
     let mut users = users(3);
     let genesis = genesis(&users, Params::default());
-    let mut durable = Chain::create(Store::open(&path).unwrap(), &genesis).unwrap();
+    let mut durable = Chain::create(Store::open(&path).unwrap(), &genesis, datasets()).unwrap();
     let mut blocks = Vec::new();
     for step in 0..5u128 {
         let payload = Payload::Transfer {
@@ -350,7 +363,7 @@ fn durable_chain_reopens_at_its_tip_and_matches_an_in_memory_replay() {
     let tip = durable.tip().clone();
     drop(durable);
 
-    let reopened = Chain::open(Store::open(&path).unwrap()).unwrap();
+    let reopened = Chain::open(Store::open(&path).unwrap(), datasets()).unwrap();
     assert_eq!(reopened.tip(), &tip);
     assert_eq!(reopened.store().root(), root);
 
@@ -359,4 +372,296 @@ fn durable_chain_reopens_at_its_tip_and_matches_an_in_memory_replay() {
         replay.apply(block).unwrap();
     }
     assert_eq!(replay.store().root(), root);
+}
+
+/// Asserts that every token of the supply is held somewhere (balances, stakes, escrows).
+fn assert_conserved(chain: &Chain<MemoryStore>) {
+    let snapshot = Snapshot::read(chain.store()).unwrap();
+    assert_eq!(
+        snapshot.holdings(),
+        Some(snapshot.supply),
+        "holdings differ from the supply at height {}",
+        chain.tip().height
+    );
+}
+
+/// Applies one empty block and checks conservation.
+fn step(chain: &mut Chain<MemoryStore>) {
+    commit(chain, Vec::new());
+    assert_conserved(chain);
+}
+
+/// Balance and rewards earned so far of every user.
+fn earnings(chain: &Chain<MemoryStore>, users: &[User]) -> Vec<(u128, u128)> {
+    users
+        .iter()
+        .map(|u| {
+            (
+                query::balance(chain.store(), &u.address).unwrap(),
+                query::rewards(chain.store(), &u.address).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// What round `round` of task 0 awarded to each member (it must have finalized).
+fn awards(chain: &Chain<MemoryStore>, round: u32) -> BTreeMap<Address, u128> {
+    let record = query::round(chain.store(), 0, round).unwrap().unwrap();
+    let Some(Outcome::Finalized {
+        trainer_rewards,
+        validator_rewards,
+        ..
+    }) = record.outcome
+    else {
+        panic!("round {round} did not finalize: {:?}", record.outcome);
+    };
+    trainer_rewards
+        .into_iter()
+        .chain(validator_rewards)
+        .collect()
+}
+
+#[test]
+fn a_finalized_round_pays_nothing_until_its_vesting_height_then_exactly_what_it_awarded() {
+    let (mut chain, mut users) = started(2);
+    let agreed = [0xaa; 32];
+    let attestations = [
+        (agreed, scores(&users, 700_000, 300_000)),
+        (agreed, scores(&users, 650_000, 350_000)),
+        (agreed, scores(&users, 600_000, 400_000)),
+    ];
+    play_round(&mut chain, &mut users, 0, 3, &attestations);
+    assert_conserved(&chain);
+
+    // Round 0 closed at height 12 (round 1 opened); it vests after its 2-block audit window.
+    assert_eq!(chain.tip().height, 12);
+    let round = query::round(chain.store(), 0, 0).unwrap().unwrap();
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    let vest_at = round.challenge_deadline(&task.spec) + 1;
+    assert_eq!(vest_at, 15);
+    let vesting = round.vesting.clone().expect("a finalized round vests");
+    assert_eq!((vesting.at, vesting.done), (vest_at, false));
+    let awarded = awards(&chain, 0);
+    let total: u128 = awarded.values().sum();
+    assert!(total > 0 && total <= REWARD);
+    // Trainers 1 and 2 revealed, trainer 3 did not; all three validators agreed.
+    assert!(!awarded.contains_key(&users[3].address));
+    for member in [1, 2, 4, 5, 6] {
+        assert!(
+            awarded.get(&users[member].address).is_some_and(|a| *a > 0),
+            "member {member} was awarded nothing"
+        );
+    }
+    assert_eq!((task.escrow, task.pending), (2 * REWARD, total));
+
+    // Nothing moves before the vesting height.
+    let before = earnings(&chain, &users);
+    assert!(before.iter().all(|(_, earned)| *earned == 0));
+    while chain.tip().height < vest_at - 1 {
+        step(&mut chain);
+        assert_eq!(
+            earnings(&chain, &users),
+            before,
+            "paid early at height {}",
+            chain.tip().height
+        );
+    }
+
+    // At the vesting height each member is paid exactly its award, out of the escrow.
+    step(&mut chain);
+    assert_eq!(chain.tip().height, vest_at);
+    let after = earnings(&chain, &users);
+    for (user, ((balance, earned), (old_balance, _))) in users.iter().zip(after.iter().zip(&before))
+    {
+        let award = awarded.get(&user.address).copied().unwrap_or(0);
+        assert_eq!(*balance, old_balance + award);
+        assert_eq!(*earned, award);
+    }
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    assert_eq!((task.escrow, task.pending), (2 * REWARD - total, 0));
+    assert_eq!(task.status, TaskStatus::Running { round: 1 });
+    let vesting = query::round(chain.store(), 0, 0)
+        .unwrap()
+        .unwrap()
+        .vesting
+        .unwrap();
+    assert!(vesting.done && vesting.withheld.is_empty() && vesting.forfeited.is_empty());
+
+    // And never again.
+    step(&mut chain);
+    assert_eq!(earnings(&chain, &users), after);
+}
+
+#[test]
+fn a_finished_task_refunds_its_unspent_escrow_and_unlocks_bonds_only_at_settlement() {
+    // Round 0 finalizes (part of the budget is paid), round 1 times out (its share is unspent).
+    let (mut chain, mut users) = started(2);
+    let agreed = [0xaa; 32];
+    let agreeing = [
+        (agreed, scores(&users, 600_000, 400_000)),
+        (agreed, scores(&users, 600_000, 400_000)),
+        (agreed, scores(&users, 600_000, 400_000)),
+    ];
+    play_round(&mut chain, &mut users, 0, 3, &agreeing);
+    let paid: u128 = awards(&chain, 0).values().sum();
+    let split = [
+        ([1; 32], scores(&users, 500_000, 500_000)),
+        ([2; 32], scores(&users, 500_000, 500_000)),
+        ([3; 32], scores(&users, 500_000, 500_000)),
+    ];
+    play_round(&mut chain, &mut users, 1, 12, &split);
+    assert_conserved(&chain);
+
+    // The last round closed at height 21: finished, settling after its audit window.
+    assert_eq!(chain.tip().height, 21);
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    let last = query::round(chain.store(), 0, 1).unwrap().unwrap();
+    assert!(matches!(last.outcome, Some(Outcome::TimedOut { .. })));
+    let settle_at = last.challenge_deadline(&task.spec) + 1;
+    assert_eq!(settle_at, 24);
+    let bonds: BTreeMap<Address, u128> = task
+        .trainers
+        .iter()
+        .chain(&task.validators)
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    assert_eq!(bonds.len(), 6);
+    // Trainer 3 never revealed: slashed 10% in each round.
+    assert_eq!(
+        bonds[&users[3].address],
+        BOND - BOND / 10 - (BOND - BOND / 10) / 10
+    );
+    let creator = users[0].address;
+    while chain.tip().height < settle_at {
+        let task = query::task(chain.store(), 0).unwrap().unwrap();
+        assert_eq!(task.status, TaskStatus::Finished);
+        assert_eq!((task.escrow, task.pending), (2 * REWARD - paid, 0));
+        assert_eq!(
+            query::balance(chain.store(), &creator).unwrap(),
+            BALANCE - 2 * REWARD
+        );
+        for (member, bond) in &bonds {
+            let stake = query::stake(chain.store(), member).unwrap();
+            assert_eq!(stake.locked, *bond, "bond unlocked early");
+        }
+        step(&mut chain);
+    }
+
+    // Settlement: the unspent budget (round 1's share and round 0's remainder) goes back to the
+    // creator, every bond unlocks.
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Settled);
+    assert_eq!((task.escrow, task.pending), (0, 0));
+    assert_eq!(
+        query::balance(chain.store(), &creator).unwrap(),
+        BALANCE - paid
+    );
+    for (member, bond) in &bonds {
+        let stake = query::stake(chain.store(), member).unwrap();
+        assert_eq!(stake.locked, 0);
+        assert_eq!(stake.free(), stake.bonded);
+        assert_eq!(stake.bonded, 1_000 - (BOND - bond));
+    }
+    step(&mut chain);
+    assert_eq!(
+        query::balance(chain.store(), &creator).unwrap(),
+        BALANCE - paid
+    );
+}
+
+#[test]
+fn an_open_dispute_withholds_the_trainers_reward_and_delays_settlement_until_it_ends() {
+    // Validator 4 challenges trainer 1 right after round 0 closes (height 13); trainer 1 never
+    // answers, so it loses when its 2-block move window is over (at 16): bond slashed, reward
+    // forfeited to the creator's refund. The task settles once the dispute is over.
+    let (mut chain, mut users) = started(1);
+    let supply_before = query::supply(chain.store()).unwrap();
+    let agreed = [0xaa; 32];
+    let attestations = [
+        (agreed, scores(&users, 600_000, 400_000)),
+        (agreed, scores(&users, 600_000, 400_000)),
+        (agreed, scores(&users, 600_000, 400_000)),
+    ];
+    play_round(&mut chain, &mut users, 0, 3, &attestations);
+    let awarded = awards(&chain, 0);
+    let total: u128 = awarded.values().sum();
+    let (trainer, challenger) = (users[1].address, users[4].address);
+    let challenge = users[4].sign(Payload::Challenge {
+        task: 0,
+        round: 0,
+        trainer,
+        trace_root: [0xcc; 32],
+    });
+    commit(&mut chain, vec![challenge]);
+    assert_conserved(&chain);
+    let dispute = query::dispute(chain.store(), 0).unwrap().unwrap();
+    assert!(dispute.is_open());
+    assert_eq!((dispute.opened_at, dispute.deadline), (13, 15));
+    assert_eq!(
+        query::stake(chain.store(), &challenger).unwrap().locked,
+        BOND + CHALLENGE_BOND
+    );
+    let before = earnings(&chain, &users);
+
+    // Height 15: the round vests, but trainer 1's reward waits for the dispute; the task does
+    // not settle while it is open.
+    step(&mut chain);
+    step(&mut chain);
+    assert_eq!(chain.tip().height, 15);
+    let after = earnings(&chain, &users);
+    assert_eq!(after[1], before[1], "the disputed trainer was paid");
+    for member in [2, 4, 5, 6] {
+        let award = awarded.get(&users[member].address).copied().unwrap_or(0);
+        assert_eq!(after[member].0, before[member].0 + award);
+    }
+    let vesting = query::round(chain.store(), 0, 0)
+        .unwrap()
+        .unwrap()
+        .vesting
+        .unwrap();
+    assert!(vesting.done && vesting.withheld.contains(&trainer));
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Finished);
+    assert_eq!(task.pending, awarded[&trainer]);
+
+    // Height 16: the trainer let its deadline pass and loses.
+    step(&mut chain);
+    let dispute = query::dispute(chain.store(), 0).unwrap().unwrap();
+    assert!(!dispute.is_open(), "{:?}", dispute.stage);
+    let stake = query::stake(chain.store(), &trainer).unwrap();
+    assert_eq!((stake.bonded, stake.locked), (1_000 - BOND, 0));
+    assert_eq!(
+        query::stake(chain.store(), &challenger).unwrap().locked,
+        BOND
+    );
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    assert!(task.expelled.contains(&trainer));
+    assert_eq!(task.pending, 0);
+    assert_eq!(earnings(&chain, &users)[1], before[1]);
+    let slash = BOND / 10;
+    assert_eq!(
+        query::supply(chain.store()).unwrap(),
+        supply_before - slash - BOND
+    );
+
+    // The task settles after the dispute (no later than its last deadline + 2): the forfeited
+    // reward returns to the creator with the rest of the unspent budget.
+    while query::task(chain.store(), 0).unwrap().unwrap().status == TaskStatus::Finished {
+        assert!(chain.tip().height < dispute.deadline + 2);
+        step(&mut chain);
+    }
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Settled);
+    assert_eq!(task.escrow, 0);
+    let forfeited = awarded[&trainer];
+    assert_eq!(
+        query::balance(chain.store(), &users[0].address).unwrap(),
+        BALANCE - total + forfeited
+    );
+    for user in &users[1..] {
+        assert_eq!(
+            query::stake(chain.store(), &user.address).unwrap().locked,
+            0
+        );
+    }
 }

@@ -10,6 +10,7 @@ use cairn_ledger::block::Block;
 use cairn_ledger::encoding::Hash;
 use cairn_ledger::genesis::Genesis;
 use cairn_ledger::store::MemoryStore;
+use cairn_ledger::DatasetRegistry;
 use commonware_cryptography::ed25519;
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
 use commonware_runtime::{deterministic, Clock, Handle, Quota, Spawner, Supervisor as _};
@@ -65,6 +66,8 @@ pub struct ClusterConfig {
     pub timeouts: Timeouts,
     /// Messages per second each node may send to each peer, per channel.
     pub quota: Quota,
+    /// The datasets the genesis serves (every node holds them).
+    pub datasets: Arc<DatasetRegistry>,
 }
 
 /// Why a cluster could not be built or changed.
@@ -170,7 +173,11 @@ impl Cluster {
         let mut slots = Vec::with_capacity(config.nodes.len());
         let mut genesis_block = None;
         for node in config.nodes {
-            let (store, block) = consensus::init_store(MemoryStore::new(), &config.genesis)?;
+            let (store, block) = consensus::init_store(
+                MemoryStore::new(),
+                &config.genesis,
+                config.datasets.clone(),
+            )?;
             let mut node_config = NodeConfig::new(
                 node.name.clone(),
                 node.key.clone(),
@@ -181,6 +188,7 @@ impl Cluster {
                 publics.clone(),
             );
             node_config.timeouts = config.timeouts.clone();
+            node_config.datasets = config.datasets.clone();
             // The simulated network is one shared oracle: the first validator keeps its peer
             // set in line with the ledger for everyone.
             node_config.track_peers = node.key.public_key() == validators[0];

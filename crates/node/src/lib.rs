@@ -22,7 +22,6 @@ pub mod blobs;
 pub mod channels;
 pub mod cluster;
 pub mod consensus;
-pub mod evaluate;
 pub mod keys;
 pub mod mempool;
 pub mod node;

@@ -73,14 +73,6 @@ pub enum MempoolError {
     /// Already in the pool.
     #[error("transaction {0} is already pending")]
     Duplicate(String),
-    /// Another pending transaction of the same sender has this nonce.
-    #[error("sender {sender} already has a pending transaction with nonce {nonce}")]
-    NonceTaken {
-        /// Sender address (hex).
-        sender: String,
-        /// The contested nonce.
-        nonce: u64,
-    },
     /// The sender holds its maximum of pending transactions.
     #[error("sender {sender} already has {limit} pending transactions")]
     SenderFull {
@@ -164,20 +156,22 @@ impl Mempool {
         let sender = inner.sender();
         let nonce = inner.nonce;
         let held = self.by_sender.get(&sender);
-        if held.is_some_and(|pending| pending.contains_key(&nonce)) {
-            return Err(MempoolError::NonceTaken {
-                sender: to_hex(sender.as_bytes()),
-                nonce,
-            });
-        }
-        if held.map_or(0, BTreeMap::len) >= self.config.max_per_sender {
+        // A transaction of the same sender and nonce replaces the pending one: only the sender
+        // can sign it, and it does so when the pending one can no longer execute (its outbox
+        // dropped it and re-signed what came after), which would otherwise wedge the sender.
+        let replaced = held
+            .and_then(|pending| pending.get(&nonce))
+            .map(|entry| (entry.hash, entry.size));
+        let held_count = held.map_or(0, BTreeMap::len) - usize::from(replaced.is_some());
+        if held_count >= self.config.max_per_sender {
             return Err(MempoolError::SenderFull {
                 sender: to_hex(sender.as_bytes()),
                 limit: self.config.max_per_sender,
             });
         }
-        if self.by_hash.len() >= self.config.max_transactions
-            || self.bytes.saturating_add(size) > self.config.max_bytes
+        let (freed_count, freed_bytes) = replaced.map_or((0, 0), |(_, size)| (1, size));
+        if self.by_hash.len() - freed_count >= self.config.max_transactions
+            || (self.bytes - freed_bytes).saturating_add(size) > self.config.max_bytes
         {
             return Err(MempoolError::Full {
                 transactions: self.by_hash.len(),
@@ -187,6 +181,10 @@ impl Mempool {
         // Last, because it is the expensive check.
         if !transaction.verify() {
             return Err(MempoolError::BadSignature);
+        }
+        if let Some((old, old_size)) = replaced {
+            self.by_hash.remove(&old);
+            self.bytes -= old_size;
         }
         let arrival = self.arrivals;
         self.arrivals += 1;
@@ -345,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_taken_nonces_wrong_chains_and_bad_signatures_are_refused() {
+    fn duplicates_wrong_chains_and_bad_signatures_are_refused_and_a_nonce_is_replaced() {
         let mut pool = Mempool::new(MempoolConfig::new(1));
         let tx = burn(1, 0);
         let hash = pool.insert(tx.clone()).unwrap();
@@ -354,11 +352,12 @@ mod tests {
             pool.insert(tx.clone()),
             Err(MempoolError::Duplicate(to_hex(&hash)))
         );
+        // The sender's new transaction at the same nonce replaces the pending one.
         let other = SignedTransaction::new(&key(1), 1, 0, Payload::Burn { amount: 2 });
-        assert!(matches!(
-            pool.insert(other),
-            Err(MempoolError::NonceTaken { nonce: 0, .. })
-        ));
+        let replacement = pool.insert(other.clone()).unwrap();
+        assert!(pool.contains(&replacement) && !pool.contains(&hash));
+        assert_eq!((pool.len(), pool.bytes()), (1, other.encode_size()));
+        assert_eq!(pool.candidates(10), vec![other]);
         let foreign = SignedTransaction::new(&key(1), 2, 1, Payload::Burn { amount: 1 });
         assert_eq!(
             pool.insert(foreign),

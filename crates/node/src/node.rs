@@ -21,7 +21,7 @@ use cairn_ledger::block::Block;
 use cairn_ledger::query;
 use cairn_ledger::store::{StateRead, StateStore};
 use cairn_ledger::transaction::SignedTransaction;
-use cairn_ledger::Address;
+use cairn_ledger::{Address, DatasetRegistry};
 use commonware_cryptography::ed25519;
 use commonware_p2p::{Blocker, Manager, Receiver, Sender, TrackedPeers};
 use commonware_runtime::{Clock, Metrics, Spawner, Storage};
@@ -81,6 +81,9 @@ pub struct NodeConfig {
     /// ([`PeerTracker`]). Every validator does on a real network; in a simulation, whose network
     /// is one shared oracle, one validator does it for all.
     pub track_peers: bool,
+    /// The chain's datasets (every one its genesis names), which the ledger's task checks and
+    /// dispute referee read.
+    pub datasets: Arc<DatasetRegistry>,
 }
 
 impl NodeConfig {
@@ -108,6 +111,7 @@ impl NodeConfig {
             mempool: MempoolConfig::new(chain_id),
             penalties: PenaltyConfig::default(),
             track_peers: true,
+            datasets: Arc::default(),
         }
     }
 }
@@ -334,7 +338,9 @@ impl<E: Send + Sync + 'static> BlockObserver for NodeObserver<E> {
         if let Some(pool) = &self.mempool {
             pool.prune_stale(state);
         }
-        match self.outbox.on_block(height, state) {
+        let agents = &self.agents;
+        let stale = |payload: &_| agents.iter().any(|a| a.is_stale(payload, state));
+        match self.outbox.on_block(height, state, stale) {
             Ok(due) => {
                 for transaction in due {
                     let _ = self.work.unbounded_send(Work::Send(Box::new(transaction)));
@@ -515,6 +521,7 @@ where
             let validator = ValidatorConfig {
                 timeouts: config.timeouts.clone(),
                 block_interval: config.block_interval,
+                datasets: config.datasets.clone(),
                 ..ValidatorConfig::new(
                     config.chain_id,
                     config.validators.clone(),
@@ -562,7 +569,10 @@ where
                 fetcher,
                 fetch_order,
             );
-            let follower = FollowerConfig::new(config.chain_id, config.validators.clone());
+            let follower = FollowerConfig {
+                datasets: config.datasets.clone(),
+                ..FollowerConfig::new(config.chain_id, config.validators.clone())
+            };
             match consensus::feed::start_follower_with_penalties(
                 context.child("follower"),
                 follower,

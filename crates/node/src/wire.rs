@@ -21,9 +21,11 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 /// Largest blob (model, update, trace) a node accepts from the network.
 pub const MAX_BLOB_BYTES: u64 = 64 << 20;
 
-/// Largest encoded signed transaction accepted from the network (the largest valid ledger
-/// transaction, a full attestation reveal or a task with maximal text fields, is a few KiB).
-pub const MAX_TRANSACTION_BYTES: usize = 64 << 10;
+/// Largest encoded signed transaction accepted from the network: a dispute witness chunk
+/// ([`cairn_ledger::encoding::MAX_WITNESS_CHUNK`], 1 MiB) plus room for its envelope (every other
+/// valid transaction, a full attestation reveal or a task with maximal text fields included, is
+/// a few KiB).
+pub const MAX_TRANSACTION_BYTES: usize = cairn_ledger::encoding::MAX_WITNESS_CHUNK + (4 << 10);
 
 const TAG_TRANSACTION: u8 = 0;
 const TAG_BLOB_REQUEST: u8 = 1;
@@ -365,8 +367,29 @@ mod tests {
             total_len: MAX_BLOB_BYTES,
             data: Bytes::from(vec![0u8; CHUNK_BYTES]),
         };
-        assert_eq!(full.encoded_len(), max_message_bytes());
+        assert!(full.encoded_len() <= max_message_bytes());
         assert_eq!(Message::from_bytes(&full.to_bytes()).unwrap(), full);
+    }
+
+    #[test]
+    fn the_largest_witness_chunk_fits_a_transaction_message() {
+        use cairn_ledger::encoding::MAX_WITNESS_CHUNK;
+        use cairn_ledger::{Payload, SignedTransaction};
+        let key = cairn_ledger::ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let chunk = SignedTransaction::new(
+            &key,
+            u64::MAX,
+            u64::MAX,
+            Payload::DisputeWitness {
+                dispute: u64::MAX,
+                offset: u64::MAX,
+                bytes: vec![0xff; MAX_WITNESS_CHUNK],
+            },
+        );
+        let message = Message::Transaction(chunk);
+        let bytes = message.to_bytes();
+        assert!(bytes.len() <= max_message_bytes());
+        assert_eq!(Message::from_bytes(&bytes).unwrap(), message);
     }
 
     #[test]

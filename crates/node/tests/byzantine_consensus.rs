@@ -76,6 +76,7 @@ fn genesis(keys: &[NodeKey]) -> Genesis {
         params: Params::default(),
         balances,
         validators,
+        datasets: Default::default(),
     }
 }
 
@@ -164,7 +165,8 @@ fn run_with(seed: u64, attack: Attack) -> Outcome {
         let mut stores = Vec::new();
         let mut observers = Vec::new();
         for &index in &HONEST {
-            let (store, genesis_block) = init_store(MemoryStore::new(), &genesis).unwrap();
+            let (store, genesis_block) =
+                init_store(MemoryStore::new(), &genesis, Default::default()).unwrap();
             let store = Arc::new(Mutex::new(store));
             let observer: Arc<Mutex<Recorder>> = Arc::default();
             let control = oracle.control(publics[index].clone());
@@ -353,7 +355,8 @@ fn follower_blocks_a_peer_that_keeps_sending_garbage_on_the_feed() {
             &[follower.clone(), attacker.clone(), noisy.clone()],
         )
         .await;
-        let (store, _) = init_store(MemoryStore::new(), &genesis(&keys)).unwrap();
+        let (store, _) =
+            init_store(MemoryStore::new(), &genesis(&keys), Default::default()).unwrap();
         let store = Arc::new(Mutex::new(store));
         let genesis_root = store.lock().unwrap().root();
         let control = oracle.control(follower.clone());

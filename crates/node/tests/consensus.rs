@@ -111,11 +111,13 @@ impl Cluster {
             params: Params::default(),
             balances,
             validators,
+            datasets: Default::default(),
         };
         let mut stores = Vec::new();
         let mut genesis_block = None;
         for _ in 0..VALIDATORS {
-            let (store, block) = init_store(MemoryStore::new(), &genesis).unwrap();
+            let (store, block) =
+                init_store(MemoryStore::new(), &genesis, Default::default()).unwrap();
             genesis_block = Some(block);
             stores.push(Arc::new(Mutex::new(store)));
         }
@@ -346,7 +348,8 @@ fn follower_tracks_the_chain_through_the_finality_feed() {
     runner(9).start(|context| async move {
         let trainer = NodeKey::derive(2, 0);
         let mut cluster = Cluster::new(&context, &[trainer.public_key()], 20).await;
-        let (store, _) = init_store(MemoryStore::new(), &cluster.genesis).unwrap();
+        let (store, _) =
+            init_store(MemoryStore::new(), &cluster.genesis, Default::default()).unwrap();
         let store = Arc::new(Mutex::new(store));
         let observer: Arc<Mutex<Recorder>> = Arc::default();
         let feed = cluster
@@ -421,11 +424,14 @@ fn follower_rejects_forged_and_garbled_feed_messages_without_moving_its_store() 
         params: Params::default(),
         balances,
         validators,
+        datasets: Default::default(),
     };
 
     // An honest block 1, built by a proposer's ledger state.
-    let (proposer_store, genesis_block) = init_store(MemoryStore::new(), &genesis).unwrap();
-    let proposer = LedgerState::open(Arc::new(Mutex::new(proposer_store))).unwrap();
+    let (proposer_store, genesis_block) =
+        init_store(MemoryStore::new(), &genesis, Default::default()).unwrap();
+    let proposer =
+        LedgerState::open(Arc::new(Mutex::new(proposer_store)), Default::default()).unwrap();
     let honest = proposer
         .build(&genesis_block.hash(), transfers(1)[..1].to_vec())
         .unwrap()
@@ -441,7 +447,7 @@ fn follower_rejects_forged_and_garbled_feed_messages_without_moving_its_store() 
     };
     let good = message(&honest, finalize(&keys, &set, &honest, 1));
 
-    let (store, _) = init_store(MemoryStore::new(), &genesis).unwrap();
+    let (store, _) = init_store(MemoryStore::new(), &genesis, Default::default()).unwrap();
     let store = Arc::new(Mutex::new(store));
     let observer: Arc<Mutex<Recorder>> = Arc::default();
     let mut follower = Follower::new(

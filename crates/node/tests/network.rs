@@ -11,18 +11,16 @@ use cairn_ledger::genesis::{Genesis, Params};
 use cairn_ledger::query;
 use cairn_ledger::round::Outcome;
 use cairn_ledger::store::StateRead;
-use cairn_ledger::task::{TaskSpec, TaskStatus};
+use cairn_ledger::task::{TaskSpec, TaskStatus, Verification};
 use cairn_ledger::Address;
 use cairn_ml::data::{default_data_dir, BuiltinDataset};
 use cairn_node::blobs::BlobView;
 use cairn_node::cluster::{Cluster, ClusterConfig, ClusterNode};
 use cairn_node::consensus::Timeouts;
-use cairn_node::evaluate::evaluate_model;
 use cairn_node::keys::NodeKey;
 use cairn_node::node::Role;
-use cairn_node::protocol::{
-    Agent, DatasetRegistry, FreeRide, TaskPlan, TrainerBehaviour, ValidatorBehaviour,
-};
+use cairn_node::protocol::{Agent, DatasetRegistry, HonestTrainer, HonestValidator, TaskPlan};
+use cairn_round::evaluate::evaluate_model;
 use commonware_p2p::simulated::Link;
 use commonware_runtime::{deterministic, Quota, Runner as _, Supervisor as _};
 use commonware_utils::{probability, NZU32};
@@ -64,24 +62,19 @@ fn spec() -> TaskSpec {
         attest_window: 6,
         min_stake: 100,
         reward_per_round: 100_000,
+        verification: Verification::with_audit_ppm(200_000, 100),
     }
 }
 
-/// Who does what in one run.
+/// One run's keys (every node honest: adversaries live in `cairn-sim`, whose tests run them).
 #[derive(Clone)]
 struct Setup {
     seed: u64,
-    validators: [ValidatorBehaviour; VALIDATORS],
-    trainers: [TrainerBehaviour; TRAINERS],
 }
 
 impl Setup {
     fn honest(seed: u64) -> Self {
-        Self {
-            seed,
-            validators: std::array::from_fn(|_| ValidatorBehaviour::Honest),
-            trainers: std::array::from_fn(|_| TrainerBehaviour::Honest),
-        }
+        Self { seed }
     }
 
     fn key(&self, index: usize) -> NodeKey {
@@ -102,12 +95,12 @@ impl Setup {
             params: Params::default(),
             balances,
             validators,
+            datasets: [spec().dataset].into(),
         };
         let registry = registry();
         let mut nodes = Vec::new();
         for i in 0..VALIDATORS {
             let key = self.key(i);
-            let behaviour = self.validators[i];
             let registry = registry.clone();
             let ledger_key = key.ledger_key();
             nodes.push(ClusterNode {
@@ -132,7 +125,7 @@ impl Setup {
                         &ledger_key,
                         TASK,
                         BOND,
-                        behaviour,
+                        Box::new(HonestValidator),
                         registry.clone(),
                     ));
                     agents
@@ -141,7 +134,6 @@ impl Setup {
         }
         for t in 0..TRAINERS {
             let key = self.key(VALIDATORS + t);
-            let behaviour = self.trainers[t].clone();
             let registry = registry.clone();
             let ledger_key = key.ledger_key();
             nodes.push(ClusterNode {
@@ -153,7 +145,7 @@ impl Setup {
                         &ledger_key,
                         TASK,
                         BOND,
-                        behaviour.clone(),
+                        Box::new(HonestTrainer),
                         registry.clone(),
                     )]
                 }),
@@ -169,6 +161,7 @@ impl Setup {
             },
             timeouts: Timeouts::default(),
             quota: Quota::per_second(NZU32!(1_000)),
+            datasets: registry,
         }
     }
 
@@ -193,7 +186,7 @@ fn task_done(cluster: &Cluster, node: usize) -> bool {
     let store = store.lock().unwrap();
     matches!(
         query::task(&*store as &dyn StateRead, TASK),
-        Ok(Some(task)) if task.status == TaskStatus::Finished
+        Ok(Some(task)) if task.status == TaskStatus::Settled
     )
 }
 
@@ -333,6 +326,22 @@ fn four_validators_and_eight_trainers_finish_a_task_with_rising_accuracy_and_equ
         first.accuracies
     );
     assert_eq!(first.blocked, 0, "honest peers were blocked");
+    // Every honest member is paid once the rounds vest, and no stake moved (audits at 20% found
+    // nothing to dispute).
+    assert!(
+        first.rewards.iter().all(|r| *r > 0),
+        "rewards {:?}",
+        first.rewards
+    );
+    let stakes = first.stakes.clone();
+    assert!(
+        stakes[..VALIDATORS].iter().all(|s| *s >= BOND),
+        "{stakes:?}"
+    );
+    assert!(
+        stakes[VALIDATORS..].iter().all(|s| *s == BOND),
+        "{stakes:?}"
+    );
     // Same seed, two worker threads for the kernels: the same bytes.
     let second = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
@@ -399,51 +408,6 @@ fn a_healed_partition_leaves_no_fork_and_rounds_resume() {
             .any(|o| matches!(o, Outcome::Finalized { .. })),
         "no round finalized after the partition healed: {:?}",
         outcome.outcomes
-    );
-}
-
-#[test]
-fn byzantine_members_are_outvoted_slashed_and_paid_less() {
-    let mut setup = Setup::honest(17);
-    setup.validators[3] = ValidatorBehaviour::WrongModelHash;
-    setup.trainers[5] = TrainerBehaviour::FreeRider(FreeRide::Zero);
-    setup.trainers[6] = TrainerBehaviour::NonRevealer;
-    setup.trainers[7] = TrainerBehaviour::MalformedBlob;
-    let run = run(&setup, |_, cluster| async move { cluster });
-    for (round, outcome) in run.outcomes.iter().enumerate() {
-        assert!(
-            matches!(outcome, Outcome::Finalized { .. }),
-            "round {round}: {outcome:?}"
-        );
-    }
-    let honest_validator = run.rewards[..3].iter().min().copied().unwrap();
-    assert!(
-        run.rewards[3] < honest_validator,
-        "the wrong-hash validator earned {} vs honest {honest_validator}",
-        run.rewards[3]
-    );
-    let trainer = |t: usize| VALIDATORS + t;
-    let honest_trainer = (0..5).map(|t| run.rewards[trainer(t)]).min().unwrap();
-    assert!(
-        run.rewards[trainer(5)] < honest_trainer,
-        "free rider {:?}",
-        run.rewards
-    );
-    assert_eq!(
-        run.rewards[trainer(7)],
-        0,
-        "a malformed blob earned rewards"
-    );
-    assert!(
-        run.stakes[trainer(6)] < run.stakes[trainer(0)],
-        "the non-revealer was not slashed: {:?}",
-        run.stakes
-    );
-    let last = *run.accuracies.last().unwrap();
-    assert!(
-        last > run.accuracies[0] + 0.3,
-        "accuracy {:?}",
-        run.accuracies
     );
 }
 

@@ -3,6 +3,7 @@
 //!
 //! | module | what it does |
 //! | --- | --- |
+//! | [`adversary`] | trainers and validators that cheat, as conducts wrapping the honest agent |
 //! | [`scenario`] | the TOML scenario: data, model, rule, node groups and behaviours, network |
 //! | [`result`] | what a run produced: per round and per node figures ([`RunResult`]) |
 //! | [`report`] | the report folder: `results.json`, `rounds.csv`, plots, the summary table |
@@ -10,11 +11,13 @@
 //! | [`runner`] | runs a scenario on the real node code and fills the [`RunResult`] |
 #![warn(missing_docs)]
 
+pub mod adversary;
 mod plots;
 pub mod progress;
 pub mod report;
 pub mod result;
 pub mod scenario;
+mod tally;
 
 pub use progress::{NoProgress, Progress, ProgressBarReporter};
 pub use report::{summary_table, write_report, ReportError, ReportFiles};

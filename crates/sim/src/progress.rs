@@ -101,6 +101,8 @@ mod tests {
             finalization_latency_ms: finalized.then_some(2500),
             rewards_paid: 0,
             slashed: 0,
+            audited: 0,
+            disputes: 0,
         }
     }
 

@@ -4,8 +4,8 @@
 //! | --- | --- |
 //! | `results.json` | the whole [`RunResult`]: scenario, final figures, rounds, nodes |
 //! | `scenario.toml` | the scenario with every default filled in (`cairn simulate --scenario` it to rerun) |
-//! | `rounds.csv` | one row per round: accuracy, loss, latency, rewards, slashes, model hash |
-//! | `nodes.csv` | one row per node: role, behaviour, stake, rewards, slashes |
+//! | `rounds.csv` | one row per round: accuracy, loss, latency, rewards, slashes, audits, disputes, model hash |
+//! | `nodes.csv` | one row per node: role, behaviour, stake, rewards, slashes, forfeits, audits, disputes |
 //! | `accuracy.{png,svg}` | test accuracy per round |
 //! | `rewards.{png,svg}` | cumulative reward per node, honest and attackers in different colours |
 //! | `stake.{png,svg}` | final stake per node |
@@ -21,10 +21,10 @@ use crate::scenario::ScenarioError;
 
 /// Header of `rounds.csv`.
 pub const ROUNDS_CSV_HEADER: &str =
-    "round,finalized,accuracy,loss,latency_ms,rewards_paid,slashed,model_hash";
+    "round,finalized,accuracy,loss,latency_ms,rewards_paid,slashed,audited,disputes,model_hash";
 /// Header of `nodes.csv`.
-pub const NODES_CSV_HEADER: &str =
-    "name,role,behaviour,address,stake_initial,stake_final,balance_final,rewards_total,slashed_total";
+pub const NODES_CSV_HEADER: &str = "name,role,behaviour,address,stake_initial,stake_final,\
+balance_final,rewards_total,slashed_total,forfeited_total,audited,disputes_won,disputes_lost";
 
 /// Why the report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -164,13 +164,15 @@ pub fn rounds_csv(result: &RunResult) -> String {
             .map_or(String::new(), |ms| ms.to_string());
         let _ = writeln!(
             csv,
-            "{},{},{},{},{latency},{},{},{}",
+            "{},{},{},{},{latency},{},{},{},{},{}",
             round.round,
             round.finalized,
             number(round.accuracy),
             number(round.loss),
             round.rewards_paid,
             round.slashed,
+            round.audited,
+            round.disputes,
             round.model_hash
         );
     }
@@ -192,7 +194,7 @@ pub fn nodes_csv(result: &RunResult) -> String {
     for node in &result.nodes {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             field(&node.name),
             node.role.label(),
             field(&node.behaviour),
@@ -201,7 +203,11 @@ pub fn nodes_csv(result: &RunResult) -> String {
             node.stake_final,
             node.balance_final,
             node.rewards_total,
-            node.slashed_total
+            node.slashed_total,
+            node.forfeited_total,
+            node.audited,
+            node.disputes_won,
+            node.disputes_lost
         );
     }
     csv
@@ -217,8 +223,9 @@ pub fn summary_table(result: &RunResult) -> String {
         "stake end",
         "rewards",
         "slashed",
+        "disputes won/lost",
     ];
-    let rows: Vec<[String; 7]> = result
+    let rows: Vec<[String; 8]> = result
         .nodes
         .iter()
         .map(|n| {
@@ -230,6 +237,7 @@ pub fn summary_table(result: &RunResult) -> String {
                 n.stake_final.to_string(),
                 n.rewards_total.to_string(),
                 n.slashed_total.to_string(),
+                format!("{}/{}", n.disputes_won, n.disputes_lost),
             ]
         })
         .collect();
@@ -282,6 +290,26 @@ pub fn summary_table(result: &RunResult) -> String {
         let _ = writeln!(table, "centralized baseline {}", percent(reference));
     }
     let _ = writeln!(table, "final loss           {}", number(result.final_loss));
+    let verification = &result.verification;
+    let _ = writeln!(
+        table,
+        "audits               {} trainer-rounds at {:.2}% ({} forced by duplicates or replays), \
+         {} passed reports",
+        verification.audited,
+        f64::from(verification.audit_ppm) / 1e4,
+        verification.forced_audits,
+        verification.audits_passed
+    );
+    let _ = writeln!(
+        table,
+        "disputes             {} ({} won by the trainer, {} by the challenger, {} moot), \
+         {} referee steps",
+        verification.disputes,
+        verification.trainer_won,
+        verification.challenger_won,
+        verification.moot,
+        verification.referee_steps
+    );
     let _ = writeln!(table, "final model (blake3) {}", result.final_model_hash);
     let _ = writeln!(table, "final state root     {}", result.final_state_root);
     let _ = writeln!(

@@ -33,6 +33,37 @@ pub struct RunResult {
     /// Test accuracy of centralized training with the same data and budget, if it was run.
     #[serde(with = "finite_option")]
     pub centralized_accuracy: Option<f64>,
+    /// Audits and disputes over the whole run.
+    pub verification: VerificationRecord,
+}
+
+/// Audits and disputes over a run, read from the final ledger state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    /// The task's audit rate, in parts per million.
+    pub audit_ppm: u32,
+    /// Trainer-rounds drawn for audit (any reason).
+    pub audited: u64,
+    /// Of those, audited because the update was a duplicate or a replay.
+    pub forced_audits: u64,
+    /// Auditor reports of a matching re-run.
+    pub audits_passed: u64,
+    /// Disputes opened.
+    pub disputes: u64,
+    /// Disputes the trainer won (the challenger lost its bond).
+    pub trainer_won: u64,
+    /// Disputes the challenger won (the trainer was slashed and expelled).
+    pub challenger_won: u64,
+    /// Disputes that ended with another dispute over the same update.
+    pub moot: u64,
+    /// Disputes decided by the referee's re-execution (the rest by a silent side).
+    pub refereed: u64,
+    /// Training steps the referee re-executed, over all disputes.
+    pub referee_steps: u64,
+    /// Blocks from opening to resolution, per resolved dispute (in dispute order).
+    pub dispute_blocks: Vec<u64>,
+    /// Bytes of the witnesses posted (all chunks of refereed disputes).
+    pub witness_bytes: u64,
 }
 
 /// One round of the run.
@@ -56,9 +87,13 @@ pub struct RoundRecord {
     /// Tokens paid out for this round.
     #[serde(with = "amount")]
     pub rewards_paid: u128,
-    /// Tokens slashed in this round.
+    /// Tokens slashed in this round (missed reveals and lost disputes).
     #[serde(with = "amount")]
     pub slashed: u128,
+    /// Trainers audited in this round.
+    pub audited: u32,
+    /// Disputes opened over this round's updates.
+    pub disputes: u32,
 }
 
 /// A node's part in the run.
@@ -105,9 +140,18 @@ pub struct NodeRecord {
     /// Rewards received over the run.
     #[serde(with = "amount")]
     pub rewards_total: u128,
-    /// Tokens slashed over the run.
+    /// Tokens slashed over the run (missed reveals, lost disputes, a wrong challenger's bond).
     #[serde(with = "amount")]
     pub slashed_total: u128,
+    /// Rewards awarded and then forfeited because the trainer lost a dispute over the round.
+    #[serde(with = "amount")]
+    pub forfeited_total: u128,
+    /// Rounds this trainer was audited in (0 for validators).
+    pub audited: u32,
+    /// Disputes this node won (as trainer or challenger).
+    pub disputes_won: u32,
+    /// Disputes this node lost (as trainer or challenger).
+    pub disputes_lost: u32,
     /// Rewards received in each round, in round order (same length as [`RunResult::rounds`]).
     #[serde(with = "amounts")]
     pub rewards_per_round: Vec<u128>,
@@ -117,6 +161,13 @@ impl NodeRecord {
     /// Whether the node followed the protocol (its behaviour is `honest`).
     pub fn is_honest(&self) -> bool {
         self.behaviour == "honest"
+    }
+
+    /// Tokens gained over the run: rewards minus slashes (negative when it lost more).
+    pub fn net_tokens(&self) -> i128 {
+        let rewards = i128::try_from(self.rewards_total).unwrap_or(i128::MAX);
+        let slashed = i128::try_from(self.slashed_total).unwrap_or(i128::MAX);
+        rewards.saturating_sub(slashed)
     }
 
     /// Rewards accumulated up to and including each round.

@@ -20,20 +20,21 @@ use cairn_ml::train::{local_train, LocalTrainConfig};
 use cairn_node::blobs::BlobView;
 use cairn_node::cluster::{Cluster, ClusterConfig, ClusterError, ClusterNode};
 use cairn_node::consensus::Timeouts;
-use cairn_node::evaluate::evaluate_model;
 use cairn_node::keys::NodeKey;
 use cairn_node::node::Role;
-use cairn_node::protocol::{
-    self, Agent, Coalition, DatasetRegistry, TaskPlan, TrainerBehaviour as Behaviour,
-    ValidatorBehaviour as VBehaviour,
-};
+use cairn_node::protocol::{self, Agent, DatasetRegistry, TaskPlan};
+use cairn_round::evaluate::evaluate_model;
+use cairn_round::spec::Verification;
 use commonware_p2p::simulated::Link;
 use commonware_runtime::{deterministic, Clock as _, Quota, Runner as _};
 use commonware_utils::NZU32;
 
+use crate::adversary::coalition::{Coalition, SybilPool};
+use crate::adversary::{self, Accomplices};
 use crate::progress::Progress;
-use crate::result::{NodeRecord, NodeRole, RoundRecord, RunResult};
-use crate::scenario::{FreeRide, Scenario, ScenarioError, TrainerBehaviour, ValidatorBehaviour};
+use crate::result::{NodeRecord, NodeRole, RoundRecord, RunResult, VerificationRecord};
+use crate::scenario::{Scenario, ScenarioError, TrainerBehaviour, ValidatorBehaviour};
+use crate::tally::{tally, Member as Tallied, Tally};
 
 /// The task id every scenario runs (the first task on a fresh chain).
 const TASK: u64 = 0;
@@ -64,6 +65,17 @@ pub enum SimError {
     /// The thread pool could not be built.
     #[error("thread pool: {0}")]
     Threads(String),
+    /// Two nodes committed different ledger states at the same height (a bug in the
+    /// deterministic state machine or the referee).
+    #[error("nodes {first} and {second} disagree on the state root at height {height}")]
+    Diverged {
+        /// The height compared.
+        height: u64,
+        /// One node.
+        first: String,
+        /// A node that disagrees with it.
+        second: String,
+    },
     /// The task did not finish in the simulated time allowed.
     #[error("the task did not finish within {0} s of simulated time (rounds finished: {1})")]
     Stalled(u64, usize),
@@ -90,6 +102,14 @@ pub struct RunTiming {
     pub other_ms: u64,
     /// Blocks finalized (on the observing validator).
     pub blocks: u64,
+    /// Validators' agents: audits and dispute answers (part of `validation_ms`).
+    pub audit_ms: u64,
+    /// Training steps trainers ran (local steps x trainers x finalized rounds).
+    pub training_steps: u64,
+    /// Training steps auditors re-executed.
+    pub audit_steps: u64,
+    /// Training steps validators replayed to answer dispute claims.
+    pub dispute_steps: u64,
     /// Peak resident memory of the process, when the OS reports it (Linux `VmHWM`).
     pub peak_rss_bytes: Option<u64>,
 }
@@ -154,13 +174,17 @@ fn run_in_pool(
     let validators = scenario.validator_nodes();
     let trainers = scenario.trainer_nodes()?;
     let mut members = Vec::new();
+    // Validators start with their task bond and the challenge bonds they keep free
+    // (`cairn_node::protocol::agent::CHALLENGE_RESERVE`) bonded, so stake moves only by slashes.
+    let reserve = u128::from(scenario.verification.challenge_bond)
+        * cairn_node::protocol::agent::CHALLENGE_RESERVE;
     for v in &validators {
         members.push(Member {
             name: v.name.clone(),
             key: NodeKey::derive(scenario.seed, members.len() as u64),
             role: NodeRole::Validator,
             behaviour: v.behaviour.label().to_owned(),
-            stake: u128::from(v.stake),
+            stake: u128::from(v.stake) + reserve,
         });
     }
     for t in &trainers {
@@ -178,6 +202,7 @@ fn run_in_pool(
         params: Params::default(),
         balances: BTreeMap::new(),
         validators: BTreeMap::new(),
+        datasets: std::collections::BTreeSet::from([sealed.dataset]),
     };
     for (i, member) in members.iter().enumerate() {
         let mut balance = SPENDING;
@@ -195,28 +220,64 @@ fn run_in_pool(
         }
     }
 
-    // Coalitions: one shared pool per coalition id, naming its members' addresses.
+    // Coalitions: one shared pool per coalition id, naming its members' addresses; a noise
+    // Sybil's identities share one run, trained by the first of them.
+    let address_of =
+        |t: &crate::scenario::TrainerNode| members[validators.len() + t.index].key.address();
     let mut coalition_members: BTreeMap<usize, Vec<Address>> = BTreeMap::new();
     for t in &trainers {
         if let Some(id) = t.coalition_id {
-            let key = &members[validators.len() + t.index].key;
-            coalition_members.entry(id).or_default().push(key.address());
+            coalition_members.entry(id).or_default().push(address_of(t));
         }
     }
     let coalitions: BTreeMap<usize, Arc<Mutex<Coalition>>> = coalition_members
-        .into_iter()
-        .map(|(id, addresses)| (id, Arc::new(Mutex::new(Coalition::new(addresses)))))
+        .iter()
+        .map(|(id, addresses)| (*id, Arc::new(Mutex::new(Coalition::new(addresses.clone())))))
         .collect();
+    let sybil_pools: BTreeMap<usize, Arc<Mutex<SybilPool>>> = coalition_members
+        .keys()
+        .map(|id| (*id, Arc::default()))
+        .collect();
+    let first_honest = trainers
+        .iter()
+        .find(|t| t.behaviour.is_honest())
+        .map(address_of);
+    let accomplices = |t: &crate::scenario::TrainerNode| -> Accomplices {
+        let coalition = t.coalition_id.and_then(|id| coalitions.get(&id).cloned());
+        let sybil = match (&t.behaviour, t.coalition_id) {
+            (TrainerBehaviour::NoiseSybil { .. }, Some(id)) => {
+                let primary = coalition_members
+                    .get(&id)
+                    .and_then(|m| m.first())
+                    .is_some_and(|first| *first == address_of(t));
+                sybil_pools.get(&id).map(|pool| (pool.clone(), primary))
+            }
+            _ => None,
+        };
+        let victim = match &t.behaviour {
+            TrainerBehaviour::Copier { victim: Some(name) } => trainers
+                .iter()
+                .find(|other| other.name == *name)
+                .map(address_of),
+            TrainerBehaviour::Copier { victim: None } => first_honest,
+            _ => None,
+        };
+        Accomplices {
+            coalition,
+            sybil,
+            victim,
+        }
+    };
 
     let mut nodes = Vec::new();
     for v in &validators {
         let member = &members[v.index];
         let ledger_key = member.key.ledger_key();
-        let behaviour = validator_behaviour(v.behaviour);
+        let behaviour = v.behaviour;
         let registry = registry.clone();
         let spec = spec.clone();
         let (trainer_count, validator_count) = (trainers.len(), validators.len());
-        let stake = member.stake;
+        let stake = u128::from(v.stake);
         let creator = v.index == 0;
         nodes.push(ClusterNode {
             name: member.name.clone(),
@@ -240,7 +301,7 @@ fn run_in_pool(
                     &ledger_key,
                     TASK,
                     stake,
-                    behaviour,
+                    adversary::validator_conduct(behaviour),
                     registry.clone(),
                 ));
                 agents
@@ -250,10 +311,8 @@ fn run_in_pool(
     for t in &trainers {
         let member = &members[validators.len() + t.index];
         let ledger_key = member.key.ledger_key();
-        let behaviour = trainer_behaviour(
-            &t.behaviour,
-            t.coalition_id.and_then(|id| coalitions.get(&id).cloned()),
-        );
+        let behaviour = t.behaviour.clone();
+        let accomplices = accomplices(t);
         let registry = registry.clone();
         let stake = member.stake;
         nodes.push(ClusterNode {
@@ -265,7 +324,7 @@ fn run_in_pool(
                     &ledger_key,
                     TASK,
                     stake,
-                    behaviour.clone(),
+                    adversary::trainer_conduct(&behaviour, &accomplices),
                     registry.clone(),
                 )]
             }),
@@ -292,6 +351,7 @@ fn run_in_pool(
         // The simulated network sizes receive buffers by peers x burst: keep the burst modest
         // (100 000/s made each validator reserve ~48 MB per node; see docs/benchmarks/node.md).
         quota: Quota::per_second(NZU32!(1_000)),
+        datasets: registry.clone(),
     };
     let centralized_accuracy = centralized_baseline(scenario, &plan, &sealed, trainers.len());
 
@@ -332,6 +392,7 @@ fn run_in_pool(
             rounds,
             nodes: state.nodes,
             centralized_accuracy,
+            verification: state.verification,
         },
         timing,
     ))
@@ -343,6 +404,7 @@ struct FinalState {
     model_hash: String,
     root: String,
     nodes: Vec<NodeRecord>,
+    verification: VerificationRecord,
 }
 
 type DriveOutcome = (Vec<RoundRecord>, FinalState, u64, f64, f64);
@@ -438,8 +500,11 @@ async fn drive(
                     None => break,
                 }
             }
+            // Rewards vest and bonds unlock after the last audit window: wait for settlement.
             (
-                task.is_some_and(|t| t.status == TaskStatus::Finished),
+                task.is_some_and(|t| {
+                    matches!(t.status, TaskStatus::Settled | TaskStatus::Cancelled)
+                }),
                 closed,
             )
         };
@@ -486,6 +551,8 @@ async fn drive(
                 finalization_latency_ms: finalized.then_some(latency),
                 rewards_paid,
                 slashed,
+                audited: 0,
+                disputes: 0,
             };
             progress.round_finished(&record, scenario.rounds);
             records.push(record);
@@ -499,6 +566,7 @@ async fn drive(
         context.sleep(TICK).await;
     }
     let simulated_ms = elapsed(&context).as_millis() as u64;
+    agree(&cluster, members)?;
     let mut timing = RunTiming {
         blocks: cluster.height(observer),
         ..RunTiming::default()
@@ -512,6 +580,25 @@ async fn drive(
             }
         }
     }
+    for (i, member) in members.iter().enumerate() {
+        let Some(node) = cluster.state(i) else {
+            continue;
+        };
+        let observer = node
+            .observer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for agent in observer.agents() {
+            let stats = agent.audit_stats();
+            timing.audit_ms += stats.time.as_millis() as u64;
+            timing.audit_steps += stats.steps;
+            timing.dispute_steps += stats.dispute_steps;
+        }
+        if member.role == NodeRole::Trainer {
+            timing.training_steps += u64::from(scenario.local_steps)
+                * records.iter().filter(|r| r.finalized).count() as u64;
+        }
+    }
     let store = cluster.store(observer);
     let store = store
         .lock()
@@ -520,55 +607,20 @@ async fn drive(
     let task = query::task(state, TASK).ok().flatten();
     let model_hash = task.map(|t| to_hex(&t.model_hash)).unwrap_or_default();
     let root = to_hex(&store.root());
-    let mut nodes = Vec::new();
-    let outcomes: Vec<Outcome> = (0..scenario.rounds)
-        .filter_map(|r| {
-            query::round(state, TASK, r)
-                .ok()
-                .flatten()
-                .and_then(|round| round.outcome)
+    let tallied: Vec<Tallied<'_>> = members
+        .iter()
+        .map(|m| Tallied {
+            name: &m.name,
+            address: m.key.address(),
+            role: m.role,
+            behaviour: &m.behaviour,
+            stake: m.stake,
         })
         .collect();
-    for member in members {
-        let address = member.key.address();
-        let stake = query::stake(state, &address).map(|s| s.bonded).unwrap_or(0);
-        let balance = query::balance(state, &address).unwrap_or(0);
-        let rewards_total = query::rewards(state, &address).unwrap_or(0);
-        let mut slashed_total = 0u128;
-        let mut rewards_per_round = Vec::new();
-        for outcome in &outcomes {
-            match outcome {
-                Outcome::Finalized {
-                    trainer_rewards,
-                    validator_rewards,
-                    slashed,
-                    ..
-                } => {
-                    rewards_per_round.push(
-                        trainer_rewards.get(&address).copied().unwrap_or(0)
-                            + validator_rewards.get(&address).copied().unwrap_or(0),
-                    );
-                    slashed_total += slashed.get(&address).copied().unwrap_or(0);
-                }
-                Outcome::TimedOut { slashed } => {
-                    rewards_per_round.push(0);
-                    slashed_total += slashed.get(&address).copied().unwrap_or(0);
-                }
-            }
-        }
-        nodes.push(NodeRecord {
-            name: member.name.clone(),
-            role: member.role,
-            behaviour: member.behaviour.clone(),
-            address: to_hex(&address.0),
-            stake_initial: member.stake,
-            stake_final: stake,
-            balance_final: balance,
-            rewards_total,
-            slashed_total,
-            rewards_per_round,
-        });
-    }
+    let Tally {
+        nodes,
+        verification,
+    } = tally(state, (TASK, plan), &tallied, &mut records);
     Ok((
         records,
         FinalState {
@@ -576,11 +628,55 @@ async fn drive(
             model_hash,
             root,
             nodes,
+            verification,
         },
         simulated_ms,
         last_eval.0,
         last_eval.1,
     ))
+}
+
+/// Checks that every node committed the same ledger state: the state root at the highest height
+/// all of them reached (a crashed node's store is a prefix of the chain).
+fn agree(cluster: &Cluster, members: &[Member]) -> Result<(), SimError> {
+    let mut roots = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let store = cluster.store(i);
+        let store = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        roots.push((member.name.clone(), store.height().unwrap_or(0)));
+    }
+    let Some(height) = roots.iter().map(|(_, h)| *h).min() else {
+        return Ok(());
+    };
+    let mut first: Option<(String, [u8; 32])> = None;
+    for (i, (name, _)) in roots.iter().enumerate() {
+        let store = cluster.store(i);
+        let store = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let root = cairn_node::consensus::committed_header(&*store, height)
+            .map(|header| header.state_root)
+            .map_err(|error| SimError::Task(error.to_string()))?;
+        match &first {
+            None => first = Some((name.clone(), root)),
+            Some((first_name, first_root)) if *first_root != root => {
+                return Err(SimError::Diverged {
+                    height,
+                    first: first_name.clone(),
+                    second: name.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    tracing::debug!(
+        height,
+        nodes = roots.len(),
+        "every node agrees on the state root"
+    );
+    Ok(())
 }
 
 /// The ledger task the scenario describes (its `initial_model` is filled in by the creator).
@@ -609,39 +705,14 @@ fn task_spec(scenario: &Scenario, registry: &DatasetRegistry) -> Result<TaskSpec
         attest_window: scenario.windows.attest,
         min_stake: 1,
         reward_per_round: u128::from(scenario.reward_per_round),
-    })
-}
-
-fn validator_behaviour(behaviour: ValidatorBehaviour) -> VBehaviour {
-    match behaviour {
-        ValidatorBehaviour::Honest => VBehaviour::Honest,
-        ValidatorBehaviour::WrongModelHash => VBehaviour::WrongModelHash,
-        ValidatorBehaviour::CopyScores => VBehaviour::CopyScores,
-        ValidatorBehaviour::Silent => VBehaviour::Silent,
-    }
-}
-
-fn trainer_behaviour(
-    behaviour: &TrainerBehaviour,
-    coalition: Option<Arc<Mutex<Coalition>>>,
-) -> Behaviour {
-    let coalition = || coalition.clone().unwrap_or_default();
-    match behaviour {
-        TrainerBehaviour::Honest => Behaviour::Honest,
-        TrainerBehaviour::Attack(attack) | TrainerBehaviour::Sybil(attack) => Behaviour::Attack {
-            attack: attack.clone(),
-            coalition: coalition(),
+        verification: Verification {
+            trace_every: scenario.verification.trace_every,
+            audit_ppm: scenario.audit_ppm(Params::default().validator_reward_ppm),
+            audit_window: scenario.verification.audit_window,
+            move_window: scenario.verification.move_window,
+            challenge_bond: u128::from(scenario.verification.challenge_bond),
         },
-        TrainerBehaviour::LabelFlip => Behaviour::LabelFlip,
-        TrainerBehaviour::FreeRider(FreeRide::Zero) => {
-            Behaviour::FreeRider(protocol::FreeRide::Zero)
-        }
-        TrainerBehaviour::FreeRider(FreeRide::Stale) => {
-            Behaviour::FreeRider(protocol::FreeRide::Stale)
-        }
-        TrainerBehaviour::NonRevealer => Behaviour::NonRevealer,
-        TrainerBehaviour::MalformedBlob => Behaviour::MalformedBlob,
-    }
+    })
 }
 
 /// Generous simulated time for the whole task: every round's blocks at a slow block time, plus

@@ -1,6 +1,7 @@
 //! The report folder: every file written, deterministic, and readable back.
 
 use cairn_sim::report::{nodes_csv, results_json, rounds_csv, NODES_CSV_HEADER, ROUNDS_CSV_HEADER};
+use cairn_sim::result::VerificationRecord;
 use cairn_sim::{
     summary_table, write_report, NodeRecord, NodeRole, RoundRecord, RunResult, Scenario,
 };
@@ -18,6 +19,8 @@ pub fn sample_result() -> RunResult {
             finalization_latency_ms: (round != 2).then_some(1200 + u64::from(round)),
             rewards_paid: if round == 2 { 0 } else { 10_000 },
             slashed: if round == 3 { 500 } else { 0 },
+            audited: u32::from(round == 3),
+            disputes: u32::from(round == 3),
         })
         .collect();
     let mut nodes = Vec::new();
@@ -52,6 +55,17 @@ pub fn sample_result() -> RunResult {
         rounds,
         nodes,
         centralized_accuracy: Some(0.85),
+        verification: VerificationRecord {
+            audit_ppm: 38_462,
+            audited: 1,
+            disputes: 1,
+            challenger_won: 1,
+            refereed: 1,
+            referee_steps: 1,
+            dispute_blocks: vec![11],
+            witness_bytes: 610_000,
+            ..VerificationRecord::default()
+        },
     }
 }
 
@@ -72,6 +86,10 @@ fn node(
         balance_final: rewards.iter().sum(),
         rewards_total: rewards.iter().sum(),
         slashed_total: slashed,
+        forfeited_total: 0,
+        audited: u32::from(slashed > 0),
+        disputes_won: 0,
+        disputes_lost: u32::from(slashed > 0),
         rewards_per_round: rewards.to_vec(),
     }
 }
@@ -226,9 +244,12 @@ fn rounds_csv_has_the_documented_columns_and_one_row_per_round() {
     assert_eq!(lines.len(), 4);
     let columns = ROUNDS_CSV_HEADER.split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == columns));
-    assert_eq!(lines[1], format!("1,true,0.6,1,1201,10000,0,{:064x}", 1));
+    assert_eq!(
+        lines[1],
+        format!("1,true,0.6,1,1201,10000,0,0,0,{:064x}", 1)
+    );
     assert!(
-        lines[2].starts_with("2,false,0.7,0.5,,0,0,"),
+        lines[2].starts_with("2,false,0.7,0.5,,0,0,0,0,"),
         "{}",
         lines[2]
     );
@@ -245,7 +266,11 @@ fn nodes_csv_lists_every_node_with_its_economics() {
         "{}",
         lines[14]
     );
-    assert!(lines[14].ends_with(",1000,500,0,0,500"), "{}", lines[14]);
+    assert!(
+        lines[14].ends_with(",1000,500,0,0,500,0,1,0,1"),
+        "{}",
+        lines[14]
+    );
 }
 
 #[test]

@@ -31,12 +31,16 @@ WHAT IT DOES
   round protocol, ledger), driven by commonware's deterministic runtime with a simulated network.
   Trainers train on their shard and commit, then reveal updates; validators aggregate them with
   the robust rule, score them, and attest; rounds finalize when 2/3 of validator stake agrees.
-  The same scenario and seed give the same run, bit for bit, on any machine.
+  A seed drawn after the reveals picks trainers to audit: two validators re-run each audited
+  trainer's round exactly and challenge a trace that differs; the dispute is bisected on the
+  ledger down to one step, which the ledger re-executes, and the liar is slashed. Rewards vest
+  only after a round's audit window. The same scenario and seed give the same run, bit for bit.
 
 THE DEFAULT SCENARIO
   mnist_5k (shipped in data/), model mlp:784-64-10, iid partition, 20 rounds of 20 local SGD steps
   (batch 32, sgd:lr=0.1,momentum=0.9), rule nnm:2>trimmed_mean:2, 10 trainers of which 2 run
-  ALIE, 4 honest validators, 1000 tokens staked per node, 10000 tokens of reward per round,
+  ALIE, 4 honest validators, 40000 tokens staked per trainer and 1000 per validator, 10000
+  tokens of reward per round, a trace checkpoint every 5 steps, the deterrent audit rate (3.85%),
   50 ms latency with 10 ms jitter, no loss, seed 7.
 
 SCENARIO FILES (--scenario FILE)
@@ -50,24 +54,36 @@ SCENARIO FILES (--scenario FILE)
                                      write f out: the task does not know n when it is created)
     reward_per_round = 10000
     [windows] commit = 5, reveal = 5, attest = 5   (blocks per phase of a round)
+    [verification]
+    audit_rate = 0.05            # fraction of updates audited a round; leave out for the
+                                 #   deterrent rate (docs/verification.md)
+    trace_every = 5              # a trace checkpoint every 5 local steps
+    audit_window = 6             # blocks after a round closes during which it can be challenged
+    move_window = 3              # blocks per dispute move (silence loses)
+    challenge_bond = 500         # tokens a challenger locks (lost to the trainer if wrong)
 
   Trainer groups, expanded in order into nodes t0, t1, ...:
     [[trainers]]
     count = 8
     behaviour = \"honest\"        # honest | attack | label_flip | free_rider | non_revealer
-    stake = 1000                 #   | malformed_blob | sybil
+    stake = 40000                #   | malformed_blob | sybil | lazy | forged_trace | copier
+                                 #   | noise_sybil | perturbed_stale | scaled
     [[trainers]]
     count = 2
     behaviour = \"attack\"
     attack = \"alie\"              # any cairn attack --kind: alie, ipm:0.5, min_max:std, ...
   free_rider takes free_ride = \"zero\" | \"stale\"; sybil takes identities = N and attack, and
-  splits its stake among its N colluding identities.
+  splits its stake among its N colluding identities. Cheats the audits catch: lazy (lazy =
+  \"steps\" | \"shard\", fraction = 0.5 of the work done), forged_trace (one step scaled up and
+  a made-up trace), copier (victim = \"t0\": recomputes that trainer's update), noise_sybil
+  (identities = N, noise = 0.001: one run sold under N identities), perturbed_stale (the last
+  global step plus noise), scaled (factor = 2: its honest update times factor).
 
   Validator groups, expanded in order into nodes v0, v1, ...:
     [[validators]]
     count = 4
     behaviour = \"honest\"        # honest | wrong_model_hash | copy_scores | silent
-    stake = 1000
+    stake = 1000                 #   | lazy_auditor | false_challenger
   Byzantine validators must be fewer than a third, by count and by stake.
 
   Network (times in simulated milliseconds from the start):
@@ -94,7 +110,8 @@ THE REPORT (--out DIR, default cairn-sim-out)
                   figures (token amounts as decimal strings); byte-identical run to run
   scenario.toml   the scenario that ran, every default filled in (rerun it with --scenario)
   rounds.csv      round, finalized, accuracy, loss, latency_ms, rewards_paid, slashed, model_hash
-  nodes.csv       name, role, behaviour, address, stakes, balance, rewards, slashes
+  nodes.csv       name, role, behaviour, address, stakes, balance, rewards, slashes, audits,
+                  disputes won and lost
   accuracy.png/.svg   test accuracy per round (crosses: rounds that did not finalize)
   rewards.png/.svg    cumulative reward per node; honest and attacking nodes in different colours
   stake.png/.svg      final stake per node over an outline of its initial stake (slashing shows)
@@ -134,7 +151,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub rounds: Option<u32>,
 
-    /// SGD steps each trainer runs per round [default: 10].
+    /// SGD steps each trainer runs per round [default: 20].
     #[arg(long)]
     pub local_steps: Option<u32>,
 
@@ -166,6 +183,11 @@ pub struct SimulateArgs {
     /// Worker threads; any value gives the same result, only faster [default: 1].
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// Fraction of revealed updates audited each round, in [0, 1] [default: the deterrent rate,
+    /// the smallest at which cheating loses money; see docs/verification.md].
+    #[arg(long, value_name = "RATE")]
+    pub audit_rate: Option<f64>,
 
     /// Folder for the report (created; existing report files in it are replaced).
     #[arg(long, value_name = "DIR", default_value = "cairn-sim-out")]
@@ -203,6 +225,7 @@ impl SimulateArgs {
             model: self.model.clone(),
             latency_ms: self.latency_ms,
             threads: self.threads,
+            audit_rate: self.audit_rate,
         };
         overrides
             .apply(&mut scenario)

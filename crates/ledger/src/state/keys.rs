@@ -7,6 +7,8 @@
 //! | `meta/params`                         | [`crate::genesis::Params`]    |
 //! | `meta/supply`                         | total supply (u128)           |
 //! | `meta/next-task`                      | next task id (u64)            |
+//! | `meta/next-dispute`                   | next dispute id (u64)         |
+//! | `meta/datasets`                       | dataset hashes the chain serves |
 //! | `acct/` address                       | [`crate::account::Account`]   |
 //! | `stake/` address                      | [`crate::staking::Stake`]     |
 //! | `reward/` address                     | total rewards earned (u128)   |
@@ -16,6 +18,9 @@
 //! | `dataset/` content hash               | [`crate::dataset::Listing`]   |
 //! | `access/` content hash, buyer         | [`crate::dataset::Access`]    |
 //! | `queue/` height                       | events due at that height     |
+//! | `dispute/` id                         | [`crate::dispute::Dispute`]   |
+//! | `witness/` dispute id, chunk number   | a chunk of a dispute witness  |
+//! | `unbond/` address, due height         | stake unbonding until then (u128) |
 
 use crate::address::Address;
 use crate::encoding::Hash;
@@ -28,6 +33,10 @@ pub const PARAMS: &[u8] = b"meta/params";
 pub const SUPPLY: &[u8] = b"meta/supply";
 /// Next task id.
 pub const NEXT_TASK: &[u8] = b"meta/next-task";
+/// Next dispute id.
+pub const NEXT_DISPUTE: &[u8] = b"meta/next-dispute";
+/// The dataset hashes tasks on this chain may name (fixed at genesis).
+pub const DATASETS: &[u8] = b"meta/datasets";
 
 /// Prefix of account records.
 pub const ACCOUNT_PREFIX: &[u8] = b"acct/";
@@ -47,6 +56,12 @@ pub const DATASET_PREFIX: &[u8] = b"dataset/";
 pub const ACCESS_PREFIX: &[u8] = b"access/";
 /// Prefix of scheduled events.
 pub const QUEUE_PREFIX: &[u8] = b"queue/";
+/// Prefix of disputes.
+pub const DISPUTE_PREFIX: &[u8] = b"dispute/";
+/// Prefix of witness chunks.
+pub const WITNESS_PREFIX: &[u8] = b"witness/";
+/// Prefix of unbonding entries.
+pub const UNBOND_PREFIX: &[u8] = b"unbond/";
 
 fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>());
@@ -100,6 +115,24 @@ pub fn access(content_hash: &Hash, buyer: &Address) -> Vec<u8> {
 /// Key of the events due at a height.
 pub fn queue(height: u64) -> Vec<u8> {
     join(QUEUE_PREFIX, &[&height.to_be_bytes()])
+}
+
+/// Key of a dispute.
+pub fn dispute(id: u64) -> Vec<u8> {
+    join(DISPUTE_PREFIX, &[&id.to_be_bytes()])
+}
+
+/// Key of chunk `chunk` of a dispute's witness.
+pub fn witness_chunk(dispute: u64, chunk: u32) -> Vec<u8> {
+    join(
+        WITNESS_PREFIX,
+        &[&dispute.to_be_bytes(), &chunk.to_be_bytes()],
+    )
+}
+
+/// Key of an account's stake unbonding until `due`.
+pub fn unbonding(address: &Address, due: u64) -> Vec<u8> {
+    join(UNBOND_PREFIX, &[address.as_bytes(), &due.to_be_bytes()])
 }
 
 /// The address at the end of an `acct/`, `stake/` or `reward/` key.

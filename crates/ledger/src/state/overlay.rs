@@ -47,10 +47,15 @@ impl<'a> Overlay<'a> {
 
     /// Reads and decodes a record; `None` when absent.
     pub fn read<T: Read<Cfg = ()>>(&self, key: &[u8]) -> Result<Option<T>, StateError> {
+        self.read_cfg(key, &())
+    }
+
+    /// Reads and decodes a record whose decoder takes a configuration (bounds).
+    pub fn read_cfg<T: Read>(&self, key: &[u8], cfg: &T::Cfg) -> Result<Option<T>, StateError> {
         match self.get(key)? {
             None => Ok(None),
             Some(bytes) => {
-                T::decode_cfg(bytes, &())
+                T::decode_cfg(bytes, cfg)
                     .map(Some)
                     .map_err(|error| StateError::Corrupt {
                         key: to_hex(key),

@@ -1,14 +1,20 @@
 //! Shared fixtures for the ledger's scenario tests: keys, a genesis, a chain, signed transactions.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
 use cairn_ledger::block::transactions_root;
+use cairn_ledger::encoding::{domain_hash, Hash};
 use cairn_ledger::store::{MemoryStore, StateStore};
+use cairn_ledger::transaction::LastCheckpoint;
 use cairn_ledger::{
-    Address, Block, BlockError, Chain, ChainError, Genesis, Header, Params, Payload,
-    SignedTransaction, TaskSpec, TxError,
+    Address, Block, BlockError, Chain, ChainError, DatasetRegistry, Genesis, Header, Params,
+    Payload, SignedTransaction, TaskSpec, TxError, Verification,
 };
+use cairn_ml::data::Dataset;
+use cairn_round::plan::seal_initial_model;
+use cairn_round::trace::{self, Checkpoint};
 use ed25519_dalek::SigningKey;
 
 /// The chain id every fixture uses.
@@ -78,19 +84,47 @@ pub fn users(count: u8) -> Vec<User> {
     (1..=count).map(User::new).collect()
 }
 
-/// A genesis giving every user [`BALANCE`] and one outside validator some stake.
+/// The fixture chain's one dataset: 200 samples of 4 features in 2 classes (the class is whether
+/// feature 0 exceeds 0.5), registered once per test binary.
+pub fn datasets() -> Arc<DatasetRegistry> {
+    static REGISTRY: OnceLock<Arc<DatasetRegistry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let mut features = Vec::new();
+            let mut labels = Vec::new();
+            for i in 0..200u32 {
+                let x = (i % 20) as f32 / 19.0;
+                features.extend([x, 1.0 - x, (i % 7) as f32 / 7.0, 0.5]);
+                labels.push(u32::from(x > 0.5));
+            }
+            let data = Dataset::new(features, labels, 2, (1, 1, 4)).expect("dataset");
+            let mut registry = DatasetRegistry::new();
+            registry.insert("separable", &data).expect("register");
+            Arc::new(registry)
+        })
+        .clone()
+}
+
+/// The content hash of the fixture dataset.
+pub fn dataset() -> Hash {
+    datasets().hash_of("separable").expect("registered")
+}
+
+/// A genesis giving every user [`BALANCE`] and one outside validator some stake, serving the
+/// fixture dataset.
 pub fn genesis(users: &[User], params: Params) -> Genesis {
     Genesis {
         chain_id: CHAIN_ID,
         params,
         balances: users.iter().map(|u| (u.address, BALANCE)).collect(),
         validators: BTreeMap::from([(Address([0xee; 20]), 1_000)]),
+        datasets: BTreeSet::from([dataset()]),
     }
 }
 
 /// A fresh in-memory chain over `genesis`.
 pub fn chain(genesis: &Genesis) -> Chain<MemoryStore> {
-    Chain::create(MemoryStore::new(), genesis).expect("valid genesis")
+    Chain::create(MemoryStore::new(), genesis, datasets()).expect("valid genesis")
 }
 
 /// A block on top of the chain's tip carrying `transactions` exactly (nothing filtered), with a
@@ -143,21 +177,112 @@ pub fn advance_to(chain: &mut Chain<MemoryStore>, height: u64) {
     }
 }
 
-/// A small task spec with the given windows.
+/// Local steps of the fixture task.
+pub const STEPS: u32 = 20;
+/// Trace interval of the fixture task.
+pub const TRACE_EVERY: u32 = 5;
+/// Challenge bond of the fixture task.
+pub const CHALLENGE_BOND: u128 = 50;
+
+/// A small task spec on the fixture dataset with the given windows (audit window 2 blocks, 2
+/// blocks per dispute move, no random audits), its initial model sealed.
 pub fn spec(rounds: u32, windows: (u64, u64, u64), reward_per_round: u128) -> TaskSpec {
-    TaskSpec {
-        model: "mlp-784-32-10".into(),
-        initial_model: [7; 32],
-        dataset: [8; 32],
+    let mut spec = TaskSpec {
+        model: "logistic:4-2".into(),
+        initial_model: [0; 32],
+        dataset: dataset(),
         partition: "iid".into(),
         rounds,
-        local_steps: 20,
-        optimizer: "sgd:lr=0.05".into(),
-        robust_rule: "trimmed-mean:0.2".into(),
+        local_steps: STEPS,
+        optimizer: "sgd:lr=0.5,momentum=0.9,batch=16".into(),
+        robust_rule: "median".into(),
         commit_window: windows.0,
         reveal_window: windows.1,
         attest_window: windows.2,
         min_stake: 100,
         reward_per_round,
+        verification: Verification {
+            trace_every: TRACE_EVERY,
+            audit_ppm: 0,
+            audit_window: 2,
+            move_window: 2,
+            challenge_bond: CHALLENGE_BOND,
+        },
+    };
+    seal_initial_model(&mut spec, &datasets()).expect("the fixture spec parses");
+    spec
+}
+
+/// A synthetic trace whose last checkpoint names `update_hash`: what the ledger checks at a
+/// reveal (the leaves are not real training; disputes over them use real traces).
+pub struct SyntheticTrace {
+    /// The trace root to commit.
+    pub root: Hash,
+    /// The last checkpoint's parts a reveal opens.
+    pub last: LastCheckpoint,
+    /// Its Merkle proof.
+    pub proof: Vec<Hash>,
+}
+
+/// The synthetic trace of an update with this hash in the fixture task.
+pub fn synthetic_trace(update_hash: &Hash) -> SyntheticTrace {
+    let count = trace::leaf_count(STEPS, TRACE_EVERY);
+    let part = |tag: &[u8]| domain_hash(b"cairn/test-trace", &[tag, update_hash]);
+    let last = LastCheckpoint {
+        weights: part(b"weights"),
+        optimizer: part(b"optimizer"),
+        batch: part(b"batch"),
+    };
+    let mut leaves: Vec<Hash> = (0..count - 1)
+        .map(|i| part(&(i as u64).to_be_bytes()))
+        .collect();
+    leaves.push(
+        Checkpoint {
+            step: STEPS,
+            weights: last.weights,
+            optimizer: last.optimizer,
+            batch: last.batch,
+            update: *update_hash,
+        }
+        .hash(),
+    );
+    SyntheticTrace {
+        root: trace::root(&leaves),
+        last,
+        proof: trace::proof(&leaves, count - 1).expect("last leaf"),
+    }
+}
+
+/// A commit of `update_hash` with `salt` by `user` in round `round` of task `task`, with the
+/// synthetic trace.
+pub fn commit_update(
+    user: &User,
+    task: u64,
+    round: u32,
+    update_hash: &Hash,
+    salt: &Hash,
+) -> Payload {
+    Payload::CommitUpdate {
+        task,
+        round,
+        commitment: cairn_ledger::transaction::update_commitment(
+            &user.scope(task, round),
+            update_hash,
+            salt,
+        ),
+        trace_root: synthetic_trace(update_hash).root,
+    }
+}
+
+/// The reveal matching [`commit_update`].
+pub fn reveal_update(task: u64, round: u32, update_hash: &Hash, salt: &Hash) -> Payload {
+    let trace = synthetic_trace(update_hash);
+    Payload::RevealUpdate {
+        task,
+        round,
+        update_hash: *update_hash,
+        salt: *salt,
+        last: trace.last,
+        proof: trace.proof,
     }
 }

@@ -204,6 +204,38 @@ impl Optimizer {
         self.steps
     }
 
+    /// The moment buffers: (SGD momentum or Adam first moment, Adam second moment); a buffer
+    /// the optimizer does not use is empty. With [`Optimizer::steps`] this is the whole state a
+    /// step depends on, which a re-execution elsewhere must be given exactly.
+    pub fn moments(&self) -> (&[f32], &[f32]) {
+        (&self.first, &self.second)
+    }
+
+    /// An optimizer restored from its spec, step count and moment buffers (as
+    /// [`Optimizer::moments`] gives them), checked against `param_count` parameters: buffers of
+    /// the wrong length or holding a non-finite value are refused.
+    pub fn restore(
+        spec: &OptimizerSpec,
+        param_count: usize,
+        steps: u64,
+        first: Vec<f32>,
+        second: Vec<f32>,
+    ) -> Result<Optimizer, OptimizerError> {
+        let optimizer = Optimizer {
+            spec: spec.clone(),
+            steps,
+            first,
+            second,
+        };
+        optimizer.check(param_count)?;
+        Ok(optimizer)
+    }
+
+    /// Lengths of the (first, second) moment buffers `spec` keeps for `param_count` parameters.
+    pub fn moment_lengths(spec: &OptimizerSpec, param_count: usize) -> (usize, usize) {
+        Optimizer::state_lengths(spec, param_count)
+    }
+
     /// Checks that restored state is consistent with its spec and with `param_count` parameters.
     pub fn check(&self, param_count: usize) -> Result<(), OptimizerError> {
         self.spec.validate()?;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_ledger::store::StateStore;
+use cairn_ledger::DatasetRegistry;
 use commonware_consensus::marshal::core::Mailbox;
 use commonware_consensus::marshal::standard::Standard;
 use commonware_consensus::types::Height;
@@ -101,6 +102,8 @@ pub struct FollowerConfig {
     pub retry: Duration,
     /// Most out-of-order blocks kept while a gap is being filled.
     pub max_buffered: usize,
+    /// The chain's datasets (every one its genesis names; empty for a chain that serves none).
+    pub datasets: Arc<DatasetRegistry>,
 }
 
 impl FollowerConfig {
@@ -111,6 +114,7 @@ impl FollowerConfig {
             validators,
             retry: Duration::from_secs(1),
             max_buffered: 256,
+            datasets: Arc::default(),
         }
     }
 }
@@ -144,7 +148,7 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
         observer: Arc<Mutex<O>>,
     ) -> Result<Self, FeedError> {
         Ok(Self {
-            ledger: LedgerState::open(store)?,
+            ledger: LedgerState::open(store, config.datasets.clone())?,
             verifier: Scheme::verifier(&namespace(config.chain_id), config.validators.clone()),
             participants: config.validators.len(),
             observer,

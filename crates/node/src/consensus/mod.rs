@@ -23,7 +23,7 @@ pub use app::{LedgerApp, TxSource};
 pub use block::{CairnBlock, MAX_BLOCK_BYTES};
 pub use feed::{start_follower, FeedError, FeedOutcome, Follower, FollowerConfig};
 pub use finalizer::Finalizer;
-pub use speculative::{ConsensusError, LedgerState};
+pub use speculative::{committed_header, ConsensusError, LedgerState};
 pub use validator::{
     init_store, max_message_size, namespace, run_validator, start_validator, Timeouts,
     ValidatorChannels, ValidatorConfig,

@@ -16,6 +16,7 @@ use cairn_ledger::execute::{build_block, execute_block, BlockError};
 use cairn_ledger::state::StateError;
 use cairn_ledger::store::{ChangeSet, StateRead, StateStore, StoreError, Value};
 use cairn_ledger::transaction::SignedTransaction;
+use cairn_ledger::DatasetRegistry;
 use commonware_codec::{Decode, Encode, FixedSize};
 
 /// Why consensus could not read, extend or commit the ledger.
@@ -107,12 +108,14 @@ struct Speculative {
     pending: BTreeMap<Hash, Pending>,
 }
 
-/// The durable ledger store plus the pending (notarized, not final) blocks on top of it.
+/// The durable ledger store plus the pending (notarized, not final) blocks on top of it, and
+/// the chain's datasets (which task creation and the dispute referee read).
 ///
 /// Cloning shares both. Locks are always taken store first, then the pending map.
 pub struct LedgerState<S> {
     store: Arc<Mutex<S>>,
     speculative: Arc<Mutex<Speculative>>,
+    datasets: Arc<DatasetRegistry>,
 }
 
 impl<S> Clone for LedgerState<S> {
@@ -120,6 +123,7 @@ impl<S> Clone for LedgerState<S> {
         Self {
             store: self.store.clone(),
             speculative: self.speculative.clone(),
+            datasets: self.datasets.clone(),
         }
     }
 }
@@ -171,11 +175,17 @@ fn is_local_failure(error: &BlockError) -> bool {
 }
 
 impl<S: StateStore + Send + 'static> LedgerState<S> {
-    /// Opens over a store that holds at least the genesis block.
-    pub fn open(store: Arc<Mutex<S>>) -> Result<Self, ConsensusError> {
+    /// Opens over a store that holds at least the genesis block; `datasets` must hold every
+    /// dataset the chain serves.
+    pub fn open(
+        store: Arc<Mutex<S>>,
+        datasets: Arc<DatasetRegistry>,
+    ) -> Result<Self, ConsensusError> {
         let tip = {
             let guard = lock(&store)?;
             let height = guard.height().ok_or(ConsensusError::EmptyStore)?;
+            cairn_ledger::chain::check_datasets(&*guard, &datasets)
+                .map_err(|error| ConsensusError::Genesis(error.to_string()))?;
             committed_header(&*guard, height)?
         };
         let tip_hash = tip.hash();
@@ -186,6 +196,7 @@ impl<S: StateStore + Send + 'static> LedgerState<S> {
                 tip_hash,
                 pending: BTreeMap::new(),
             })),
+            datasets,
         })
     }
 
@@ -246,7 +257,7 @@ impl<S: StateStore + Send + 'static> LedgerState<S> {
             changes: &cumulative,
             store: &*store,
         };
-        let changes = match execute_block(&layered, &parent, block) {
+        let changes = match execute_block(&layered, &parent, block, &self.datasets) {
             Ok(changes) => changes,
             Err(error) if is_local_failure(&error) => return Err(error.into()),
             Err(error) => {
@@ -292,7 +303,7 @@ impl<S: StateStore + Send + 'static> LedgerState<S> {
             changes: &cumulative,
             store: &*store,
         };
-        let proposal = build_block(&layered, &parent, candidates)?;
+        let proposal = build_block(&layered, &parent, candidates, &self.datasets)?;
         let mut merged = cumulative;
         merged.extend(proposal.changes.iter().map(|(k, v)| (k.clone(), v.clone())));
         let state_root = store.root_with(&merged)?;
@@ -343,7 +354,7 @@ impl<S: StateStore + Send + 'static> LedgerState<S> {
             Some(pending) if pending.header.parent == speculative.tip_hash => {
                 pending.changes.clone()
             }
-            _ => execute_block(&*store, &speculative.tip, block)?,
+            _ => execute_block(&*store, &speculative.tip, block, &self.datasets)?,
         };
         store
             .commit_expecting(height, &changes, &block.encode(), &block.header.state_root)

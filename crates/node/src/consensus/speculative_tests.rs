@@ -41,10 +41,11 @@ fn ledger() -> (LedgerState<MemoryStore>, Block) {
         params: Params::default(),
         balances,
         validators,
+        datasets: Default::default(),
     };
-    let (store, block) = init_store(MemoryStore::new(), &genesis).unwrap();
+    let (store, block) = init_store(MemoryStore::new(), &genesis, Arc::default()).unwrap();
     (
-        LedgerState::open(Arc::new(Mutex::new(store))).unwrap(),
+        LedgerState::open(Arc::new(Mutex::new(store)), Arc::default()).unwrap(),
         block,
     )
 }

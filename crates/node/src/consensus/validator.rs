@@ -13,6 +13,7 @@ use cairn_ledger::block::Block;
 use cairn_ledger::chain::Chain;
 use cairn_ledger::genesis::Genesis;
 use cairn_ledger::store::StateStore;
+use cairn_ledger::DatasetRegistry;
 use commonware_broadcast::buffered;
 use commonware_consensus::marshal::core::Actor as MarshalActor;
 use commonware_consensus::marshal::resolver::p2p as marshal_resolver;
@@ -66,9 +67,10 @@ pub fn max_message_size(validators: u32) -> u32 {
 pub fn init_store<S: StateStore>(
     store: S,
     genesis: &Genesis,
+    datasets: Arc<DatasetRegistry>,
 ) -> Result<(S, Block), ConsensusError> {
     let store = if store.height().is_none() {
-        Chain::create(store, genesis)
+        Chain::create(store, genesis, datasets)
             .map_err(|error| ConsensusError::Genesis(error.to_string()))?
             .into_store()
     } else {
@@ -142,6 +144,8 @@ pub struct ValidatorConfig {
     pub view_retention: u64,
     /// How long a leader waits before building its block (must stay below `timeouts.leader`).
     pub block_interval: Duration,
+    /// The chain's datasets (every one its genesis names; empty for a chain that serves none).
+    pub datasets: Arc<DatasetRegistry>,
 }
 
 impl ValidatorConfig {
@@ -164,6 +168,7 @@ impl ValidatorConfig {
             max_candidates: 1000,
             view_retention: 64,
             block_interval: DEFAULT_BLOCK_INTERVAL,
+            datasets: Arc::default(),
         }
     }
 }
@@ -273,7 +278,7 @@ where
         config.key.clone(),
     )
     .ok_or(ConsensusError::NotAValidator)?;
-    let ledger = LedgerState::open(store)?;
+    let ledger = LedgerState::open(store, config.datasets.clone())?;
     let genesis = CairnBlock::new(config.genesis.clone());
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));

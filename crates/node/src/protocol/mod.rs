@@ -4,35 +4,28 @@
 //! The node calls [`Agent::on_block`] with the ledger state at exactly that height and a view of
 //! the blobs it holds; the agent answers with [`Intent`]s (transactions to sign, blobs to store,
 //! publish or fetch) that the node executes. Everything an agent computes is a pure function of
-//! the ledger state, the blobs and its own key, so a simulation replays it bit for bit.
+//! the ledger state, the blobs and its own key, so a simulation replays it bit for bit. The
+//! round's deterministic functions (plan, training, trace, aggregation, scoring, audits) live in
+//! `cairn-round`, shared with the ledger's referee.
 //!
 //! | module | concept |
 //! | --- | --- |
-//! | [`dataset`] | datasets known by content hash (`DatasetRegistry`) |
-//! | [`plan`] | a task's spec strings parsed into model, optimizer, partition and robust rule |
-//! | [`params`] | the blob format of a parameter vector (models and updates) |
-//! | [`syntax`] | the syntax of the spec strings |
-//! | [`trainer`] | shards, batch seeds, local training, trace roots and salts |
-//! | [`validator`] | decoding revealed updates, robust aggregation and contribution scores |
-//! | [`behaviour`] | honest and adversarial node behaviours for simulations |
+//! | [`conduct`] | a trainer's and a validator's decisions, as traits with the protocol's defaults |
 //! | [`outbox`] | signing payloads with tracked nonces and re-broadcasting pending ones |
 //! | [`agent`] | the per-node state machine driven by finalized blocks |
 //!
-//! Design notes: `docs/protocol.md`.
+//! Design notes: `docs/protocol.md`, `docs/verification.md`.
 
 pub mod agent;
-pub mod behaviour;
-pub mod dataset;
+pub mod conduct;
 pub mod outbox;
-pub mod params;
-pub mod plan;
-pub mod syntax;
-pub mod trainer;
-pub mod validator;
 
 pub use crate::blobs::BlobView;
 pub use agent::{Agent, AgentError, Intent};
-pub use behaviour::{Coalition, FreeRide, TrainerBehaviour, ValidatorBehaviour};
-pub use dataset::{DatasetRegistry, RegisteredDataset};
+pub use cairn_round::{dataset, params, plan};
+pub use cairn_round::{DatasetRegistry, PlanError, RegisteredDataset, TaskPlan};
+pub use conduct::{
+    AttestInput, Attestation, Decision, HonestTrainer, HonestValidator, RoundInput, Submission,
+    TrainerConduct, ValidatorConduct,
+};
 pub use outbox::Outbox;
-pub use plan::{PlanError, TaskPlan};

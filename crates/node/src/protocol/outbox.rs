@@ -32,7 +32,8 @@ struct Pending {
     payload: Payload,
     transaction: SignedTransaction,
     first_sent: u64,
-    last_sent: u64,
+    /// The height of its last broadcast; `None` for a re-signed one not yet broadcast.
+    last_sent: Option<u64>,
 }
 
 /// A node's outgoing transactions.
@@ -89,31 +90,66 @@ impl Outbox {
     }
 
     /// Reconciles with the finalized state at `height`: drops what the chain included (nonces
-    /// below the account's), drops the lowest pending transaction when it has waited
+    /// below the account's), drops every pending transaction `stale` says can no longer execute
+    /// ([`Outbox::discard`]), drops the lowest pending transaction when it has waited
     /// `expire_after` blocks (re-signing the later ones one nonce lower), and returns the
     /// pending transactions due for a re-broadcast.
     pub fn on_block(
         &mut self,
         height: u64,
         state: &dyn StateRead,
+        stale: impl Fn(&Payload) -> bool,
     ) -> Result<Vec<SignedTransaction>, OutboxError> {
         let nonce = query::account(state, &self.address)?.nonce;
         self.pending.retain(|n, _| *n >= nonce);
         self.next_nonce = self.next_nonce.max(nonce);
+        self.discard(height, stale);
         if let Some(head) = self.pending.get(&nonce) {
             if height.saturating_sub(head.first_sent) >= self.expire_after {
-                tracing::warn!(nonce, payload = ?head.payload, "pending transaction never included; dropping it");
+                tracing::warn!(
+                    nonce,
+                    payload = head.payload.kind(),
+                    "pending transaction never included; dropping it"
+                );
                 self.renumber_from(nonce, height);
             }
         }
         let mut due = Vec::new();
         for pending in self.pending.values_mut() {
-            if height.saturating_sub(pending.last_sent) >= self.rebroadcast_every {
-                pending.last_sent = height;
+            let due_now = pending
+                .last_sent
+                .is_none_or(|last| height.saturating_sub(last) >= self.rebroadcast_every);
+            if due_now {
+                pending.last_sent = Some(height);
                 due.push(pending.transaction.clone());
             }
         }
         Ok(due)
+    }
+
+    /// Drops every pending transaction whose payload `stale` says can no longer execute (a move
+    /// in a dispute that has moved on or ended), re-signing the later ones lower, so that it does
+    /// not hold back the nonces after it; returns how many were dropped. Call it only after
+    /// dropping what the chain included ([`Outbox::on_block`] does both).
+    fn discard(&mut self, height: u64, stale: impl Fn(&Payload) -> bool) -> usize {
+        let mut dropped = 0;
+        while let Some(nonce) = self
+            .pending
+            .iter()
+            .find(|(_, pending)| stale(&pending.payload))
+            .map(|(nonce, _)| *nonce)
+        {
+            if let Some(pending) = self.pending.get(&nonce) {
+                tracing::debug!(
+                    nonce,
+                    payload = pending.payload.kind(),
+                    "pending transaction is stale; dropping it"
+                );
+            }
+            self.renumber_from(nonce, height);
+            dropped += 1;
+        }
+        dropped
     }
 
     /// Signs `payload` with the next nonce, keeps it pending, and returns it for broadcast.
@@ -133,7 +169,7 @@ impl Outbox {
                 payload,
                 transaction: transaction.clone(),
                 first_sent: height,
-                last_sent: height,
+                last_sent: Some(height),
             },
         );
         self.next_nonce += 1;
@@ -162,7 +198,7 @@ impl Outbox {
                     payload: item.payload,
                     transaction,
                     first_sent: height,
-                    last_sent: height.saturating_sub(self.rebroadcast_every),
+                    last_sent: None,
                 },
             );
             self.next_nonce += 1;
@@ -185,8 +221,9 @@ mod tests {
             params: Params::default(),
             balances: BTreeMap::from([(Address::from_public_key(&key.verifying_key()), 1_000)]),
             validators: BTreeMap::from([(Address([9; 20]), 10)]),
+            datasets: Default::default(),
         };
-        Chain::create(MemoryStore::new(), &genesis).expect("genesis")
+        Chain::create(MemoryStore::new(), &genesis, Default::default()).expect("genesis")
     }
 
     #[test]
@@ -199,9 +236,12 @@ mod tests {
         assert_eq!((first.transaction.nonce, second.transaction.nonce), (0, 1));
         let (_, rejected) = chain.propose_and_apply(vec![first]).unwrap();
         assert!(rejected.is_empty());
-        assert!(outbox.on_block(1, chain.store()).unwrap().is_empty());
+        assert!(outbox
+            .on_block(1, chain.store(), |_| false)
+            .unwrap()
+            .is_empty());
         assert_eq!(outbox.pending(), 1);
-        let again = outbox.on_block(4, chain.store()).unwrap();
+        let again = outbox.on_block(4, chain.store(), |_| false).unwrap();
         assert_eq!(again, vec![second], "the pending one is re-broadcast");
     }
 
@@ -213,7 +253,7 @@ mod tests {
         // Bonding more than the balance is refused by every proposer.
         outbox.submit(Payload::Bond { amount: 5_000 }, 0).unwrap();
         outbox.submit(Payload::Bond { amount: 7 }, 0).unwrap();
-        let due = outbox.on_block(5, chain.store()).unwrap();
+        let due = outbox.on_block(5, chain.store(), |_| false).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].transaction.nonce, 0);
         assert_eq!(due[0].transaction.payload, Payload::Bond { amount: 7 });
@@ -224,6 +264,33 @@ mod tests {
                 .unwrap()
                 .bonded,
             7
+        );
+    }
+
+    #[test]
+    fn a_stale_transaction_is_dropped_at_once_and_the_next_takes_its_nonce() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let mut chain = chain(&key);
+        let mut outbox = Outbox::new(key, 9);
+        let stale = Payload::DisputeAnswer {
+            dispute: 3,
+            agree: true,
+        };
+        outbox.submit(stale.clone(), 0).unwrap();
+        outbox.submit(Payload::Bond { amount: 9 }, 0).unwrap();
+        // One block later, long before the expiry, the dispute moved on: the next transaction
+        // takes the stale one's nonce and goes out at once.
+        let due = outbox.on_block(1, chain.store(), |p| *p == stale).unwrap();
+        assert_eq!(outbox.pending(), 1);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].transaction.nonce, 0);
+        let (_, rejected) = chain.propose_and_apply(due).unwrap();
+        assert!(rejected.is_empty());
+        assert_eq!(
+            query::stake(chain.store(), &outbox.address())
+                .unwrap()
+                .bonded,
+            9
         );
     }
 }

@@ -10,12 +10,22 @@ use std::str::FromStr;
 use cairn_robust::attack::Attack;
 use serde::{Deserialize, Serialize};
 
-/// Stake every node locks when its group does not say (tokens).
-pub const DEFAULT_STAKE: u64 = 1_000;
+/// Stake a trainer locks when its group does not say (tokens): large against its expected
+/// reward per round, so that losing it when caught cheating outweighs what cheating earns at a
+/// low audit rate (`docs/verification.md`).
+pub const DEFAULT_TRAINER_STAKE: u64 = 40_000;
+/// Stake a validator locks when its group does not say (tokens; its attestation weight).
+pub const DEFAULT_VALIDATOR_STAKE: u64 = 1_000;
 /// Attack a Sybil group runs when it names none.
 pub const DEFAULT_SYBIL_ATTACK: &str = "alie";
 /// Identities a Sybil attacker splits into when its group does not say.
 pub const DEFAULT_SYBIL_IDENTITIES: u32 = 3;
+/// Fraction of its work a lazy trainer does when its group does not say.
+pub const DEFAULT_LAZY_FRACTION: f64 = 0.5;
+/// Half-width of the uniform noise a noise Sybil or a perturbed stale update adds.
+pub const DEFAULT_NOISE: f32 = 1e-3;
+/// What a scaled-update trainer multiplies its update by when its group does not say.
+pub const DEFAULT_SCALE: f32 = 2.0;
 
 /// What the trainers of a group do each round (the `behaviour` key of `[[trainers]]`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +48,19 @@ pub enum TrainerBehaviourKind {
     /// One attacker split into `identities` small-stake nodes that all submit the same update,
     /// crafted by the group's `attack`.
     Sybil,
+    /// Does a `fraction` of its work (of its steps, or of its shard: `lazy`) and claims all.
+    Lazy,
+    /// Trains one step, reveals that change times the steps, and commits a made-up trace.
+    ForgedTrace,
+    /// Recomputes another trainer's update (`victim`, default the first honest trainer) from
+    /// public data and commits it as its own.
+    Copier,
+    /// One training run sold under `identities` nodes, each adding its own `noise`.
+    NoiseSybil,
+    /// Reveals the last global step plus `noise` without training.
+    PerturbedStale,
+    /// Trains honestly and reveals its update times `factor`.
+    Scaled,
 }
 
 impl TrainerBehaviourKind {
@@ -51,6 +74,12 @@ impl TrainerBehaviourKind {
             Self::NonRevealer => "non_revealer",
             Self::MalformedBlob => "malformed_blob",
             Self::Sybil => "sybil",
+            Self::Lazy => "lazy",
+            Self::ForgedTrace => "forged_trace",
+            Self::Copier => "copier",
+            Self::NoiseSybil => "noise_sybil",
+            Self::PerturbedStale => "perturbed_stale",
+            Self::Scaled => "scaled",
         }
     }
 }
@@ -64,6 +93,17 @@ pub enum FreeRide {
     Zero,
     /// Its own update of the previous round (the zero update in the first round).
     Stale,
+}
+
+/// What a lazy trainer skips.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LazyKind {
+    /// It trains only the first `fraction` of its steps.
+    #[default]
+    Steps,
+    /// It trains every step on only the first `fraction` of its shard.
+    Shard,
 }
 
 /// A `[[trainers]]` table: `count` trainers sharing a behaviour and a stake.
@@ -83,9 +123,27 @@ pub struct TrainerGroup {
     /// What a free rider submits (`free_rider` only; default `zero`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub free_ride: Option<FreeRide>,
-    /// Nodes each Sybil attacker runs (`sybil` only; default [`DEFAULT_SYBIL_IDENTITIES`]).
+    /// Nodes each Sybil attacker runs (`sybil` and `noise_sybil`; default
+    /// [`DEFAULT_SYBIL_IDENTITIES`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identities: Option<u32>,
+    /// What a lazy trainer skips (`lazy` only; default `steps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lazy: Option<LazyKind>,
+    /// Fraction of its steps or shard a lazy trainer works on, in (0, 1) (`lazy` only; default
+    /// [`DEFAULT_LAZY_FRACTION`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// The trainer a copier copies, e.g. `t0` (`copier` only; default the first honest one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub victim: Option<String>,
+    /// Half-width of the uniform noise added to each value (`noise_sybil` and
+    /// `perturbed_stale`; default [`DEFAULT_NOISE`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f32>,
+    /// What a scaled update is multiplied by (`scaled` only; default [`DEFAULT_SCALE`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f32>,
 }
 
 impl Default for TrainerGroup {
@@ -93,10 +151,15 @@ impl Default for TrainerGroup {
         Self {
             count: 1,
             behaviour: TrainerBehaviourKind::Honest,
-            stake: DEFAULT_STAKE,
+            stake: DEFAULT_TRAINER_STAKE,
             attack: None,
             free_ride: None,
             identities: None,
+            lazy: None,
+            fraction: None,
+            victim: None,
+            noise: None,
+            factor: None,
         }
     }
 }
@@ -123,7 +186,7 @@ impl TrainerGroup {
     /// Nodes this group expands to (`count`, or `count × identities` for Sybils).
     pub fn node_count(&self) -> u64 {
         match self.behaviour {
-            TrainerBehaviourKind::Sybil => {
+            TrainerBehaviourKind::Sybil | TrainerBehaviourKind::NoiseSybil => {
                 u64::from(self.count)
                     * u64::from(self.identities.unwrap_or(DEFAULT_SYBIL_IDENTITIES))
             }
@@ -145,16 +208,23 @@ pub enum ValidatorBehaviour {
     CopyScores,
     /// Byzantine: never attests.
     Silent,
+    /// Attests honestly but never runs the audits it is drawn for.
+    LazyAuditor,
+    /// Challenges one trainer a round without cause and disagrees with every claim.
+    FalseChallenger,
 }
 
 impl ValidatorBehaviour {
-    /// The label used in reports (`honest`, `wrong_model_hash`, `copy_scores`, `silent`).
+    /// The label used in reports (`honest`, `wrong_model_hash`, `copy_scores`, `silent`,
+    /// `lazy_auditor`, `false_challenger`).
     pub fn label(self) -> &'static str {
         match self {
             Self::Honest => "honest",
             Self::WrongModelHash => "wrong_model_hash",
             Self::CopyScores => "copy_scores",
             Self::Silent => "silent",
+            Self::LazyAuditor => "lazy_auditor",
+            Self::FalseChallenger => "false_challenger",
         }
     }
 }
@@ -176,7 +246,7 @@ impl Default for ValidatorGroup {
         Self {
             count: 1,
             behaviour: ValidatorBehaviour::Honest,
-            stake: DEFAULT_STAKE,
+            stake: DEFAULT_VALIDATOR_STAKE,
         }
     }
 }
@@ -198,6 +268,35 @@ pub enum TrainerBehaviour {
     MalformedBlob,
     /// One identity of a Sybil attacker; every identity submits the first vector of `attack`.
     Sybil(Attack),
+    /// Does a fraction of its work and claims all of it.
+    Lazy {
+        /// What it skips.
+        kind: LazyKind,
+        /// The fraction it does.
+        fraction: f64,
+    },
+    /// Shortcut update with a made-up trace.
+    ForgedTrace,
+    /// Copies another trainer's update (the named node, or the first honest trainer).
+    Copier {
+        /// The victim's node name.
+        victim: Option<String>,
+    },
+    /// One identity of a noise Sybil (the first of each attacker trains).
+    NoiseSybil {
+        /// Half-width of its noise.
+        noise: f32,
+    },
+    /// The last global step plus noise.
+    PerturbedStale {
+        /// Half-width of the noise.
+        noise: f32,
+    },
+    /// Its honest update times `factor`.
+    Scaled {
+        /// The multiplier.
+        factor: f32,
+    },
 }
 
 impl TrainerBehaviour {
@@ -218,6 +317,18 @@ impl TrainerBehaviour {
             Self::NonRevealer => "non_revealer".to_owned(),
             Self::MalformedBlob => "malformed_blob".to_owned(),
             Self::Sybil(attack) => format!("sybil:{attack}"),
+            Self::Lazy { kind, fraction } => {
+                let kind = match kind {
+                    LazyKind::Steps => "steps",
+                    LazyKind::Shard => "shard",
+                };
+                format!("lazy:{kind}:{fraction}")
+            }
+            Self::ForgedTrace => "forged_trace".to_owned(),
+            Self::Copier { .. } => "copier".to_owned(),
+            Self::NoiseSybil { .. } => "noise_sybil".to_owned(),
+            Self::PerturbedStale { .. } => "perturbed_stale".to_owned(),
+            Self::Scaled { factor } => format!("scaled:{factor}"),
         }
     }
 }
@@ -233,7 +344,8 @@ pub struct TrainerNode {
     pub behaviour: TrainerBehaviour,
     /// Tokens it stakes.
     pub stake: u64,
-    /// Nodes with the same id collude: one `attack` group, or the identities of one Sybil.
+    /// Nodes with the same id collude: one `attack` group, or the identities of one Sybil
+    /// (the first identity of a noise Sybil trains for all).
     pub coalition_id: Option<usize>,
 }
 

@@ -32,9 +32,10 @@ use cairn_ml::data::BuiltinDataset;
 use serde::{Deserialize, Serialize};
 
 pub use groups::{
-    BadNodeName, FreeRide, NodeName, TrainerBehaviour, TrainerBehaviourKind, TrainerGroup,
-    TrainerNode, ValidatorBehaviour, ValidatorGroup, ValidatorNode, DEFAULT_STAKE,
-    DEFAULT_SYBIL_ATTACK, DEFAULT_SYBIL_IDENTITIES,
+    BadNodeName, FreeRide, LazyKind, NodeName, TrainerBehaviour, TrainerBehaviourKind,
+    TrainerGroup, TrainerNode, ValidatorBehaviour, ValidatorGroup, ValidatorNode,
+    DEFAULT_LAZY_FRACTION, DEFAULT_NOISE, DEFAULT_SCALE, DEFAULT_SYBIL_ATTACK,
+    DEFAULT_SYBIL_IDENTITIES, DEFAULT_TRAINER_STAKE, DEFAULT_VALIDATOR_STAKE,
 };
 pub use network::{
     CrashEvent, NetworkConditions, PartitionEvent, DEFAULT_JITTER_MS, DEFAULT_LATENCY_MS,
@@ -99,6 +100,8 @@ pub struct Scenario {
     pub reward_per_round: u64,
     /// Lengths of the round's windows, in blocks.
     pub windows: Windows,
+    /// Traces, audits and disputes.
+    pub verification: VerificationSettings,
     /// Trainer groups, expanded in order into `t0, t1, ...`.
     pub trainers: Vec<TrainerGroup>,
     /// Validator groups, expanded in order into `v0, v1, ...`.
@@ -123,6 +126,43 @@ pub struct Windows {
     pub reveal: u64,
     /// Blocks for attestation commits, then as many for attestation reveals.
     pub attest: u64,
+}
+
+/// The `[verification]` table: how trainers' work is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerificationSettings {
+    /// Fraction of revealed updates audited each round, in [0, 1]; absent, the smallest rate at
+    /// which cheating loses money ([`Scenario::audit_ppm`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_rate: Option<f64>,
+    /// A trace checkpoint every this many local steps.
+    pub trace_every: u32,
+    /// Blocks after a round closes during which its trainers can still be challenged.
+    pub audit_window: u64,
+    /// Blocks each side of a dispute has for a move.
+    pub move_window: u64,
+    /// Tokens a challenger locks (lost to the trainer if it challenged wrongly).
+    pub challenge_bond: u64,
+}
+
+/// Tokens a challenger locks when the scenario does not say.
+pub const DEFAULT_CHALLENGE_BOND: u64 = 500;
+/// How many times the mean per-round trainer reward the default audit rate covers: a trainer's
+/// share of a round is its score's share, which the default scenario sees up to about twice the
+/// mean.
+pub const AUDIT_SAFETY: u128 = 2;
+
+impl Default for VerificationSettings {
+    fn default() -> Self {
+        Self {
+            audit_rate: None,
+            trace_every: cairn_round::spec::DEFAULT_TRACE_EVERY,
+            audit_window: cairn_round::spec::DEFAULT_AUDIT_WINDOW,
+            move_window: cairn_round::spec::DEFAULT_MOVE_WINDOW,
+            challenge_bond: DEFAULT_CHALLENGE_BOND,
+        }
+    }
 }
 
 impl Default for Windows {
@@ -150,6 +190,7 @@ impl Default for Scenario {
             rule: DEFAULT_RULE.to_owned(),
             reward_per_round: DEFAULT_REWARD_PER_ROUND,
             windows: Windows::default(),
+            verification: VerificationSettings::default(),
             trainers: vec![TrainerGroup::honest(8), TrainerGroup::attack(2, "alie")],
             validators: vec![ValidatorGroup {
                 count: 4,
@@ -249,7 +290,7 @@ impl Scenario {
         for (group_index, group) in self.trainers.iter().enumerate() {
             let behaviour = validate::resolve_behaviour(group_index, group)?;
             match &behaviour {
-                TrainerBehaviour::Sybil(_) => {
+                TrainerBehaviour::Sybil(_) | TrainerBehaviour::NoiseSybil { .. } => {
                     let identities = group.identities.unwrap_or(DEFAULT_SYBIL_IDENTITIES);
                     for _ in 0..group.count {
                         let stakes = split_stake(group.stake, identities);
@@ -273,6 +314,35 @@ impl Scenario {
             }
         }
         Ok(nodes)
+    }
+
+    /// The task's audit rate in ppm: `verification.audit_rate` if set, otherwise the deterrent
+    /// rate `cairn_round::audit::deterrent_rate_ppm(AUDIT_SAFETY × r, B)` for the mean trainer
+    /// reward per round `r = reward × (1 − validator share) / trainers` and the smallest trainer
+    /// stake `B`: the rate at which a cheat earning up to twice the mean share loses more, when
+    /// caught, than it earns when not (`docs/verification.md`).
+    pub fn audit_ppm(&self, validator_share_ppm: u32) -> u32 {
+        if let Some(rate) = self.verification.audit_rate {
+            return (rate.clamp(0.0, 1.0) * 1e6).round() as u32;
+        }
+        let trainers = u128::from(self.trainer_count().max(1));
+        let pool = u128::from(self.reward_per_round)
+            * u128::from(1_000_000 - validator_share_ppm.min(1_000_000))
+            / 1_000_000;
+        let mean = pool / trainers;
+        let bond = self
+            .trainers
+            .iter()
+            .map(|group| match group.behaviour {
+                TrainerBehaviourKind::Sybil | TrainerBehaviourKind::NoiseSybil => {
+                    let identities = group.identities.unwrap_or(DEFAULT_SYBIL_IDENTITIES);
+                    group.stake / u64::from(identities.max(1))
+                }
+                _ => group.stake,
+            })
+            .min()
+            .unwrap_or(0);
+        cairn_round::audit::deterrent_rate_ppm(AUDIT_SAFETY * mean, u128::from(bond))
     }
 
     /// Every node name, validators first, in index order.

@@ -1,7 +1,7 @@
 //! Command-line flags that override a scenario's main keys (`cairn simulate --trainers 20 ...`).
 
 use super::groups::{TrainerBehaviourKind, TrainerGroup, ValidatorBehaviour, ValidatorGroup};
-use super::{Scenario, ScenarioError, DEFAULT_STAKE};
+use super::{Scenario, ScenarioError, DEFAULT_TRAINER_STAKE, DEFAULT_VALIDATOR_STAKE};
 
 /// Attack used when `--attackers` adds attackers to a scenario that has none and names none.
 pub const DEFAULT_OVERRIDE_ATTACK: &str = "alie";
@@ -42,6 +42,8 @@ pub struct ScenarioOverrides {
     pub latency_ms: Option<u64>,
     /// `--threads`.
     pub threads: Option<usize>,
+    /// `--audit-rate`.
+    pub audit_rate: Option<f64>,
 }
 
 impl ScenarioOverrides {
@@ -56,6 +58,9 @@ impl ScenarioOverrides {
         set(&mut scenario.partition, self.partition.clone());
         set(&mut scenario.threads, self.threads);
         set(&mut scenario.network.latency_ms, self.latency_ms);
+        if self.audit_rate.is_some() {
+            scenario.verification.audit_rate = self.audit_rate;
+        }
         if self.data_dir.is_some() {
             scenario.data_dir = self.data_dir.clone();
         }
@@ -84,7 +89,7 @@ impl ScenarioOverrides {
                 .clone()
                 .or_else(|| first.and_then(|g| g.attack.clone()))
                 .unwrap_or_else(|| DEFAULT_OVERRIDE_ATTACK.to_owned());
-            let stake = first.map_or(DEFAULT_STAKE, |g| g.stake);
+            let stake = first.map_or(DEFAULT_TRAINER_STAKE, |g| g.stake);
             let count = match self.attackers {
                 Some(count) => count,
                 None => scenario
@@ -133,7 +138,7 @@ impl ScenarioOverrides {
             .trainers
             .iter()
             .find(|g| is_honest(g))
-            .map_or(DEFAULT_STAKE, |g| g.stake);
+            .map_or(DEFAULT_TRAINER_STAKE, |g| g.stake);
         let at = scenario.trainers.iter().position(is_honest).unwrap_or(0);
         scenario.trainers.retain(|g| !is_honest(g));
         scenario.trainers.insert(
@@ -169,7 +174,7 @@ fn apply_validators(scenario: &mut Scenario, total: u32) -> Result<(), ScenarioE
         .validators
         .iter()
         .find(|g| is_honest(g))
-        .map_or(DEFAULT_STAKE, |g| g.stake);
+        .map_or(DEFAULT_VALIDATOR_STAKE, |g| g.stake);
     let at = scenario.validators.iter().position(is_honest).unwrap_or(0);
     scenario.validators.retain(|g| !is_honest(g));
     scenario.validators.insert(

@@ -94,7 +94,7 @@ fn unknown_keys_are_rejected_at_every_level() {
 
 #[test]
 fn unknown_behaviours_and_datasets_are_rejected() {
-    assert!(Scenario::from_toml_str("[[trainers]]\nbehaviour = \"lazy\"").is_err());
+    assert!(Scenario::from_toml_str("[[trainers]]\nbehaviour = \"sleepy\"").is_err());
     assert!(Scenario::from_toml_str("[[validators]]\nbehaviour = \"lazy\"").is_err());
     assert!(Scenario::from_toml_str("dataset = \"cifar\"").is_err());
 }

@@ -7,7 +7,8 @@ use cairn_robust::attack::{Attack, AttackError, ATTACK_SYNTAX};
 
 use super::groups::{
     FreeRide, TrainerBehaviour, TrainerBehaviourKind, TrainerGroup, ValidatorBehaviour,
-    DEFAULT_SYBIL_ATTACK, DEFAULT_SYBIL_IDENTITIES,
+    DEFAULT_LAZY_FRACTION, DEFAULT_NOISE, DEFAULT_SCALE, DEFAULT_SYBIL_ATTACK,
+    DEFAULT_SYBIL_IDENTITIES,
 };
 use super::{NodeName, Scenario};
 
@@ -92,6 +93,24 @@ pub enum ScenarioError {
     Empty {
         /// The key.
         field: String,
+    },
+    /// A number is outside its range or not finite.
+    #[error("`{field}` is {value}; it must be {range}")]
+    BadNumber {
+        /// The key.
+        field: String,
+        /// The value given.
+        value: f64,
+        /// The allowed range.
+        range: &'static str,
+    },
+    /// A copier's victim is not an honest trainer of the scenario.
+    #[error("`{field}` names `{victim}`, which is not an honest trainer of this scenario")]
+    BadVictim {
+        /// The key.
+        field: String,
+        /// The name given.
+        victim: String,
     },
     /// A probability is outside [0, 1] or not a number.
     #[error("`{field}` is {value}; a probability must be between 0 and 1")]
@@ -262,6 +281,7 @@ impl Scenario {
         not_empty("model", &self.model())?;
         self.validate_trainers()?;
         self.validate_validators()?;
+        self.validate_verification()?;
         let nodes = self.trainer_count() + self.validator_count();
         if nodes > MAX_NODES {
             return Err(ScenarioError::TooManyNodes {
@@ -336,6 +356,54 @@ impl Scenario {
         if honest == 0 {
             return Err(ScenarioError::NoHonestTrainer);
         }
+        let nodes = self.trainer_nodes()?;
+        for (index, group) in self.trainers.iter().enumerate() {
+            let Some(victim) = &group.victim else {
+                continue;
+            };
+            let honest_victim = nodes
+                .iter()
+                .any(|node| node.name == *victim && node.behaviour.is_honest());
+            if !honest_victim {
+                return Err(ScenarioError::BadVictim {
+                    field: format!("trainers[{index}].victim"),
+                    victim: victim.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_verification(&self) -> Result<(), ScenarioError> {
+        let settings = &self.verification;
+        if let Some(rate) = settings.audit_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(ScenarioError::Probability {
+                    field: "verification.audit_rate".to_owned(),
+                    value: rate,
+                });
+            }
+        }
+        positive(
+            "verification.trace_every",
+            u64::from(settings.trace_every),
+            u64::from(MAX_LOCAL_STEPS),
+        )?;
+        positive(
+            "verification.audit_window",
+            settings.audit_window,
+            MAX_WINDOW_BLOCKS,
+        )?;
+        positive(
+            "verification.move_window",
+            settings.move_window,
+            MAX_WINDOW_BLOCKS,
+        )?;
+        positive(
+            "verification.challenge_bond",
+            settings.challenge_bond,
+            MAX_TOML_INTEGER,
+        )?;
         Ok(())
     }
 
@@ -489,9 +557,36 @@ pub(crate) fn resolve_behaviour(
     if group.free_ride.is_some() && kind != Kind::FreeRider {
         return Err(unused("free_ride"));
     }
-    if group.identities.is_some() && kind != Kind::Sybil {
+    if group.identities.is_some() && !matches!(kind, Kind::Sybil | Kind::NoiseSybil) {
         return Err(unused("identities"));
     }
+    if (group.lazy.is_some() || group.fraction.is_some()) && kind != Kind::Lazy {
+        return Err(unused(if group.lazy.is_some() {
+            "lazy"
+        } else {
+            "fraction"
+        }));
+    }
+    if group.victim.is_some() && kind != Kind::Copier {
+        return Err(unused("victim"));
+    }
+    if group.noise.is_some() && !matches!(kind, Kind::NoiseSybil | Kind::PerturbedStale) {
+        return Err(unused("noise"));
+    }
+    if group.factor.is_some() && kind != Kind::Scaled {
+        return Err(unused("factor"));
+    }
+    let number = |key: &str, value: f64, ok: bool, range: &'static str| {
+        if value.is_finite() && ok {
+            Ok(())
+        } else {
+            Err(ScenarioError::BadNumber {
+                field: format!("trainers[{group_index}].{key}"),
+                value,
+                range,
+            })
+        }
+    };
     let parse = |text: &str| {
         text.parse::<Attack>()
             .map_err(|source| ScenarioError::BadAttack {
@@ -529,6 +624,50 @@ pub(crate) fn resolve_behaviour(
             TrainerBehaviour::Sybil(parse(
                 group.attack.as_deref().unwrap_or(DEFAULT_SYBIL_ATTACK),
             )?)
+        }
+        Kind::Lazy => {
+            let fraction = group.fraction.unwrap_or(DEFAULT_LAZY_FRACTION);
+            number(
+                "fraction",
+                fraction,
+                fraction > 0.0 && fraction < 1.0,
+                "strictly between 0 and 1",
+            )?;
+            TrainerBehaviour::Lazy {
+                kind: group.lazy.unwrap_or_default(),
+                fraction,
+            }
+        }
+        Kind::ForgedTrace => TrainerBehaviour::ForgedTrace,
+        Kind::Copier => TrainerBehaviour::Copier {
+            victim: group.victim.clone(),
+        },
+        Kind::NoiseSybil | Kind::PerturbedStale => {
+            let noise = group.noise.unwrap_or(DEFAULT_NOISE);
+            number("noise", f64::from(noise), noise >= 0.0, "at least 0")?;
+            if kind == Kind::NoiseSybil {
+                let identities = group.identities.unwrap_or(DEFAULT_SYBIL_IDENTITIES);
+                positive(
+                    &format!("trainers[{group_index}].identities"),
+                    u64::from(identities),
+                    MAX_NODES,
+                )?;
+                if group.stake < u64::from(identities) {
+                    return Err(ScenarioError::SybilStake {
+                        group: group_index,
+                        stake: group.stake,
+                        identities,
+                    });
+                }
+                TrainerBehaviour::NoiseSybil { noise }
+            } else {
+                TrainerBehaviour::PerturbedStale { noise }
+            }
+        }
+        Kind::Scaled => {
+            let factor = group.factor.unwrap_or(DEFAULT_SCALE);
+            number("factor", f64::from(factor), true, "a finite number")?;
+            TrainerBehaviour::Scaled { factor }
         }
     })
 }

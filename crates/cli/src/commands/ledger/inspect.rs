@@ -34,7 +34,7 @@ pub(super) fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     )?;
     writeln!(out, "\naccounts ({}):", snapshot.accounts.len())?;
     for (address, account) in &snapshot.accounts {
-        let stake = snapshot.stakes.get(address).copied().unwrap_or_default();
+        let stake = snapshot.stakes.get(address).cloned().unwrap_or_default();
         let earned = snapshot.rewards.get(address).copied().unwrap_or(0);
         writeln!(
         out,

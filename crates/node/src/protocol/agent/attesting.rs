@@ -1,5 +1,6 @@
 //! A validator's rounds: once the reveal window is over, fetch the revealed updates, aggregate,
-//! store `M_{r+1}`, score and commit the attestation; then reveal it. Each once per round.
+//! store `M_{r+1}`, score and commit the attestation, and run the audits it was drawn for
+//! (`super::auditing`); then reveal the attestation. Each once per round.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -9,10 +10,12 @@ use cairn_ledger::transaction::{attestation_commitment, CommitmentScope};
 use cairn_ledger::{query, Address, Hash, Payload, Phase};
 use cairn_ml::data::Dataset;
 
-use super::{model_params, prune, AgentError, Cached, Intent, Needed, Step};
-use crate::protocol::behaviour::ValidatorBehaviour;
-use crate::protocol::trainer;
-use crate::protocol::validator::{self, aggregate_round, score_updates, Revealed, PPM};
+use cairn_round::aggregation::{aggregate_round, Revealed};
+use cairn_round::scoring::{self, score_updates};
+
+use super::auditing::Audits;
+use super::{model_params, prune, salt, AgentError, Cached, Intent, Needed, Step};
+use crate::protocol::conduct::{AttestInput, Attestation, ValidatorConduct};
 
 /// A validator's attestation for one round.
 #[derive(Debug)]
@@ -26,19 +29,21 @@ struct Attested {
 /// A validator's state across rounds.
 #[derive(Debug)]
 pub(crate) struct Validator {
-    behaviour: ValidatorBehaviour,
+    pub(crate) conduct: Box<dyn ValidatorConduct>,
     held_out: Cached,
     rounds: BTreeMap<u32, Attested>,
     failed: BTreeSet<u32>,
+    pub(crate) audits: Audits,
 }
 
 impl Validator {
-    pub(crate) fn new(behaviour: ValidatorBehaviour) -> Self {
+    pub(crate) fn new(conduct: Box<dyn ValidatorConduct>) -> Self {
         Self {
-            behaviour,
+            conduct,
             held_out: None,
             rounds: BTreeMap::new(),
             failed: BTreeSet::new(),
+            audits: Audits::default(),
         }
     }
 
@@ -47,9 +52,16 @@ impl Validator {
         step: &Step<'_>,
         round: &Round,
     ) -> Result<Vec<Intent>, AgentError> {
-        if self.behaviour == ValidatorBehaviour::Silent {
-            return Ok(Vec::new());
-        }
+        let mut intents = self.attestation_step(step, round)?;
+        intents.extend(self.audit(step, round)?);
+        Ok(intents)
+    }
+
+    fn attestation_step(
+        &mut self,
+        step: &Step<'_>,
+        round: &Round,
+    ) -> Result<Vec<Intent>, AgentError> {
         let number = round.number;
         prune(&mut self.rounds, number);
         self.failed.retain(|r| r.saturating_add(1) >= number);
@@ -133,35 +145,38 @@ impl Validator {
             })
             .collect();
         let aggregated = aggregate_round(step.plan, &model, &inputs);
-        let scores = match self.behaviour {
-            ValidatorBehaviour::CopyScores => copied_scores(step, number, &revealed)?,
-            _ => {
-                let held_out = match self.held_out(step) {
-                    Ok(data) => data,
-                    Err(reason) => {
-                        tracing::warn!(round = number, %reason, "no held-out data; not attesting");
-                        self.failed.insert(number);
-                        return Ok(Vec::new());
-                    }
-                };
-                let stale = stale_hashes(step, previous.as_ref(), &model);
-                match score_updates(step.plan, &model, &aggregated, &held_out, &stale) {
-                    Ok(scores) => scores,
-                    Err(error) => {
-                        tracing::warn!(round = number, %error, "scoring failed; not attesting");
-                        self.failed.insert(number);
-                        return Ok(Vec::new());
-                    }
-                }
+        let held_out = match self.held_out(step) {
+            Ok(data) => data,
+            Err(reason) => {
+                tracing::warn!(round = number, %reason, "no held-out data; not attesting");
+                self.failed.insert(number);
+                return Ok(Vec::new());
             }
         };
-        let model_hash = match self.behaviour {
-            ValidatorBehaviour::WrongModelHash => {
-                *blake3::keyed_hash(&aggregated.model_hash, b"cairn/wrong-model").as_bytes()
+        let stale = stale_hashes(step, previous.as_ref(), &model);
+        let scores = match score_updates(step.plan, &model, &aggregated, &held_out, &stale) {
+            Ok(scores) => scores,
+            Err(error) => {
+                tracing::warn!(round = number, %error, "scoring failed; not attesting");
+                self.failed.insert(number);
+                return Ok(Vec::new());
             }
-            _ => aggregated.model_hash,
         };
-        let salt = trainer::salt(step.secret, "attestation", step.task.id, number);
+        let honest = Attestation {
+            model_hash: aggregated.model_hash,
+            scores,
+        };
+        let input = AttestInput {
+            task: step.task,
+            round,
+            state: step.state,
+            revealed: &revealed,
+        };
+        let Some(Attestation { model_hash, scores }) = self.conduct.attest(&input, honest) else {
+            self.failed.insert(number);
+            return Ok(Vec::new());
+        };
+        let salt = salt(step.secret, "attestation", step.task.id, number);
         let scope = CommitmentScope {
             chain_id: step.chain_id,
             task: step.task.id,
@@ -218,7 +233,7 @@ impl Validator {
             return Ok(data.clone());
         }
         let validators: Vec<Address> = step.task.validators.keys().copied().collect();
-        let data = validator::held_out_slice(step.plan, &validators, &step.address)
+        let data = scoring::held_out_slice(step.plan, &validators, &step.address)
             .map_err(|error| error.to_string())?;
         let data = Arc::new(data);
         self.held_out = Some(data.clone());
@@ -238,28 +253,7 @@ fn stale_hashes(step: &Step<'_>, previous: Option<&Round>, model: &[f32]) -> BTr
         .filter_map(|commit| commit.update_hash)
         .collect();
     if let Needed::Have(old) = model_params(step, &previous.model_hash) {
-        stale.insert(validator::global_step_hash(model, &old));
+        stale.insert(scoring::global_step_hash(model, &old));
     }
     stale
-}
-
-/// A copier's scores: the previous round's consensus scores of this round's revealers (0 for
-/// newcomers), or equal shares when there is nothing to copy.
-fn copied_scores(
-    step: &Step<'_>,
-    number: u32,
-    revealed: &[(Address, Hash)],
-) -> Result<BTreeMap<Address, u32>, AgentError> {
-    let previous = match number.checked_sub(1) {
-        Some(r) => query::scores(step.state, step.task.id, r)?,
-        None => BTreeMap::new(),
-    };
-    if previous.is_empty() {
-        let share = PPM / (revealed.len().max(1) as u32);
-        return Ok(revealed.iter().map(|(t, _)| (*t, share)).collect());
-    }
-    Ok(revealed
-        .iter()
-        .map(|(t, _)| (*t, previous.get(t).copied().unwrap_or(0)))
-        .collect())
 }

@@ -6,6 +6,10 @@
 //! for it with [`Intent::Fetch`] and looks again at the next block.
 
 mod attesting;
+mod auditing;
+
+pub use auditing::AuditStats;
+mod defending;
 mod training;
 
 use std::collections::BTreeMap;
@@ -15,17 +19,24 @@ use cairn_ledger::state::{keys, Overlay, StateError};
 use cairn_ledger::store::StateRead;
 use cairn_ledger::{query, Address, Hash, Payload, Role, Task, TaskSpec, TaskStatus};
 use cairn_ml::data::Dataset;
+use cairn_round::dataset::DatasetRegistry;
+use cairn_round::plan::{self, PlanError, TaskPlan};
 use ed25519_dalek::SigningKey;
 
-use super::behaviour::{TrainerBehaviour, ValidatorBehaviour};
-use super::dataset::DatasetRegistry;
-use super::plan::{self, PlanError, TaskPlan};
+use super::conduct::{TrainerConduct, ValidatorConduct};
 use super::BlobView;
+
+/// Challenge bonds a validator keeps bonded beyond its task bond, so that it can dispute this
+/// many updates at once.
+pub const CHALLENGE_RESERVE: u128 = 4;
 
 /// How many recent tasks a creator scans to find the one it created.
 const CREATOR_SCAN: u64 = 64;
 
 /// Something the node should do for the protocol.
+// Intents live between the agent and the node for one block; boxing each payload would cost an
+// allocation per transaction for no memory saved.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Intent {
     /// Sign this payload with the node's key (next nonce, see [`super::Outbox`]) and broadcast it.
@@ -99,6 +110,18 @@ struct MemberState {
     unusable: bool,
 }
 
+/// A secret salt for a commitment: blake3 keyed by a key derived from the node's secret key
+/// bytes (`derive_key("cairn 2026 commitment salt v1", secret)`), over `purpose || task ||
+/// round`. Deterministic for the node (a restart reveals the same salt), unpredictable to others.
+pub fn salt(secret: &[u8; 32], purpose: &str, task: u64, round: u32) -> Hash {
+    let key = blake3::derive_key("cairn 2026 commitment salt v1", secret);
+    let mut hasher = blake3::Hasher::new_keyed(&key);
+    hasher.update(purpose.as_bytes());
+    hasher.update(&task.to_be_bytes());
+    hasher.update(&round.to_be_bytes());
+    *hasher.finalize().as_bytes()
+}
+
 #[derive(Debug)]
 enum Part {
     Creator(CreatorState),
@@ -114,7 +137,7 @@ pub(crate) struct Step<'a> {
     pub(crate) state: &'a dyn StateRead,
     pub(crate) blobs: &'a dyn BlobView,
     pub(crate) task: &'a Task,
-    pub(crate) plan: &'a TaskPlan,
+    pub(crate) plan: &'a Arc<TaskPlan>,
 }
 
 /// One node's protocol state machine (a task creator, a trainer or a validator of one task).
@@ -160,27 +183,30 @@ impl Agent {
         ))
     }
 
-    /// A trainer of task `task` that bonds (if needed) and locks `bond`, then behaves as told.
+    /// A trainer of task `task` that bonds (if needed) and locks `bond`, then decides as
+    /// `conduct` says ([`super::HonestTrainer`] on a real node).
     pub fn trainer(
         key: &SigningKey,
         task: u64,
         bond: u128,
-        behaviour: TrainerBehaviour,
+        conduct: Box<dyn TrainerConduct>,
         registry: Arc<DatasetRegistry>,
     ) -> Agent {
-        let duty = Duty::Trainer(training::Trainer::new(behaviour));
+        let duty = Duty::Trainer(training::Trainer::new(conduct));
         Self::member(key, task, bond, duty, registry)
     }
 
-    /// A validator of task `task` that bonds (if needed) and locks `bond`, then behaves as told.
+    /// A validator of task `task` that bonds (if needed) and locks `bond`, keeps
+    /// [`CHALLENGE_RESERVE`] challenge bonds free, then decides as `conduct` says
+    /// ([`super::HonestValidator`] on a real node).
     pub fn validator(
         key: &SigningKey,
         task: u64,
         bond: u128,
-        behaviour: ValidatorBehaviour,
+        conduct: Box<dyn ValidatorConduct>,
         registry: Arc<DatasetRegistry>,
     ) -> Agent {
-        let duty = Duty::Validator(attesting::Validator::new(behaviour));
+        let duty = Duty::Validator(attesting::Validator::new(conduct));
         Self::member(key, task, bond, duty, registry)
     }
 
@@ -227,12 +253,31 @@ impl Agent {
         }
     }
 
+    /// What this agent's audits cost so far (zero for trainers and creators).
+    pub fn audit_stats(&self) -> AuditStats {
+        match &self.part {
+            Part::Member(MemberState {
+                duty: Duty::Validator(validator),
+                ..
+            }) => validator.audits.stats,
+            _ => AuditStats::default(),
+        }
+    }
+
     /// The spec a creator posts (with `initial_model` filled in); `None` for members.
     pub fn spec(&self) -> Option<&TaskSpec> {
         match &self.part {
             Part::Creator(creator) => Some(&creator.spec),
             Part::Member(_) => None,
         }
+    }
+
+    /// Whether a payload this agent submitted can no longer execute at `state` and will not
+    /// again: a move in a dispute that has moved on or ended, a challenge of a trainer already
+    /// expelled. The node drops such pending transactions (in [`super::Outbox::on_block`]) so that
+    /// they do not hold back the nonces after them.
+    pub fn is_stale(&self, payload: &Payload, state: &dyn StateRead) -> bool {
+        stale(payload, state).unwrap_or(false)
     }
 
     /// What to do after the block at `height`, given the state at exactly that height and the
@@ -367,9 +412,18 @@ fn member_step(
             member.join_sent = true;
             let mut intents = Vec::new();
             let free = query::stake(state, &address)?.free();
-            if free < member.bond {
+            let reserve = match role {
+                Role::Validator => task
+                    .spec
+                    .verification
+                    .challenge_bond
+                    .saturating_mul(CHALLENGE_RESERVE),
+                Role::Trainer => 0,
+            };
+            let needed = member.bond.saturating_add(reserve);
+            if free < needed {
                 intents.push(Intent::Submit(Payload::Bond {
-                    amount: member.bond - free,
+                    amount: needed - free,
                 }));
             }
             intents.push(Intent::Submit(Payload::JoinTask {
@@ -379,12 +433,7 @@ fn member_step(
             }));
             Ok(intents)
         }
-        TaskStatus::Running { round } if is_member => {
-            let record =
-                query::round(state, member.task, round)?.ok_or(AgentError::MissingRound {
-                    task: member.task,
-                    round,
-                })?;
+        TaskStatus::Running { .. } | TaskStatus::Finished if is_member => {
             let chain_id: u64 = Overlay::new(state).read(keys::CHAIN_ID)?.unwrap_or(0);
             let step = Step {
                 address,
@@ -396,13 +445,52 @@ fn member_step(
                 task: &task,
                 plan: &plan,
             };
-            match &mut member.duty {
-                Duty::Trainer(trainer) => trainer.step(&step, &record),
-                Duty::Validator(validator) => validator.step(&step, &record),
+            let mut intents = Vec::new();
+            if let TaskStatus::Running { round } = task.status {
+                let record =
+                    query::round(state, member.task, round)?.ok_or(AgentError::MissingRound {
+                        task: member.task,
+                        round,
+                    })?;
+                intents.extend(match &mut member.duty {
+                    Duty::Trainer(trainer) => trainer.step(&step, &record)?,
+                    Duty::Validator(validator) => validator.step(&step, &record)?,
+                });
             }
+            // Disputes over earlier rounds go on after their rounds, and after the task's last.
+            intents.extend(match &mut member.duty {
+                Duty::Trainer(trainer) => trainer.defend(&step)?,
+                Duty::Validator(validator) => validator.pursue(&step)?,
+            });
+            Ok(intents)
         }
         _ => Ok(Vec::new()),
     }
+}
+
+fn stale(payload: &Payload, state: &dyn StateRead) -> Result<bool, StateError> {
+    use cairn_ledger::dispute::Stage;
+    let dispute = |id: u64| query::dispute(state, id);
+    Ok(match payload {
+        Payload::DisputeClaim { dispute: id, .. } => {
+            !matches!(dispute(*id)?.map(|d| d.stage), Some(Stage::Claim { .. }))
+        }
+        Payload::DisputeAnswer { dispute: id, .. } => {
+            !matches!(dispute(*id)?.map(|d| d.stage), Some(Stage::Answer { .. }))
+        }
+        Payload::DisputeWitness {
+            dispute: id,
+            offset,
+            ..
+        } => !matches!(
+            dispute(*id)?.map(|d| d.stage),
+            Some(Stage::Witness { received, .. }) if received <= *offset
+        ),
+        Payload::Challenge { task, trainer, .. } => {
+            query::task(state, *task)?.is_none_or(|t| t.expelled.contains(trainer))
+        }
+        _ => false,
+    })
 }
 
 /// Decodes the blob `hash` as a parameter vector of the task's model, or says to fetch it.
@@ -418,7 +506,7 @@ pub(crate) enum Needed {
 pub(crate) fn model_params(step: &Step<'_>, hash: &Hash) -> Needed {
     match step.blobs.blob(hash) {
         None => Needed::Missing(*hash),
-        Some(bytes) => match super::params::decode(&bytes, step.plan.param_count()) {
+        Some(bytes) => match cairn_round::params::decode(&bytes, step.plan.param_count()) {
             Ok(values) => Needed::Have(values),
             Err(error) => Needed::Invalid(error.to_string()),
         },

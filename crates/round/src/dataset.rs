@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use cairn_ledger::encoding::to_hex;
-use cairn_ledger::Hash;
+use crate::encoding::{to_hex, Hash};
 use cairn_ml::data::{read_csv, stratified_split, BuiltinDataset, DataError, Dataset, TrainTest};
 
 /// Domain tag of [`content_hash`].

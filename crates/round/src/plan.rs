@@ -4,24 +4,26 @@
 
 use std::sync::Arc;
 
-use cairn_ledger::encoding::to_hex;
-use cairn_ledger::TaskSpec;
 use cairn_ml::data::Partition;
 use cairn_ml::model::{Model, ModelSpec};
 use cairn_ml::optim::OptimizerSpec;
 use cairn_robust::{PreAggregation, Rule};
 
-use super::dataset::{DatasetRegistry, RegisteredDataset};
-use super::params;
-use super::syntax::{parse_model, parse_optimizer, parse_partition, parse_rule};
+use cairn_ml::optim::Optimizer;
+
+use crate::dataset::{DatasetRegistry, RegisteredDataset};
+use crate::encoding::{to_hex, Hash};
+use crate::spec::TaskSpec;
+use crate::syntax::{parse_model, parse_optimizer, parse_partition, parse_rule};
+use crate::trace::Checkpoint;
+use crate::trace::{leaf_count, MAX_TRACE_LEAVES};
+use crate::witness;
+use crate::{optimizer, params};
 
 /// Samples per local step when the optimizer string names no `batch`.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// Most local steps a task may ask for (bounds a trainer's work per round).
 pub const MAX_LOCAL_STEPS: u32 = 100_000;
-/// Points of the training trace: the weights hash is recorded every
-/// `ceil(local_steps / TRACE_POINTS)` steps.
-pub const TRACE_POINTS: u32 = 16;
 
 /// Why a spec cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -61,15 +63,29 @@ pub enum PlanError {
         /// What `cairn-robust` said.
         source: cairn_robust::RobustError,
     },
-    /// The model's parameter blob would exceed the largest blob nodes store and fetch.
+    /// The model is too large for a dispute: the witness of one step (weights, optimizer state
+    /// and, at the last step, the input model) would exceed what the ledger's referee accepts.
     #[error(
-        "the model has {params} parameters; its blob would exceed the {max_bytes}-byte blob limit"
+        "the model has {params} parameters; with this optimizer one step's dispute witness would \
+         be {bytes} bytes, over the {max_bytes}-byte limit (use a smaller model or plain SGD)"
     )]
     ModelTooLarge {
         /// Parameters of the model.
         params: usize,
-        /// The blob limit in bytes.
+        /// Bytes of the largest witness.
+        bytes: u64,
+        /// The witness limit in bytes.
         max_bytes: u64,
+    },
+    /// The trace setting cannot be used.
+    #[error("invalid trace_every {trace_every} for {steps} local steps: {reason}")]
+    Trace {
+        /// The setting.
+        trace_every: u32,
+        /// Local steps of the task.
+        steps: u32,
+        /// What is wrong.
+        reason: String,
     },
     /// Local steps are out of range.
     #[error("local_steps is {0}; it must be between 1 and {MAX_LOCAL_STEPS}")]
@@ -91,10 +107,10 @@ pub struct TaskPlan {
     pub rule: Rule,
     /// Pre-aggregation steps, applied in order before the rule.
     pub pre: Vec<PreAggregation>,
-    /// Local steps per round.
-    pub local_steps: u64,
-    /// Weights hash recorded every this many steps.
-    pub trace_every: u64,
+    /// Local steps per round (`T`).
+    pub local_steps: u32,
+    /// A trace checkpoint every this many steps (`k`); step 0 and step `T` always are.
+    pub trace_every: u32,
     /// The dataset.
     pub dataset: Arc<RegisteredDataset>,
 }
@@ -109,19 +125,34 @@ impl TaskPlan {
             return Err(PlanError::LocalSteps(spec.local_steps));
         }
         let model = parse_model(&spec.model, &dataset)?;
-        let blob_bytes = (model.param_count() as u64)
-            .saturating_mul(4)
-            .saturating_add(super::params::HEADER_LEN as u64);
-        if blob_bytes > crate::wire::MAX_BLOB_BYTES {
+        let (optimizer, batch_size) = parse_optimizer(&spec.optimizer)?;
+        let witness_bytes = witness::max_len(&model, &optimizer);
+        if witness_bytes > witness::MAX_WITNESS_BYTES {
             return Err(PlanError::ModelTooLarge {
                 params: model.param_count(),
-                max_bytes: crate::wire::MAX_BLOB_BYTES,
+                bytes: witness_bytes,
+                max_bytes: witness::MAX_WITNESS_BYTES,
             });
         }
-        let (optimizer, batch_size) = parse_optimizer(&spec.optimizer)?;
         let partition = parse_partition(&spec.partition)?;
         let (pre, rule) = parse_rule(&spec.robust_rule)?;
-        let local_steps = u64::from(spec.local_steps);
+        let trace_every = spec.verification.trace_every;
+        let trace_error = |reason: String| PlanError::Trace {
+            trace_every,
+            steps: spec.local_steps,
+            reason,
+        };
+        if trace_every == 0 {
+            return Err(trace_error("it must be at least 1".into()));
+        }
+        let leaves = leaf_count(spec.local_steps, trace_every);
+        if leaves > MAX_TRACE_LEAVES {
+            return Err(trace_error(format!(
+                "the trace would have {leaves} checkpoints, over the limit of {MAX_TRACE_LEAVES}; \
+                 use trace_every >= {}",
+                spec.local_steps.div_ceil(MAX_TRACE_LEAVES as u32 - 1)
+            )));
+        }
         Ok(TaskPlan {
             model,
             optimizer,
@@ -129,8 +160,8 @@ impl TaskPlan {
             partition,
             rule,
             pre,
-            local_steps,
-            trace_every: local_steps.div_ceil(u64::from(TRACE_POINTS)),
+            local_steps: spec.local_steps,
+            trace_every,
             dataset,
         })
     }
@@ -148,6 +179,19 @@ impl TaskPlan {
                 text: spec.model.clone(),
                 reason: error.to_string(),
             })
+    }
+
+    /// The checkpoint before the first step of a round whose input model is `model_hash`: the
+    /// weights and a fresh optimizer. Both sides of a dispute start from it; the ledger
+    /// computes it itself.
+    pub fn start_checkpoint(&self, model_hash: Hash) -> Result<Checkpoint, PlanError> {
+        let fresh = Optimizer::new(&self.optimizer, self.param_count()).map_err(|error| {
+            PlanError::Optimizer {
+                text: format!("{:?}", self.optimizer),
+                reason: error.to_string(),
+            }
+        })?;
+        Ok(Checkpoint::start(model_hash, optimizer::hash(&fresh)))
     }
 
     /// The initial model blob (what the creator stores and names in `initial_model`).
@@ -184,7 +228,7 @@ pub fn seal_initial_model(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_ledger::Hash;
+    use crate::spec::Verification;
 
     fn toy_registry() -> (DatasetRegistry, Hash) {
         let labels: Vec<u32> = (0..40).map(|i| i % 2).collect();
@@ -210,6 +254,10 @@ mod tests {
             attest_window: 1,
             min_stake: 1,
             reward_per_round: 1,
+            verification: Verification {
+                trace_every: 3,
+                ..Verification::with_audit_ppm(50_000, 10)
+            },
         }
     }
 
@@ -240,6 +288,31 @@ mod tests {
         }
         let unknown = TaskPlan::from_spec(&toy_spec([5; 32], "mlp:4-8-2"), &registry).unwrap_err();
         assert!(matches!(unknown, PlanError::UnknownDataset(_)));
+    }
+
+    #[test]
+    fn trace_settings_and_witness_size_are_bounded() {
+        let (registry, hash) = toy_registry();
+        let mut spec = toy_spec(hash, "mlp:4-8-2");
+        spec.verification.trace_every = 0;
+        assert!(matches!(
+            TaskPlan::from_spec(&spec, &registry),
+            Err(PlanError::Trace { .. })
+        ));
+        spec.local_steps = MAX_LOCAL_STEPS;
+        spec.verification.trace_every = 1;
+        let error = TaskPlan::from_spec(&spec, &registry).unwrap_err();
+        assert!(error.to_string().contains("trace_every >= 25"), "{error}");
+        spec.verification.trace_every = 25;
+        assert!(TaskPlan::from_spec(&spec, &registry).is_ok());
+        // 600 000 parameters with Adam: weights, two moments and M_r are 9.6 MB, over 8 MiB.
+        let mut large = toy_spec(hash, "mlp:4-1000-596-2");
+        assert!(matches!(
+            TaskPlan::from_spec(&large, &registry),
+            Err(PlanError::ModelTooLarge { .. })
+        ));
+        large.optimizer = "sgd:lr=0.1".into();
+        assert!(TaskPlan::from_spec(&large, &registry).is_ok());
     }
 
     #[test]

@@ -1,58 +1,11 @@
-//! How a simulated node behaves: honestly, or in one of the ways the protocol must withstand.
-//! These are public so that simulations (`cairn simulate`) and tests assemble the same nodes.
+//! Side channels between colluding trainers: a coalition that crafts one attack together from
+//! its members' honest updates, and the identities of a noise Sybil sharing one training run.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_ledger::{Address, Hash};
+use cairn_node::protocol::Submission;
 use cairn_robust::attack::{craft, Attack, AttackError, Setting};
-
-use super::plan::TaskPlan;
-
-/// What a trainer does with its round.
-#[derive(Clone, Debug)]
-pub enum TrainerBehaviour {
-    /// Trains on its shard, commits, reveals.
-    Honest,
-    /// Colludes: trains honestly, pools its honest update in the coalition, and submits its row
-    /// of `attack::craft` once every member has deposited (never seeing other trainers' updates).
-    Attack {
-        /// The attack the coalition crafts.
-        attack: Attack,
-        /// The shared pool (a side channel between the colluders' processes).
-        coalition: std::sync::Arc<std::sync::Mutex<Coalition>>,
-    },
-    /// Trains on its shard with every label `y` replaced by `C − 1 − y`.
-    LabelFlip,
-    /// Submits an update without training.
-    FreeRider(FreeRide),
-    /// Commits honestly and never reveals (the ledger slashes it).
-    NonRevealer,
-    /// Trains honestly and then reveals a blob that does not decode (a NaN in the values).
-    MalformedBlob,
-}
-
-/// What a free rider submits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FreeRide {
-    /// The zero update.
-    Zero,
-    /// The last global step `M_r − M_{r−1}` (public), zero in round 0.
-    Stale,
-}
-
-/// What a validator does with its round.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValidatorBehaviour {
-    /// Aggregates, scores on its held-out data, attests, reveals.
-    Honest,
-    /// Scores honestly but attests a model hash other than the one it computed.
-    WrongModelHash,
-    /// Computes the model but does not score: it copies the previous round's consensus scores
-    /// (equal shares in round 0), since attestations are hidden until their reveal.
-    CopyScores,
-    /// Joins and never attests.
-    Silent,
-}
+use cairn_round::{Address, Hash, TaskPlan};
 
 /// The colluders' shared pool for one attack: honest updates in, crafted updates out.
 #[derive(Debug, Default)]
@@ -151,18 +104,42 @@ impl Coalition {
     }
 }
 
+/// The identities of one noise Sybil: the first trains, the others take its submission.
+#[derive(Debug, Default)]
+pub struct SybilPool {
+    runs: BTreeMap<(u64, u32), Submission>,
+}
+
+/// Rounds a Sybil pool remembers.
+const SYBIL_MEMORY: u32 = 2;
+
+impl SybilPool {
+    /// The primary identity's submission for (`task`, `round`), once deposited.
+    pub fn take(&self, task: u64, round: u32) -> Option<Submission> {
+        self.runs.get(&(task, round)).cloned()
+    }
+
+    /// The primary identity deposits its run.
+    pub fn deposit(&mut self, task: u64, round: u32, submission: Submission) {
+        self.runs
+            .retain(|(t, r), _| *t != task || r + SYBIL_MEMORY > round);
+        self.runs.insert((task, round), submission);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::protocol::dataset::DatasetRegistry;
-    use cairn_ledger::TaskSpec;
+    use cairn_ml::data::Dataset;
+    use cairn_round::spec::{TaskSpec, Verification};
+    use cairn_round::DatasetRegistry;
 
     fn plan() -> TaskPlan {
         let labels: Vec<u32> = (0..20).map(|i| i % 2).collect();
         let features = (0..20).map(|i| i as f32 / 20.0).collect();
-        let data = cairn_ml::data::Dataset::new(features, labels, 2, (1, 1, 1)).unwrap();
+        let data = Dataset::new(features, labels, 2, (1, 1, 1)).unwrap();
         let mut registry = DatasetRegistry::new();
         let dataset = registry.insert("toy", &data).unwrap();
         let spec = TaskSpec {
@@ -179,6 +156,7 @@ mod tests {
             attest_window: 1,
             min_stake: 1,
             reward_per_round: 1,
+            verification: Verification::with_audit_ppm(0, 1),
         };
         TaskPlan::from_spec(&spec, &registry).unwrap()
     }

@@ -1,10 +1,10 @@
 //! Test-set accuracy and loss of a model blob: how simulations and reports measure a task's
-//! progress (validators score with their own held-out data instead, see [`crate::protocol`]).
+//! progress (validators score with their own held-out data instead, see [`crate::scoring`]).
 
 use cairn_ml::model::{Evaluation, Model};
 
-use crate::protocol::params::{self, ParamsError};
-use crate::protocol::TaskPlan;
+use crate::params::{self, ParamsError};
+use crate::plan::TaskPlan;
 
 /// Why a model blob could not be evaluated.
 #[derive(Debug, thiserror::Error)]

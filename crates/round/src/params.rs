@@ -5,9 +5,11 @@
 //! ```
 //!
 //! The encoding is canonical (one byte string per vector, NaN and infinities refused), so a
-//! model's ledger hash is `blake3` of its blob bytes.
+//! vector's identity is `blake3` of its blob bytes ([`hash`]): the model hash on the ledger, the
+//! update hash a trainer reveals, and the weights hash in every trace checkpoint are all this one
+//! hash.
 
-use cairn_ledger::Hash;
+use crate::encoding::Hash;
 
 /// First bytes of every parameter blob.
 pub const MAGIC: [u8; 4] = *b"CRNP";
@@ -113,6 +115,28 @@ pub fn blob_hash(blob: &[u8]) -> Hash {
     *blake3::hash(blob).as_bytes()
 }
 
+/// The identity of a parameter vector: [`blob_hash`] of its [`encode`]d blob, computed without
+/// building the blob. Models, updates and trace checkpoints all name weights by this hash.
+pub fn hash(values: &[f32]) -> Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&MAGIC);
+    hasher.update(&[VERSION]);
+    hasher.update(&(values.len() as u64).to_le_bytes());
+    hash_values(&mut hasher, values);
+    *hasher.finalize().as_bytes()
+}
+
+/// Feeds `values` to `hasher` as little-endian bytes, a buffer at a time.
+pub(crate) fn hash_values(hasher: &mut blake3::Hasher, values: &[f32]) {
+    let mut buffer = [0u8; 4096];
+    for chunk in values.chunks(buffer.len() / 4) {
+        for (bytes, value) in buffer.chunks_exact_mut(4).zip(chunk) {
+            bytes.copy_from_slice(&value.to_le_bytes());
+        }
+        hasher.update(&buffer[..chunk.len() * 4]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +176,17 @@ mod tests {
             decode(&blob, 10),
             Err(ParamsError::WrongCount { .. })
         ));
+    }
+
+    #[test]
+    fn the_vector_hash_is_the_hash_of_its_blob() {
+        for values in [
+            vec![],
+            vec![1.5f32],
+            (0..5000).map(|i| i as f32 * 0.25).collect(),
+        ] {
+            assert_eq!(hash(&values), blob_hash(&encode(&values)));
+        }
     }
 
     proptest! {

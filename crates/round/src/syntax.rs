@@ -6,8 +6,8 @@ use cairn_ml::model::ModelSpec;
 use cairn_ml::optim::OptimizerSpec;
 use cairn_robust::{PreAggregation, Rule};
 
-use super::dataset::RegisteredDataset;
-use super::plan::{PlanError, DEFAULT_BATCH_SIZE};
+use crate::dataset::RegisteredDataset;
+use crate::plan::{PlanError, DEFAULT_BATCH_SIZE};
 
 fn model_error(text: &str, reason: impl Into<String>) -> PlanError {
     PlanError::Model {

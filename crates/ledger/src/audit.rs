@@ -1,0 +1,135 @@
+//! Audits on the ledger: at the first block after a round's reveal window a seed that did not
+//! exist when trainers committed chooses which revealed updates are audited and by which
+//! validators (`cairn_round::audit`); an auditor whose re-run matches reports it, one whose
+//! re-run differs opens a dispute (`crate::dispute`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cairn_round::audit::{self as draw_rules, audit_seed};
+
+use crate::address::Address;
+use crate::encoding::Hash;
+use crate::execute::{Env, TxError};
+use crate::lifecycle;
+use crate::round::{Audit, AuditStatus, Round};
+use crate::state::{keys, Overlay};
+
+/// Draws a round's audits (a scheduled event at the first block of its attestation-commit
+/// window; `env.parent` is the hash of the last block of its reveal window).
+pub fn draw(state: &mut Overlay, env: &Env, task_id: u64, number: u32) -> Result<(), TxError> {
+    let task = lifecycle::load(state, task_id)?;
+    let key = keys::round(task_id, number);
+    let Some(mut round) = state.read::<Round>(&key)? else {
+        return Ok(());
+    };
+    if round.audit_seed.is_some() {
+        return Ok(());
+    }
+    let seed = audit_seed(&env.parent, task_id, number);
+    let revealed: BTreeMap<Address, Hash> = round
+        .commits
+        .iter()
+        .filter_map(|(trainer, commit)| Some((*trainer, commit.update_hash?)))
+        .collect();
+    let replayed: BTreeSet<Hash> = match number.checked_sub(1) {
+        Some(previous) => state
+            .read::<Round>(&keys::round(task_id, previous))?
+            .map(|p| p.commits.values().filter_map(|c| c.update_hash).collect())
+            .unwrap_or_default(),
+        None => BTreeSet::new(),
+    };
+    let validators: Vec<Address> = task.validators.keys().copied().collect();
+    let drawn = draw_rules::draw(
+        &seed,
+        &revealed,
+        &replayed,
+        &validators,
+        task.spec.verification.audit_ppm,
+    );
+    round.audit_seed = Some(seed);
+    round.audits = drawn
+        .into_iter()
+        .map(|(trainer, (reason, auditors))| {
+            let auditors = auditors
+                .into_iter()
+                .map(|auditor| (auditor, AuditStatus::Assigned))
+                .collect();
+            (trainer, Audit { reason, auditors })
+        })
+        .collect();
+    tracing::debug!(
+        task = task_id,
+        round = number,
+        audited = round.audits.len(),
+        "audits drawn"
+    );
+    state.write(key, &round);
+    Ok(())
+}
+
+/// Why an audit report was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuditError {
+    /// The task has no such round (yet).
+    #[error("task {task} has no round {round}")]
+    UnknownRound {
+        /// Task id.
+        task: u64,
+        /// Round number.
+        round: u32,
+    },
+    /// The round's audits are not drawn yet.
+    #[error("the audits of this round are not drawn yet")]
+    NotDrawn,
+    /// The sender was not drawn to audit this trainer.
+    #[error("{auditor} was not drawn to audit {trainer} in this round")]
+    NotAuditor {
+        /// The sender.
+        auditor: Address,
+        /// The trainer named.
+        trainer: Address,
+    },
+    /// The auditor already reported or challenged.
+    #[error("{0} already reported on this audit")]
+    AlreadyReported(Address),
+    /// The round's audit window is over.
+    #[error("the audit window of this round closed at height {0}")]
+    WindowClosed(u64),
+}
+
+/// An auditor reports that its re-run of `trainer`'s round matched (recorded on the round).
+pub fn report(
+    state: &mut Overlay,
+    env: &Env,
+    auditor: &Address,
+    (task_id, number): (u64, u32),
+    trainer: &Address,
+) -> Result<(), TxError> {
+    let task = lifecycle::load(state, task_id)?;
+    let key = keys::round(task_id, number);
+    let mut round: Round = state.read(&key)?.ok_or(AuditError::UnknownRound {
+        task: task_id,
+        round: number,
+    })?;
+    if round.audit_seed.is_none() {
+        return Err(AuditError::NotDrawn.into());
+    }
+    let deadline = round.challenge_deadline(&task.spec);
+    if env.height > deadline {
+        return Err(AuditError::WindowClosed(deadline).into());
+    }
+    let status = round
+        .audits
+        .get_mut(trainer)
+        .and_then(|audit| audit.auditors.get_mut(auditor))
+        .ok_or(AuditError::NotAuditor {
+            auditor: *auditor,
+            trainer: *trainer,
+        })?;
+    if *status != AuditStatus::Assigned {
+        return Err(AuditError::AlreadyReported(*auditor).into());
+    }
+    *status = AuditStatus::Passed;
+    state.write(key, &round);
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! A validator's audits and its side of the disputes it opens.
+//!
+//! Once a round's audits are drawn, the validator re-runs the round of every trainer it was
+//! drawn to audit (the same function the trainer ran, on the trainer's public shard, seed and
+//! `M_r`) and compares trace roots exactly: equal, it reports the audit passed; different, it
+//! challenges. In a dispute it opened it answers each of the trainer's claims by comparing it
+//! with its own checkpoint at that step. Audits run in the agent, never in the ledger's block
+//! execution; their cost is counted in [`AuditStats`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_ledger::dispute::{Dispute, Stage};
+use cairn_ledger::encoding::domain_hash;
+use cairn_ledger::round::{AuditStatus, Round};
+use cairn_ledger::{query, Address, Hash, Payload};
+use cairn_round::training::{shard_of, Assignment, Trajectory};
+
+use super::attesting::Validator;
+use super::{model_params, AgentError, Intent, Needed, Step};
+
+/// What a validator's audits cost: a measurement for reports, never an input to the protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Trainer rounds re-run in audits.
+    pub audits: u64,
+    /// Training steps re-executed in those audits.
+    pub steps: u64,
+    /// Training steps replayed to answer disputes.
+    pub dispute_steps: u64,
+    /// Wall-clock time spent auditing and answering disputes.
+    pub time: Duration,
+}
+
+/// A validator's audits across rounds.
+#[derive(Debug, Default)]
+pub(crate) struct Audits {
+    /// Rounds whose audits were handled.
+    done: BTreeSet<u32>,
+    /// Honest re-runs of challenged trainers, to answer their claims.
+    runs: BTreeMap<(u32, Address), Assignment>,
+    /// Answers sent: (dispute, move count).
+    answered: BTreeSet<(u64, u32)>,
+    pub(crate) stats: AuditStats,
+}
+
+impl Validator {
+    /// Runs the round's audits once they are drawn (once per round).
+    pub(crate) fn audit(
+        &mut self,
+        step: &Step<'_>,
+        round: &Round,
+    ) -> Result<Vec<Intent>, AgentError> {
+        let number = round.number;
+        if round.audit_seed.is_none() || self.audits.done.contains(&number) {
+            return Ok(Vec::new());
+        }
+        if step.height >= round.challenge_deadline(&step.task.spec) {
+            self.audits.done.insert(number);
+            return Ok(Vec::new());
+        }
+        let model: Arc<[f32]> = match model_params(step, &round.model_hash) {
+            Needed::Have(values) => values.into(),
+            Needed::Missing(hash) => return Ok(vec![Intent::Fetch { hash, holder: None }]),
+            Needed::Invalid(reason) => {
+                tracing::warn!(round = number, %reason, "input model invalid; cannot audit");
+                self.audits.done.insert(number);
+                return Ok(Vec::new());
+            }
+        };
+        self.audits.done.insert(number);
+        let drawn: Vec<Address> = round
+            .audits
+            .iter()
+            .filter(|(_, audit)| audit.auditors.get(&step.address) == Some(&AuditStatus::Assigned))
+            .map(|(trainer, _)| *trainer)
+            .collect();
+        let drawn = if self.conduct.audits() {
+            drawn
+        } else {
+            Vec::new()
+        };
+        let unfounded: BTreeSet<Address> = self
+            .conduct
+            .unfounded_challenges(step.task, round)
+            .into_iter()
+            .collect();
+        let started = Instant::now();
+        let mut intents = Vec::new();
+        let targets: BTreeSet<Address> = drawn
+            .iter()
+            .copied()
+            .chain(unfounded.iter().copied())
+            .collect();
+        for trainer in targets {
+            let Some(commit) = round.commits.get(&trainer) else {
+                continue;
+            };
+            if commit.last_checkpoint.is_none() || step.task.expelled.contains(&trainer) {
+                continue;
+            }
+            let Some(assignment) = assignment(step, round, &trainer, model.clone()) else {
+                continue;
+            };
+            let root = match assignment.train() {
+                Ok(work) => work.trace_root(),
+                Err(error) => {
+                    tracing::warn!(round = number, trainer = %trainer, %error, "audit re-run failed");
+                    continue;
+                }
+            };
+            self.audits.stats.audits += 1;
+            self.audits.stats.steps += u64::from(step.task.spec.local_steps);
+            let challenge_with = if unfounded.contains(&trainer) {
+                Some(if root == commit.trace_root {
+                    domain_hash(b"cairn/unfounded-challenge", &[&root])
+                } else {
+                    root
+                })
+            } else if root != commit.trace_root {
+                Some(root)
+            } else {
+                None
+            };
+            match challenge_with {
+                Some(trace_root) => {
+                    tracing::info!(round = number, trainer = %trainer, "audit failed; challenging");
+                    self.audits.runs.insert((number, trainer), assignment);
+                    intents.push(Intent::Submit(Payload::Challenge {
+                        task: step.task.id,
+                        round: number,
+                        trainer,
+                        trace_root,
+                    }));
+                }
+                None => intents.push(Intent::Submit(Payload::ReportAudit {
+                    task: step.task.id,
+                    round: number,
+                    trainer,
+                })),
+            }
+        }
+        self.audits.stats.time += started.elapsed();
+        Ok(intents)
+    }
+
+    /// This validator's answers in the disputes it opened.
+    pub(crate) fn pursue(&mut self, step: &Step<'_>) -> Result<Vec<Intent>, AgentError> {
+        let mut intents = Vec::new();
+        let mut open: BTreeSet<(u32, Address)> = BTreeSet::new();
+        let started = Instant::now();
+        for id in &step.task.open_disputes {
+            let Some(dispute) = query::dispute(step.state, *id)? else {
+                continue;
+            };
+            if dispute.challenger != step.address || !dispute.is_open() {
+                continue;
+            }
+            open.insert((dispute.round, dispute.trainer));
+            let Stage::Answer { claim } = dispute.stage else {
+                continue;
+            };
+            if step.height >= dispute.deadline
+                || self.audits.answered.contains(&(dispute.id, dispute.moves))
+            {
+                continue;
+            }
+            let Some(mine) = self.own_checkpoint(step, &dispute, claim.step)? else {
+                continue;
+            };
+            self.audits.answered.insert((dispute.id, dispute.moves));
+            let agree = self.conduct.answer(&dispute, mine == claim.checkpoint);
+            intents.push(Intent::Submit(Payload::DisputeAnswer {
+                dispute: dispute.id,
+                agree,
+            }));
+        }
+        self.audits.stats.time += started.elapsed();
+        self.audits.runs.retain(|key, _| open.contains(key));
+        let live: BTreeSet<u64> = step.task.open_disputes.iter().copied().collect();
+        self.audits.answered.retain(|(id, _)| live.contains(id));
+        Ok(intents)
+    }
+
+    /// This validator's own checkpoint at `at` in the disputed trainer's round (re-running it if
+    /// the audit's run is gone, e.g. after a restart); `None` while `M_r` is missing.
+    fn own_checkpoint(
+        &mut self,
+        step: &Step<'_>,
+        dispute: &Dispute,
+        at: u32,
+    ) -> Result<Option<Hash>, AgentError> {
+        let key = (dispute.round, dispute.trainer);
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.audits.runs.entry(key) {
+            let Some(round) = query::round(step.state, dispute.task, dispute.round)? else {
+                return Ok(None);
+            };
+            let Needed::Have(model) = model_params(step, &round.model_hash) else {
+                return Ok(None);
+            };
+            let Some(assignment) = assignment(step, &round, &dispute.trainer, model.into()) else {
+                return Ok(None);
+            };
+            slot.insert(assignment);
+        }
+        let Some(assignment) = self.audits.runs.get(&key) else {
+            return Ok(None);
+        };
+        self.audits.stats.dispute_steps += u64::from(at);
+        Ok(match assignment.checkpoint(at) {
+            Ok(checkpoint) => Some(checkpoint.hash()),
+            Err(error) => {
+                tracing::warn!(dispute = dispute.id, %error, "cannot compute own checkpoint");
+                None
+            }
+        })
+    }
+}
+
+/// The honest assignment of `trainer` in `round`, from public data.
+fn assignment(
+    step: &Step<'_>,
+    round: &Round,
+    trainer: &Address,
+    model: Arc<[f32]>,
+) -> Option<Assignment> {
+    let trainers: Vec<Address> = step.task.trainers.keys().copied().collect();
+    match shard_of(step.plan, step.task.id, &trainers, trainer) {
+        Ok(shard) => Some(Assignment::new(
+            step.plan.clone(),
+            Arc::new(shard),
+            &round.seed,
+            trainer,
+            model,
+        )),
+        Err(error) => {
+            tracing::warn!(trainer = %trainer, %error, "cannot rebuild the trainer's shard");
+            None
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The witness of one disputed step: the state the referee re-executes from.
+//!
+//! ```text
+//! magic "CRNW" | version u8 = 1 | step u32 LE
+//!   | weights   (a parameter blob, crate::params)
+//!   | optimizer (an optimizer-state blob, crate::optimizer)
+//!   | flag u8   | model (a parameter blob: M_r), present exactly when step + 1 = T
+//! ```
+//!
+//! Every length follows from the task's plan and the step, so the decoder knows how many bytes
+//! to expect before it reads a value. The batch is not carried: the referee derives it from the
+//! dataset, the shard and the seed, exactly as the trainer had to.
+
+use cairn_ml::model::ModelSpec;
+use cairn_ml::optim::{Optimizer, OptimizerSpec};
+
+use crate::plan::TaskPlan;
+use crate::{optimizer, params};
+
+/// First bytes of every witness.
+pub const MAGIC: [u8; 4] = *b"CRNW";
+/// The format version this code writes and reads.
+pub const VERSION: u8 = 1;
+/// Bytes before the weights blob.
+pub const HEADER_LEN: usize = MAGIC.len() + 1 + 4;
+/// Largest witness the referee accepts (8 MiB): the CNN on 28x28 images with Adam, the largest
+/// built-in model and optimizer, needs about 6.8 MB at the last step.
+pub const MAX_WITNESS_BYTES: u64 = 8 << 20;
+
+/// The state behind one checkpoint, as a trainer hands it to the referee.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Witness {
+    /// Steps taken (the referee re-executes step `step`, producing state `step + 1`).
+    pub step: u32,
+    /// The weights after `step` steps.
+    pub params: Vec<f32>,
+    /// The optimizer state after `step` steps.
+    pub optimizer: Optimizer,
+    /// The round's input weights `M_r`, needed to compute the update at the last step.
+    pub model: Option<Vec<f32>>,
+}
+
+/// Why bytes are not the witness a dispute expects.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WitnessError {
+    /// Fewer bytes than the header.
+    #[error("witness of {0} bytes is shorter than its header")]
+    TooShort(usize),
+    /// The magic is not `CRNW`.
+    #[error("not a witness (magic {0:02x?}, expected \"CRNW\")")]
+    BadMagic([u8; 4]),
+    /// A version this code does not read.
+    #[error("witness version {0} is not supported (this node reads version {VERSION})")]
+    UnsupportedVersion(u8),
+    /// The witness is for another step than the one disputed.
+    #[error("witness is for step {got}; the dispute needs step {expected}")]
+    WrongStep {
+        /// The disputed step.
+        expected: u32,
+        /// The witness's step.
+        got: u32,
+    },
+    /// The byte count is not what the task's model and optimizer dictate.
+    #[error("witness is {got} bytes; the task's model and optimizer need exactly {expected}")]
+    Length {
+        /// Bytes needed.
+        expected: u64,
+        /// Bytes present.
+        got: u64,
+    },
+    /// The input-model flag is not 1 exactly at the last step.
+    #[error("witness input-model flag is {0}; it must be 1 exactly at the last step, else 0")]
+    BadFlag(u8),
+    /// The weights or the input model do not decode.
+    #[error("witness weights: {0}")]
+    Params(#[from] params::ParamsError),
+    /// The optimizer state does not decode.
+    #[error("witness optimizer state: {0}")]
+    Optimizer(#[from] optimizer::StateError),
+}
+
+fn params_len(count: usize) -> u64 {
+    params::HEADER_LEN as u64 + 4 * count as u64
+}
+
+/// Exact bytes of the witness of `step` in a run of `steps` steps.
+pub fn encoded_len(plan: &TaskPlan, step: u32) -> u64 {
+    let count = plan.param_count();
+    let model = if step + 1 == plan.local_steps {
+        params_len(count)
+    } else {
+        0
+    };
+    HEADER_LEN as u64
+        + params_len(count)
+        + optimizer::encoded_len(&plan.optimizer, count) as u64
+        + 1
+        + model
+}
+
+/// The largest witness a task with this model and optimizer can need (at its last step).
+pub fn max_len(model: &ModelSpec, optimizer: &OptimizerSpec) -> u64 {
+    let count = model.param_count();
+    HEADER_LEN as u64 + 2 * params_len(count) + optimizer::encoded_len(optimizer, count) as u64 + 1
+}
+
+impl Witness {
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&self.step.to_le_bytes());
+        out.extend_from_slice(&params::encode(&self.params));
+        out.extend_from_slice(&optimizer::encode(&self.optimizer));
+        match &self.model {
+            Some(model) => {
+                out.push(1);
+                out.extend_from_slice(&params::encode(model));
+            }
+            None => out.push(0),
+        }
+        out
+    }
+
+    /// Decodes the witness of step `step` of `plan`'s run: the total length is checked against
+    /// the plan before any value is read, then each part by its own decoder.
+    pub fn decode(bytes: &[u8], plan: &TaskPlan, step: u32) -> Result<Witness, WitnessError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(WitnessError::TooShort(bytes.len()));
+        }
+        let mut magic = [0u8; 4];
+        magic.copy_from_slice(&bytes[..4]);
+        if magic != MAGIC {
+            return Err(WitnessError::BadMagic(magic));
+        }
+        if bytes[4] != VERSION {
+            return Err(WitnessError::UnsupportedVersion(bytes[4]));
+        }
+        let got = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
+        if got != step {
+            return Err(WitnessError::WrongStep {
+                expected: step,
+                got,
+            });
+        }
+        let expected = encoded_len(plan, step);
+        if bytes.len() as u64 != expected {
+            return Err(WitnessError::Length {
+                expected,
+                got: bytes.len() as u64,
+            });
+        }
+        let count = plan.param_count();
+        let weights_end = HEADER_LEN + params_len(count) as usize;
+        let params = params::decode(&bytes[HEADER_LEN..weights_end], count)?;
+        let optimizer_end = weights_end + optimizer::encoded_len(&plan.optimizer, count);
+        let optimizer =
+            optimizer::decode(&bytes[weights_end..optimizer_end], &plan.optimizer, count)?;
+        let last = step + 1 == plan.local_steps;
+        let model = match (bytes[optimizer_end], last) {
+            (1, true) => Some(params::decode(&bytes[optimizer_end + 1..], count)?),
+            (0, false) => None,
+            (flag, _) => return Err(WitnessError::BadFlag(flag)),
+        };
+        Ok(Witness {
+            step,
+            params,
+            optimizer,
+            model,
+        })
+    }
+}
