@@ -359,6 +359,24 @@ pub fn run_scheduled(state: &mut Overlay, env: &Env) -> Result<(), BlockError> {
     Ok(())
 }
 
+/// Whether `transaction` would execute as the first transaction of the block after `parent`,
+/// whose state is `state` (that block's scheduled events run first): `Ok(None)` if it would,
+/// `Ok(Some(error))` with the error it would be refused with. What a sender asks of its oldest
+/// pending transaction before waiting longer for a block to include it; its signature is not
+/// checked (the sender signed it).
+pub fn check_next(
+    state: &dyn StateRead,
+    parent: &Header,
+    transaction: &SignedTransaction,
+    datasets: &Arc<DatasetRegistry>,
+) -> Result<Option<TxError>, BlockError> {
+    let env = Env::after(state, parent, datasets)?;
+    let mut overlay = Overlay::new(state);
+    run_scheduled(&mut overlay, &env)?;
+    let mut nested = Overlay::new(&overlay);
+    Ok(apply_transaction(&mut nested, &env, transaction).err())
+}
+
 /// Checks every signature of a block with [`SignedTransaction::verify`] (`verify_strict`), in
 /// parallel; the error names the first bad one.
 ///

@@ -314,6 +314,8 @@ pub struct NodeObserver<E> {
     mempool: Option<Arc<SharedMempool>>,
     work: mpsc::UnboundedSender<Work>,
     height: u64,
+    /// The chain's datasets, to check pending transactions as the next block would.
+    datasets: Arc<DatasetRegistry>,
 }
 
 impl<E: Send + Sync + 'static> NodeObserver<E> {
@@ -340,7 +342,15 @@ impl<E: Send + Sync + 'static> BlockObserver for NodeObserver<E> {
         }
         let agents = &self.agents;
         let stale = |payload: &_| agents.iter().any(|a| a.is_stale(payload, state));
-        match self.outbox.on_block(height, state, stale) {
+        let datasets = &self.datasets;
+        let refused = |transaction: &SignedTransaction| {
+            cairn_ledger::execute::check_next(state, &block.header, transaction, datasets)
+                .unwrap_or_else(|error| {
+                    warn!(height, %error, "could not check a pending transaction");
+                    None
+                })
+        };
+        match self.outbox.on_block(height, state, stale, refused) {
             Ok(due) => {
                 for transaction in due {
                     let _ = self.work.unbounded_send(Work::Send(Box::new(transaction)));
@@ -458,6 +468,7 @@ where
         mempool: mempool.clone(),
         work: work_tx,
         height: 0,
+        datasets: config.datasets.clone(),
     }));
     ready(NodeState {
         store: store.clone(),

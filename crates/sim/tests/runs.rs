@@ -292,3 +292,59 @@ identities = 3
         );
     }
 }
+
+/// Every update audited and ten copiers of one victim: twenty challenges in the first round
+/// among four validators, more than the four bonds each keeps in reserve. The validators bond
+/// more from their balance; every copier loses, no honest node is slashed or misses a reward,
+/// and no validator's transactions wedge (a refused one is dropped at once, not after 16 blocks).
+#[test]
+fn validators_bond_more_when_their_challenges_outrun_the_reserve_and_honest_nodes_never_lose() {
+    let scenario = Scenario::from_toml_str(
+        r#"
+seed = 5
+rounds = 2
+local_steps = 10
+dataset = "digits"
+[windows]
+commit = 3
+reveal = 3
+attest = 3
+[verification]
+audit_rate = 1.0
+[[trainers]]
+count = 4
+[[trainers]]
+count = 10
+behaviour = "copier"
+victim = "t0"
+[[validators]]
+count = 4
+[network]
+latency_ms = 10
+jitter_ms = 2
+"#,
+    )
+    .expect("scenario parses");
+    let result = simulate(&scenario);
+    for node in &result.nodes {
+        if node.is_honest() {
+            assert_eq!(node.slashed_total, 0, "{} slashed", node.name);
+            assert_eq!(node.disputes_lost, 0, "{} lost a dispute", node.name);
+            assert!(node.rewards_total > 0, "{} earned nothing", node.name);
+        } else {
+            assert_eq!(node.disputes_lost, 1, "{} was not caught", node.name);
+            assert_eq!(node.stake_final, 0, "{} kept stake", node.name);
+        }
+    }
+    let validators: Vec<_> = result
+        .nodes
+        .iter()
+        .filter(|n| n.name.starts_with('v'))
+        .collect();
+    let won: u32 = validators.iter().map(|v| v.disputes_won).sum();
+    assert_eq!(u64::from(won), result.verification.challenger_won);
+    assert!(
+        validators.iter().any(|v| v.stake_final > v.stake_initial),
+        "some validator bonded beyond its reserve: {validators:?}"
+    );
+}

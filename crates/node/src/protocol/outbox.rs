@@ -1,12 +1,12 @@
 //! Signs a node's payloads with consecutive nonces and keeps them until the ledger includes
-//! them: re-broadcasts the pending ones every few blocks, and drops one the chain never takes
-//! so that it cannot wedge the nonces after it.
+//! them: re-broadcasts the pending ones every few blocks, and drops one the ledger would refuse
+//! (or that the chain never takes) so that it cannot wedge the nonces after it.
 
 use std::collections::BTreeMap;
 
 use cairn_ledger::state::StateError;
 use cairn_ledger::store::StateRead;
-use cairn_ledger::{query, Address, Payload, SignedTransaction};
+use cairn_ledger::{query, Address, Payload, SignedTransaction, TxError};
 use ed25519_dalek::SigningKey;
 
 /// Blocks between two broadcasts of a transaction still pending.
@@ -91,19 +91,39 @@ impl Outbox {
 
     /// Reconciles with the finalized state at `height`: drops what the chain included (nonces
     /// below the account's), drops every pending transaction `stale` says can no longer execute
-    /// ([`Outbox::discard`]), drops the lowest pending transaction when it has waited
-    /// `expire_after` blocks (re-signing the later ones one nonce lower), and returns the
-    /// pending transactions due for a re-broadcast.
+    /// ([`Outbox::discard`]), drops the lowest pending transaction while `refused` says the next
+    /// block would refuse it (for a reason other than its nonce), drops it too when it has waited
+    /// `expire_after` blocks, re-signing the later ones one nonce lower each time, and returns
+    /// the pending transactions due for a re-broadcast.
+    ///
+    /// Dropping a refused head at once matters: every block it waits, the transactions behind it
+    /// wait too, and a transaction bound to a phase of a round (an attestation, an audit report)
+    /// is refused for good once that phase has passed, which would wedge the next one in turn.
     pub fn on_block(
         &mut self,
         height: u64,
         state: &dyn StateRead,
         stale: impl Fn(&Payload) -> bool,
+        refused: impl Fn(&SignedTransaction) -> Option<TxError>,
     ) -> Result<Vec<SignedTransaction>, OutboxError> {
         let nonce = query::account(state, &self.address)?.nonce;
         self.pending.retain(|n, _| *n >= nonce);
         self.next_nonce = self.next_nonce.max(nonce);
         self.discard(height, stale);
+        while let Some(head) = self.pending.get(&nonce) {
+            match refused(&head.transaction) {
+                Some(TxError::NonceReused { .. } | TxError::NonceSkipped { .. }) | None => break,
+                Some(error) => {
+                    tracing::info!(
+                        nonce,
+                        payload = head.payload.kind(),
+                        %error,
+                        "the ledger would refuse a pending transaction; dropping it"
+                    );
+                    self.renumber_from(nonce, height);
+                }
+            }
+        }
         if let Some(head) = self.pending.get(&nonce) {
             if height.saturating_sub(head.first_sent) >= self.expire_after {
                 tracing::warn!(
@@ -237,11 +257,13 @@ mod tests {
         let (_, rejected) = chain.propose_and_apply(vec![first]).unwrap();
         assert!(rejected.is_empty());
         assert!(outbox
-            .on_block(1, chain.store(), |_| false)
+            .on_block(1, chain.store(), |_| false, |_| None)
             .unwrap()
             .is_empty());
         assert_eq!(outbox.pending(), 1);
-        let again = outbox.on_block(4, chain.store(), |_| false).unwrap();
+        let again = outbox
+            .on_block(4, chain.store(), |_| false, |_| None)
+            .unwrap();
         assert_eq!(again, vec![second], "the pending one is re-broadcast");
     }
 
@@ -253,7 +275,9 @@ mod tests {
         // Bonding more than the balance is refused by every proposer.
         outbox.submit(Payload::Bond { amount: 5_000 }, 0).unwrap();
         outbox.submit(Payload::Bond { amount: 7 }, 0).unwrap();
-        let due = outbox.on_block(5, chain.store(), |_| false).unwrap();
+        let due = outbox
+            .on_block(5, chain.store(), |_| false, |_| None)
+            .unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].transaction.nonce, 0);
         assert_eq!(due[0].transaction.payload, Payload::Bond { amount: 7 });
@@ -280,7 +304,9 @@ mod tests {
         outbox.submit(Payload::Bond { amount: 9 }, 0).unwrap();
         // One block later, long before the expiry, the dispute moved on: the next transaction
         // takes the stale one's nonce and goes out at once.
-        let due = outbox.on_block(1, chain.store(), |p| *p == stale).unwrap();
+        let due = outbox
+            .on_block(1, chain.store(), |p| *p == stale, |_| None)
+            .unwrap();
         assert_eq!(outbox.pending(), 1);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].transaction.nonce, 0);
@@ -291,6 +317,48 @@ mod tests {
                 .unwrap()
                 .bonded,
             9
+        );
+    }
+
+    #[test]
+    fn a_transaction_the_next_block_would_refuse_is_dropped_at_once_with_the_ledgers_check() {
+        let key = SigningKey::from_bytes(&[6; 32]);
+        let mut chain = chain(&key);
+        let mut outbox = Outbox::new(key, 9);
+        // Bonding more than the balance (1 000) is refused; a challenge of a task that does not
+        // exist is refused; the bond after them is fine.
+        outbox.submit(Payload::Bond { amount: 5_000 }, 0).unwrap();
+        outbox
+            .submit(
+                Payload::Challenge {
+                    task: 4,
+                    round: 0,
+                    trainer: Address([1; 20]),
+                    trace_root: [2; 32],
+                },
+                0,
+            )
+            .unwrap();
+        outbox.submit(Payload::Bond { amount: 11 }, 0).unwrap();
+        let datasets = chain.datasets().clone();
+        let tip = chain.tip().clone();
+        let store = chain.store();
+        let refused = |transaction: &SignedTransaction| {
+            cairn_ledger::execute::check_next(store, &tip, transaction, &datasets)
+                .expect("the state reads")
+        };
+        let due = outbox.on_block(1, store, |_| false, refused).unwrap();
+        assert_eq!(outbox.pending(), 1, "both refused ones are gone");
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].transaction.nonce, 0);
+        assert_eq!(due[0].transaction.payload, Payload::Bond { amount: 11 });
+        let (_, rejected) = chain.propose_and_apply(due).unwrap();
+        assert!(rejected.is_empty());
+        assert_eq!(
+            query::stake(chain.store(), &outbox.address())
+                .unwrap()
+                .bonded,
+            11
         );
     }
 }

@@ -221,9 +221,20 @@ pub fn simulate(setup: Setup) -> Run {
             let me = node.agent.address();
             let agent = &node.agent;
             let store = chain.store();
+            let tip = chain.tip();
+            // As a node does: drop a pending transaction the next block would refuse.
+            let refused = |transaction: &SignedTransaction| {
+                cairn_ledger::execute::check_next(store, tip, transaction, &registry)
+                    .expect("state reads")
+            };
             candidates.extend(
                 node.outbox
-                    .on_block(height, store, |payload| agent.is_stale(payload, store))
+                    .on_block(
+                        height,
+                        store,
+                        |payload| agent.is_stale(payload, store),
+                        refused,
+                    )
                     .expect("state reads"),
             );
             let intents = node.agent.on_block(

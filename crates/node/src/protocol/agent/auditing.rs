@@ -88,6 +88,10 @@ impl Validator {
             .collect();
         let started = Instant::now();
         let mut intents = Vec::new();
+        // Stake free for challenge bonds, and liquid tokens to bond more when it runs out.
+        let mut free = query::stake(step.state, &step.address)?.free();
+        let mut balance = query::account(step.state, &step.address)?.balance;
+        let bond = step.task.spec.verification.challenge_bond;
         let targets: BTreeSet<Address> = drawn
             .iter()
             .copied()
@@ -125,6 +129,19 @@ impl Validator {
             };
             match challenge_with {
                 Some(trace_root) => {
+                    // Every open dispute locks a bond; bond more from the balance when the
+                    // reserve is spent, or leave the challenge to the trainer's other auditor.
+                    if free < bond {
+                        let top_up = bond - free;
+                        if balance < top_up {
+                            tracing::warn!(round = number, trainer = %trainer, free, balance, bond, "audit failed, but too little stake to bond a challenge");
+                            continue;
+                        }
+                        intents.push(Intent::Submit(Payload::Bond { amount: top_up }));
+                        balance -= top_up;
+                        free += top_up;
+                    }
+                    free -= bond;
                     tracing::info!(round = number, trainer = %trainer, "audit failed; challenging");
                     self.audits.runs.insert((number, trainer), assignment);
                     intents.push(Intent::Submit(Payload::Challenge {
