@@ -229,12 +229,15 @@ pub fn join(
     {
         return Err(TaskError::Full(id).into());
     }
-    if bond == 0 || bond < task.spec.min_stake {
-        return Err(TaskError::BondTooSmall {
-            bond,
-            minimum: task.spec.min_stake,
-        }
-        .into());
+    let minimum = match role {
+        Role::Trainer => task
+            .spec
+            .min_stake
+            .max(task.spec.verification.min_trainer_bond),
+        Role::Validator => task.spec.min_stake,
+    };
+    if bond == 0 || bond < minimum {
+        return Err(TaskError::BondTooSmall { bond, minimum }.into());
     }
     staking::lock(state, member, bond)?;
     match role {

@@ -42,14 +42,25 @@ fn verification() -> impl Strategy<Value = Verification> {
         any::<u64>(),
         any::<u64>(),
         any::<u128>(),
+        any::<u128>(),
     )
         .prop_map(
-            |(trace_every, audit_ppm, audit_window, move_window, challenge_bond)| Verification {
+            |(
                 trace_every,
                 audit_ppm,
                 audit_window,
                 move_window,
                 challenge_bond,
+                min_trainer_bond,
+            )| {
+                Verification {
+                    trace_every,
+                    audit_ppm,
+                    audit_window,
+                    move_window,
+                    challenge_bond,
+                    min_trainer_bond,
+                }
             },
         )
 }
@@ -613,6 +624,7 @@ fn golden_block() -> Block {
             audit_window: 6,
             move_window: 3,
             challenge_bond: 14,
+            min_trainer_bond: 15,
         },
     };
     let payloads = vec![
@@ -716,13 +728,14 @@ fn canonical_encoding_matches_the_golden_hash() {
     // Pins the wire format of every payload (tags 0-18, the task spec with its verification
     // settings, the reveal with its last checkpoint and proof), the signing message and the
     // block: consensus peers and stored blocks depend on it. Change only with a format version
-    // bump. (Changed when the verification payloads and fields were added; it was
+    // bump. (Changed when the verification payloads and fields were added, and again for
+    // `Verification::min_trainer_bond`; it was
     // 5b75741a597a3db9b5f57d48df00b6c57b7a472b684b43fb378ecab4911985c4 for tags 0-13.)
     let block = golden_block();
     let encoding = blake3::hash(&block.to_bytes());
     assert_eq!(
         encoding.to_hex().as_str(),
-        "1c9dde88cf96f1b508d1e2ec86f55d748ca8b666ac455ff060fda18f2f1ddb7f",
+        "445ad0ca6b7a4137e756cedd29bbbd8bece1000cf84ed0963bb00d126c8e9d12",
         "block encoding changed"
     );
     assert!(block.transactions.iter().all(SignedTransaction::verify));

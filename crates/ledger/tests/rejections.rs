@@ -914,3 +914,41 @@ fn task_with_a_wrong_initial_model_is_rejected() {
         vec![users[0].sign_with_nonce(0, Payload::CreateTask { spec: sealed })],
     );
 }
+
+#[test]
+fn a_trainer_bond_below_the_tasks_trainer_minimum_is_rejected_and_a_validator_may_lock_less() {
+    let (mut chain, mut users) = fresh();
+    let block1 = vec![
+        users[1].sign(Payload::Bond { amount: 500 }),
+        users[2].sign(Payload::Bond { amount: 500 }),
+        users[0].sign(Payload::CreateTask {
+            spec: spec(1, (3, 3, 3), 10_000),
+        }),
+    ];
+    commit(&mut chain, block1);
+    // Above the task's min_stake (100), below its trainer minimum (200): the bond a Sybil
+    // identity would like to lock.
+    let join = users[1].sign(Payload::JoinTask {
+        task: 0,
+        role: Role::Trainer,
+        bond: MIN_TRAINER_BOND - 1,
+    });
+    let error = expect_rejected(&mut chain, vec![join]);
+    assert!(
+        matches!(
+            error,
+            TxError::Task(TaskError::BondTooSmall { bond, minimum })
+                if bond == MIN_TRAINER_BOND - 1 && minimum == MIN_TRAINER_BOND
+        ),
+        "{error:?}"
+    );
+    let validator = users[2].sign(Payload::JoinTask {
+        task: 0,
+        role: Role::Validator,
+        bond: MIN_TRAINER_BOND - 1,
+    });
+    commit(&mut chain, vec![validator]);
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    assert_eq!(task.validators[&users[2].address], MIN_TRAINER_BOND - 1);
+    assert!(task.trainers.is_empty());
+}

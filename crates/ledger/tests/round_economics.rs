@@ -34,7 +34,7 @@ struct Validator {
 }
 
 fn trainer() -> impl Strategy<Value = Trainer> {
-    (100u128..5_000, any::<bool>(), any::<bool>()).prop_map(|(bond, commits, reveals)| Trainer {
+    (MIN_TRAINER_BOND..5_000, any::<bool>(), any::<bool>()).prop_map(|(bond, commits, reveals)| Trainer {
         bond,
         commits,
         reveals: commits && reveals,

@@ -32,10 +32,15 @@ pub struct Verification {
     pub move_window: u64,
     /// Stake a challenger locks; it goes to the trainer if the challenge was wrong.
     pub challenge_bond: u128,
+    /// Smallest bond a trainer may lock (beyond `min_stake`): what a trainer caught cheating
+    /// loses at least, the `B` that `audit_ppm` must deter with
+    /// ([`crate::audit::deterrent_rate_ppm`]). A Sybil must lock it for every identity.
+    pub min_trainer_bond: u128,
 }
 
 impl Verification {
-    /// Settings with the given audit rate and the default trace, windows and bond.
+    /// Settings with the given audit rate and challenge bond, the default trace and windows,
+    /// and no trainer bond beyond the task's `min_stake`.
     pub fn with_audit_ppm(audit_ppm: u32, challenge_bond: u128) -> Self {
         Self {
             trace_every: DEFAULT_TRACE_EVERY,
@@ -43,6 +48,7 @@ impl Verification {
             audit_window: DEFAULT_AUDIT_WINDOW,
             move_window: DEFAULT_MOVE_WINDOW,
             challenge_bond,
+            min_trainer_bond: 0,
         }
     }
 }
@@ -109,12 +115,13 @@ impl Write for Verification {
         self.audit_window.write(buf);
         self.move_window.write(buf);
         self.challenge_bond.write(buf);
+        self.min_trainer_bond.write(buf);
     }
 }
 
 impl EncodeSize for Verification {
     fn encode_size(&self) -> usize {
-        4 + 4 + 8 + 8 + 16
+        4 + 4 + 8 + 8 + 16 + 16
     }
 }
 
@@ -128,6 +135,7 @@ impl Read for Verification {
             audit_window: u64::read_cfg(buf, &())?,
             move_window: u64::read_cfg(buf, &())?,
             challenge_bond: u128::read_cfg(buf, &())?,
+            min_trainer_bond: u128::read_cfg(buf, &())?,
         })
     }
 }

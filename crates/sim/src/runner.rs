@@ -711,6 +711,7 @@ fn task_spec(scenario: &Scenario, registry: &DatasetRegistry) -> Result<TaskSpec
             audit_window: scenario.verification.audit_window,
             move_window: scenario.verification.move_window,
             challenge_bond: u128::from(scenario.verification.challenge_bond),
+            min_trainer_bond: u128::from(scenario.trainer_bond()),
         },
     })
 }

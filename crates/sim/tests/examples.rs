@@ -107,5 +107,5 @@ fn the_free_rider_example_covers_every_non_honest_trainer_behaviour_but_attack()
     assert_eq!(sybils.len(), 4);
     assert!(sybils
         .iter()
-        .all(|t| t.stake == 300 && t.coalition_id == Some(0)));
+        .all(|t| t.stake == 40_000 && t.coalition_id == Some(0)));
 }

@@ -24,8 +24,8 @@ const ROUNDS: u32 = 3;
 
 /// Golden outputs of the faults scenario with seed [`SEED`]: any change to training,
 /// aggregation, scoring, audits, the ledger or the blob format shows up here.
-const GOLDEN_STATE_ROOT: &str = "821556246f95556cd014cec3adfb8d644a288644fafe6c2a1e143879cbd55d45";
-const GOLDEN_MODEL_HASH: &str = "9abf7701c5426ffb3c1af440120e1f25aaf2dcb779339cf6e0f2e78f537887cc";
+const GOLDEN_STATE_ROOT: &str = "825e9a08aeb4e228d73891457d8535d45e70ed9393e7d0e77a0fb25a6852ca20";
+const GOLDEN_MODEL_HASH: &str = "7b6e48b6720017ef71793d106c4dee7be5137d6f7c020c5108d10d369e7ee588";
 
 /// The verification settings of these runs: no random audits (forced ones still happen).
 fn verification() -> Verification {

@@ -23,6 +23,7 @@ fn always_audited() -> Verification {
         audit_window: 4,
         move_window: 2,
         challenge_bond: 300,
+        min_trainer_bond: BOND,
     }
 }
 

@@ -183,6 +183,8 @@ pub const STEPS: u32 = 20;
 pub const TRACE_EVERY: u32 = 5;
 /// Challenge bond of the fixture task.
 pub const CHALLENGE_BOND: u128 = 50;
+/// Smallest trainer bond of the fixture task (its `min_stake` is 100, for validators too).
+pub const MIN_TRAINER_BOND: u128 = 200;
 
 /// A small task spec on the fixture dataset with the given windows (audit window 2 blocks, 2
 /// blocks per dispute move, no random audits), its initial model sealed.
@@ -207,6 +209,7 @@ pub fn spec(rounds: u32, windows: (u64, u64, u64), reward_per_round: u128) -> Ta
             audit_window: 2,
             move_window: 2,
             challenge_bond: CHALLENGE_BOND,
+            min_trainer_bond: MIN_TRAINER_BOND,
         },
     };
     seal_initial_model(&mut spec, &datasets()).expect("the fixture spec parses");

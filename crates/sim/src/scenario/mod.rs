@@ -330,8 +330,14 @@ impl Scenario {
             * u128::from(1_000_000 - validator_share_ppm.min(1_000_000))
             / 1_000_000;
         let mean = pool / trainers;
-        let bond = self
-            .trainers
+        cairn_round::audit::deterrent_rate_ppm(AUDIT_SAFETY * mean, u128::from(self.trainer_bond()))
+    }
+
+    /// The smallest stake of a trainer node (a Sybil identity's share of its attacker's stake):
+    /// the task's `min_trainer_bond`, so the bond the audit rate deters with is one every
+    /// trainer locks.
+    pub fn trainer_bond(&self) -> u64 {
+        self.trainers
             .iter()
             .map(|group| match group.behaviour {
                 TrainerBehaviourKind::Sybil | TrainerBehaviourKind::NoiseSybil => {
@@ -341,8 +347,7 @@ impl Scenario {
                 _ => group.stake,
             })
             .min()
-            .unwrap_or(0);
-        cairn_round::audit::deterrent_rate_ppm(AUDIT_SAFETY * mean, u128::from(bond))
+            .unwrap_or(0)
     }
 
     /// Every node name, validators first, in index order.

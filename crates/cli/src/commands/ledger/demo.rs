@@ -135,6 +135,7 @@ fn demo_spec(registry: &DatasetRegistry) -> anyhow::Result<TaskSpec> {
             audit_window: 2,
             move_window: 2,
             challenge_bond: 500,
+            min_trainer_bond: 2_000,
         },
     };
     seal_initial_model(&mut spec, registry)?;
