@@ -5,7 +5,8 @@
 //! round seed, the trainer's address and `M_r`), so an auditor re-runs a trainer's round exactly
 //! and the referee re-runs any single step of it ([`crate::referee`]) with the same code.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cairn_ml::data::{partition, Dataset, DatasetError, PartitionError};
 use cairn_ml::model::{Model, ModelError};
@@ -300,13 +301,36 @@ impl Work {
     }
 }
 
+/// Most states an [`Assignment`] keeps to start later replays from (least recently used go).
+pub const REPLAY_MEMO: usize = 8;
+
 /// A trainer's assignment in one round: its local run and the input weights `M_r`.
-#[derive(Clone, Debug)]
+///
+/// Replays ([`Assignment::state_at`], and so a dispute's claims and witness) start from the
+/// latest state it already reached at or before the step asked for: a bisection's claims then
+/// cost about `T` steps in all instead of up to `T` each. `run` and `start` must not change
+/// after construction (the remembered states are theirs); a clone remembers nothing.
+#[derive(Debug)]
 pub struct Assignment {
     /// The run.
     pub run: LocalRun,
     /// `M_r`.
     pub start: Arc<[f32]>,
+    /// States reached by replays, most recently used last.
+    replays: Mutex<Vec<TrainState>>,
+    /// Steps taken by replays so far.
+    replayed: AtomicU64,
+}
+
+impl Clone for Assignment {
+    fn clone(&self) -> Self {
+        Self {
+            run: self.run.clone(),
+            start: self.start.clone(),
+            replays: Mutex::default(),
+            replayed: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Assignment {
@@ -326,7 +350,14 @@ impl Assignment {
                 seed: batch_seed(round_seed, trainer),
             },
             start,
+            replays: Mutex::default(),
+            replayed: AtomicU64::new(0),
         }
+    }
+
+    /// Training steps replays have taken so far (what answering a dispute cost).
+    pub fn replayed_steps(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
     }
 
     /// Runs every step, recording a checkpoint at each leaf step: the honest work.
@@ -356,16 +387,41 @@ impl Assignment {
         })
     }
 
-    /// The state after `step` steps, replayed from `M_r`.
+    /// The state after `step` steps, replayed from `M_r` or from the latest remembered state
+    /// at or before `step`.
     pub fn state_at(&self, step: u32) -> Result<TrainState, TrainerError> {
         let steps = self.run.steps();
         if step > steps {
             return Err(TrainerError::StepOutOfRange { step, steps });
         }
-        let mut state = self.run.initial_state(self.start.to_vec())?;
+        // The state it starts from becomes the most recently used: a bisection keeps
+        // starting from its agreed point.
+        let remembered = self.replays.lock().ok().and_then(|mut memo| {
+            let best = memo
+                .iter()
+                .enumerate()
+                .filter(|(_, state)| state.step <= step)
+                .max_by_key(|(_, state)| state.step)
+                .map(|(index, _)| index)?;
+            let state = memo.remove(best);
+            memo.push(state.clone());
+            Some(state)
+        });
+        let mut state = match remembered {
+            Some(state) => state,
+            None => self.run.initial_state(self.start.to_vec())?,
+        };
         let mut buffers = StepBuffers::new(&state.model);
         while state.step < step {
             self.run.advance(&mut state, &mut buffers)?;
+            self.replayed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut memo) = self.replays.lock() {
+            memo.retain(|kept| kept.step != state.step);
+            memo.push(state.clone());
+            if memo.len() > REPLAY_MEMO {
+                memo.remove(0);
+            }
         }
         Ok(state)
     }

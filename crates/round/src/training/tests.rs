@@ -120,3 +120,36 @@ fn batch_seeds_differ_between_trainers_and_rounds() {
     assert_ne!(batch_seed(&[0; 32], &one), batch_seed(&[0; 32], &two));
     assert_ne!(batch_seed(&[0; 32], &one), batch_seed(&[1; 32], &one));
 }
+
+#[test]
+fn replays_start_from_remembered_states_and_give_the_same_checkpoints() {
+    let plan = fixtures::toy_plan("adam:lr=0.05,batch=8", 40, 5);
+    let fresh = |at: u32| {
+        fixtures::assignment(&plan, 1, [4; 32])
+            .checkpoint(at)
+            .unwrap()
+    };
+    let assignment = fixtures::assignment(&plan, 1, [4; 32]);
+    // A bisection's claims: 20 (agreed), 30 (disputed), 25, 22, 21, then the witness at 21.
+    let mut expected_steps = 0;
+    for (at, from) in [(20, 0), (30, 20), (25, 20), (22, 20), (21, 20)] {
+        assert_eq!(assignment.checkpoint(at).unwrap(), fresh(at), "step {at}");
+        expected_steps += at - from;
+        assert_eq!(assignment.replayed_steps(), u64::from(expected_steps));
+    }
+    let witness = assignment.witness(21).unwrap();
+    assert_eq!(
+        witness,
+        fixtures::assignment(&plan, 1, [4; 32]).witness(21).unwrap()
+    );
+    assert_eq!(assignment.replayed_steps(), u64::from(expected_steps));
+    // A clone remembers nothing and still agrees.
+    let clone = assignment.clone();
+    assert_eq!(clone.checkpoint(7).unwrap(), fresh(7));
+    assert_eq!(clone.replayed_steps(), 7);
+    // More states than the memo keeps: the oldest go, answers stay exact.
+    for at in 1..=REPLAY_MEMO as u32 + 3 {
+        assert_eq!(assignment.checkpoint(at).unwrap(), fresh(at));
+    }
+    assert_eq!(assignment.checkpoint(40).unwrap(), fresh(40));
+}

@@ -224,8 +224,10 @@ impl Validator {
         let Some(assignment) = self.audits.runs.get(&key) else {
             return Ok(None);
         };
-        self.audits.stats.dispute_steps += u64::from(at);
-        Ok(match assignment.checkpoint(at) {
+        let before = assignment.replayed_steps();
+        let checkpoint = assignment.checkpoint(at);
+        self.audits.stats.dispute_steps += assignment.replayed_steps() - before;
+        Ok(match checkpoint {
             Ok(checkpoint) => Some(checkpoint.hash()),
             Err(error) => {
                 tracing::warn!(dispute = dispute.id, %error, "cannot compute own checkpoint");
