@@ -8,6 +8,7 @@ and the summary as CSV. docs/verification.md and docs/benchmarks/verification.md
 
     python3 bench/verification.py                 # 200 seeds, every behaviour, all cores
     python3 bench/verification.py --seeds 20 --behaviours lazy_steps copier
+    python3 bench/verification.py --reuse        # summarize the runs already in --out again
 
 The scenario is small (digits, MLP 64-64-10, 3 rounds of 20 steps, 2-block windows) so that a
 run takes about a second; the task parameters (stakes, reward, audit rate) are the defaults.
@@ -79,12 +80,16 @@ BEHAVIOURS = {
 }
 
 
-def run_one(binary: str, out: Path, behaviour: str, seed: int) -> dict:
+def run_one(binary: str, out: Path, behaviour: str, seed: int, reuse: bool) -> dict:
     groups, _ = BEHAVIOURS[behaviour]
     folder = out / behaviour / f"seed-{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     scenario = folder / "scenario-in.toml"
-    scenario.write_text(BASE.format(seed=seed) + groups)
+    text = BASE.format(seed=seed) + groups
+    results = folder / "results.json"
+    if reuse and results.exists() and scenario.exists() and scenario.read_text() == text:
+        return json.loads(results.read_text())
+    scenario.write_text(text)
     result = subprocess.run(
         [binary, "simulate", "--scenario", str(scenario), "--out", str(folder)],
         capture_output=True,
@@ -92,58 +97,114 @@ def run_one(binary: str, out: Path, behaviour: str, seed: int) -> dict:
     )
     if result.returncode != 0:
         raise RuntimeError(f"{behaviour} seed {seed} failed:\n{result.stderr[-2000:]}")
-    return json.loads((folder / "results.json").read_text())
+    return json.loads(results.read_text())
+
+
+SYBIL_IDENTITIES = 2
 
 
 def cheats(result: dict, behaviour: str) -> list:
-    """The nodes that cheat in this run (the trainers or validator that are not honest)."""
-    if behaviour in ("lazy_auditor",):
+    """The nodes whose rounds are not their own work in this run (with `lazy_auditor`, the lazy
+    trainers whose audits it shares with an honest validator; with `noise_sybil`, every identity
+    but the first, which trains honestly)."""
+    if behaviour == "lazy_auditor":
         return [n for n in result["nodes"] if n["role"] == "trainer" and n["behaviour"] != "honest"]
+    if behaviour == "noise_sybil":
+        return [n for i, n in enumerate(attackers(result)) if i % SYBIL_IDENTITIES != 0]
+    return attackers(result)
+
+
+def attackers(result: dict) -> list:
+    """The nodes that are not honest, in order."""
     return [n for n in result["nodes"] if n["behaviour"] != "honest"]
 
 
+def attacker_nets(result: dict, behaviour: str) -> tuple:
+    """The attackers' role and the net tokens (rewards - slashes) of each: a noise Sybil counts
+    as one attacker, the sum over its identities, to compare with one honest trainer's; with
+    `lazy_auditor` the attacker is the validator."""
+    nodes = attackers(result)
+    if behaviour == "lazy_auditor":
+        nodes = [n for n in nodes if n["role"] == "validator"]
+    nets = [int(n["rewards_total"]) - int(n["slashed_total"]) for n in nodes]
+    if behaviour == "noise_sybil":
+        nets = [sum(nets[i : i + SYBIL_IDENTITIES]) for i in range(0, len(nets), SYBIL_IDENTITIES)]
+    return nodes[0]["role"], nets
+
+
+def wilson(successes: int, trials: int) -> tuple:
+    """The 95% Wilson interval of a binomial proportion."""
+    if trials == 0:
+        return float("nan"), float("nan")
+    z = 1.96
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return centre - half, centre + half
+
+
 def summarize(behaviour: str, results: list) -> dict:
+    """Per behaviour: how often a cheating trainer's round was audited (against the formula),
+    how many audited cheats were caught, honest nodes slashed, and mean net tokens of cheats
+    against honest nodes of the same role."""
     _, kind = BEHAVIOURS[behaviour]
     rate = results[0]["verification"]["audit_ppm"] / 1e6
-    trials = caught = 0
-    cheat_net, honest_net, honest_slashed = [], [], 0
+    rounds = audited = cheats_audited = cheats_caught = 0
+    cheat_net, honest_net, honest_slashed = [], {"trainer": [], "validator": []}, 0
+    cheat_role = None
+    # Audit compute relative to training: each audited trainer-round is re-run by min(2, V)
+    # validators, each training round once by its trainer.
+    audit_runs = trained_rounds = 0
+    dispute_blocks, refereed, witness_bytes = [], 0, 0
     for result in results:
+        dispute_blocks.extend(result["verification"]["dispute_blocks"])
+        refereed += result["verification"]["refereed"]
+        witness_bytes += result["verification"]["witness_bytes"]
+        validators = sum(1 for n in result["nodes"] if n["role"] == "validator")
+        audit_runs += result["verification"]["audited"] * min(2, validators)
+        trained_rounds += sum(n["revealed"] for n in result["nodes"] if n["role"] == "trainer")
         for node in result["nodes"]:
             net = int(node["rewards_total"]) - int(node["slashed_total"])
             if node["behaviour"] == "honest":
-                if int(node["slashed_total"]) > 0:
-                    honest_slashed += 1
-                if node["role"] == "trainer":
-                    honest_net.append(net)
+                honest_slashed += int(node["slashed_total"]) > 0
+                honest_net[node["role"]].append(net)
+        cheat_role, nets = attacker_nets(result, behaviour)
+        cheat_net.extend(nets)
         for node in cheats(result, behaviour):
-            cheat_net.append(int(node["rewards_total"]) - int(node["slashed_total"]))
             if node["role"] == "trainer":
-                trials += node["revealed"]
-                caught += 1 if node["disputes_lost"] > 0 else 0
-    measured = caught / trials if trials else float("nan")
+                rounds += node["revealed"]
+                audited += node["audited"]
+                cheats_audited += node["audited"] > 0
+                cheats_caught += node["disputes_lost"] > 0
+    low, high = wilson(audited, rounds)
     expected = {"drawn": rate, "forced": 1.0, "none": float("nan")}[kind]
-    # 95% interval of a binomial proportion (Wilson).
-    if trials:
-        z = 1.96
-        centre = (measured + z * z / (2 * trials)) / (1 + z * z / trials)
-        half = z * math.sqrt(measured * (1 - measured) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-        low, high = centre - half, centre + half
-    else:
-        low = high = float("nan")
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")
+    cheat_half = 1.96 * math.sqrt(
+        sum((x - mean(cheat_net)) ** 2 for x in cheat_net) / max(len(cheat_net) - 1, 1) / max(len(cheat_net), 1)
+    )
     return {
         "behaviour": behaviour,
         "runs": len(results),
         "audit_rate": rate,
-        "cheat_rounds": trials,
-        "caught": caught,
-        "catch_rate": measured,
-        "catch_low": low,
-        "catch_high": high,
+        "cheat_rounds": rounds,
+        "audited_rounds": audited,
+        "audited_per_round": audited / rounds if rounds else float("nan"),
+        "audited_low": low,
+        "audited_high": high,
         "formula": expected,
+        "audit_compute": audit_runs / trained_rounds if trained_rounds else float("nan"),
+        "disputes": len(dispute_blocks),
+        "dispute_blocks_mean": mean(dispute_blocks),
+        "dispute_blocks_max": max(dispute_blocks, default=float("nan")),
+        "witness_bytes_per_refereed": witness_bytes / refereed if refereed else float("nan"),
+        "cheats_audited": cheats_audited,
+        "cheats_caught": cheats_caught,
         "honest_slashed": honest_slashed,
         "cheat_net_mean": mean(cheat_net),
-        "honest_net_mean": mean(honest_net),
+        "cheat_net_low": mean(cheat_net) - cheat_half,
+        "cheat_net_high": mean(cheat_net) + cheat_half,
+        "attacker_role": cheat_role,
+        "honest_net_mean": mean(honest_net[cheat_role or "trainer"]),
     }
 
 
@@ -154,6 +215,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/cairn-verification"), help="run folders and CSV")
     parser.add_argument("--behaviours", nargs="*", default=list(BEHAVIOURS), choices=list(BEHAVIOURS))
     parser.add_argument("--bin", help="a built cairn binary [builds the release one]")
+    parser.add_argument(
+        "--reuse", action="store_true", help="read a run's results.json from --out when its scenario is unchanged"
+    )
     args = parser.parse_args()
     binary = args.bin
     if binary is None:
@@ -163,15 +227,18 @@ def main() -> int:
     summaries = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for behaviour in args.behaviours:
-            futures = [pool.submit(run_one, binary, args.out, behaviour, seed) for seed in range(1, args.seeds + 1)]
+            futures = [pool.submit(run_one, binary, args.out, behaviour, seed, args.reuse) for seed in range(1, args.seeds + 1)]
             results = [future.result() for future in futures]
             summary = summarize(behaviour, results)
             summaries.append(summary)
             print(
-                f"{behaviour:>16}: caught {summary['caught']:>4} of {summary['cheat_rounds']:>4} cheating rounds "
-                f"({summary['catch_rate']:.4f}, 95% {summary['catch_low']:.4f}-{summary['catch_high']:.4f}; "
-                f"formula {summary['formula']:.4f}), honest slashed {summary['honest_slashed']}, "
-                f"net tokens cheat {summary['cheat_net_mean']:.0f} vs honest {summary['honest_net_mean']:.0f}",
+                f"{behaviour:>16}: audited {summary['audited_rounds']:>4} of {summary['cheat_rounds']:>4} cheating "
+                f"rounds ({summary['audited_per_round']:.4f}, 95% {summary['audited_low']:.4f}-"
+                f"{summary['audited_high']:.4f}; formula {summary['formula']:.4f}), caught "
+                f"{summary['cheats_caught']} of {summary['cheats_audited']} audited cheats, honest slashed "
+                f"{summary['honest_slashed']}, net tokens per attacker {summary['cheat_net_mean']:.0f} (95% "
+                f"{summary['cheat_net_low']:.0f} to {summary['cheat_net_high']:.0f}) vs honest {summary['attacker_role']} "
+                f"{summary['honest_net_mean']:.0f}; audit compute {100 * summary['audit_compute']:.1f}% of training",
                 flush=True,
             )
     path = args.out / "summary.csv"

@@ -24,7 +24,7 @@ pub const ROUNDS_CSV_HEADER: &str =
     "round,finalized,accuracy,loss,latency_ms,rewards_paid,slashed,audited,disputes,model_hash";
 /// Header of `nodes.csv`.
 pub const NODES_CSV_HEADER: &str = "name,role,behaviour,address,stake_initial,stake_final,\
-balance_final,rewards_total,slashed_total,forfeited_total,audited,disputes_won,disputes_lost";
+balance_final,rewards_total,slashed_total,forfeited_total,revealed,audited,disputes_won,disputes_lost";
 
 /// Why the report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +194,7 @@ pub fn nodes_csv(result: &RunResult) -> String {
     for node in &result.nodes {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             field(&node.name),
             node.role.label(),
             field(&node.behaviour),
@@ -205,6 +205,7 @@ pub fn nodes_csv(result: &RunResult) -> String {
             node.rewards_total,
             node.slashed_total,
             node.forfeited_total,
+            node.revealed,
             node.audited,
             node.disputes_won,
             node.disputes_lost

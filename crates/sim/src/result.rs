@@ -146,6 +146,8 @@ pub struct NodeRecord {
     /// Rewards awarded and then forfeited because the trainer lost a dispute over the round.
     #[serde(with = "amount")]
     pub forfeited_total: u128,
+    /// Rounds in which this trainer revealed an update (0 for validators).
+    pub revealed: u32,
     /// Rounds this trainer was audited in (0 for validators).
     pub audited: u32,
     /// Disputes this node won (as trainer or challenger).

@@ -138,8 +138,15 @@ fn node_record(
     let mut slashed_total = 0u128;
     let mut forfeited_total = 0u128;
     let mut audited = 0u32;
+    let mut revealed = 0u32;
     let mut rewards_per_round = Vec::new();
     for round in rounds {
+        revealed += u32::from(
+            round
+                .commits
+                .get(&address)
+                .is_some_and(|commit| commit.update_hash.is_some()),
+        );
         slashed_total += round.penalties.get(&address).copied().unwrap_or(0);
         audited += u32::from(round.audits.contains_key(&address));
         let forfeited = round
@@ -178,6 +185,7 @@ fn node_record(
         rewards_total: query::rewards(state, &address).unwrap_or(0),
         slashed_total,
         forfeited_total,
+        revealed,
         audited,
         disputes_won: won.get(&address).copied().unwrap_or(0),
         disputes_lost: lost.get(&address).copied().unwrap_or(0),

@@ -87,6 +87,7 @@ fn node(
         rewards_total: rewards.iter().sum(),
         slashed_total: slashed,
         forfeited_total: 0,
+        revealed: 3,
         audited: u32::from(slashed > 0),
         disputes_won: 0,
         disputes_lost: u32::from(slashed > 0),
@@ -267,7 +268,7 @@ fn nodes_csv_lists_every_node_with_its_economics() {
         lines[14]
     );
     assert!(
-        lines[14].ends_with(",1000,500,0,0,500,0,1,0,1"),
+        lines[14].ends_with(",1000,500,0,0,500,0,3,1,0,1"),
         "{}",
         lines[14]
     );
