@@ -1,7 +1,8 @@
 //! The referee's cost: one disputed step re-executed from a witness (decode, check against the
 //! agreed checkpoint, one training step, the next checkpoint's hashes) for each built-in model on
 //! `mnist_5k`, with SGD-momentum and Adam, at a middle step and at the last step (which also
-//! carries `M_r` and computes the update). Prints each witness's size once.
+//! carries `M_r` and computes the update), next to the whole round of 20 steps a trainer runs
+//! and an auditor re-runs. Prints each witness's size once.
 //!
 //! `cargo bench -p cairn-round --bench referee`
 
@@ -74,6 +75,12 @@ fn referee(c: &mut Criterion) {
         for (optimizer_name, optimizer) in optimizers {
             let assignment = assignment(&registry, dataset, model, optimizer);
             let model_hash = params::hash(&assignment.start);
+            // What the referee's one step is weighed against: the trainer's whole round (and
+            // an auditor's re-run of it), every step with its trace.
+            group.bench_function(
+                BenchmarkId::new(format!("{model_name}_{optimizer_name}"), "round"),
+                |bench| bench.iter(|| assignment.train().expect("round")),
+            );
             for (label, step) in [("middle", STEPS / 2), ("last", STEPS - 1)] {
                 let agreed = assignment.checkpoint(step).expect("checkpoint").hash();
                 let witness = assignment.witness(step).expect("witness").encode();

@@ -171,3 +171,92 @@ impl Witness {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use crate::training::Trajectory;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_largest_built_in_model_with_adam_fits_the_limit() {
+        // The CNN on 28x28 single-channel images (mnist, Fashion-MNIST): 421 642 parameters.
+        let cnn = ModelSpec::Cnn {
+            channels: 1,
+            height: 28,
+            width: 28,
+            classes: 10,
+            dropout: 0.25,
+        };
+        assert_eq!(cnn.param_count(), 421_642);
+        let largest = max_len(&cnn, &OptimizerSpec::adam(0.001));
+        assert!(largest <= MAX_WITNESS_BYTES, "{largest}");
+        // Every witness fits in at most 8 chunks of a transaction.
+        assert!(MAX_WITNESS_BYTES.div_ceil(1 << 20) <= 8);
+    }
+
+    #[test]
+    fn every_malformation_is_a_typed_error() {
+        let plan = fixtures::plan_for("mlp:4-8-2", "adam:lr=0.01,batch=8", 6, 2);
+        let assignment = fixtures::assignment(&plan, 1, [3; 32]);
+        let bytes = assignment.witness(2).unwrap().encode();
+        assert!(matches!(
+            Witness::decode(&bytes[..3], &plan, 2),
+            Err(WitnessError::TooShort(3))
+        ));
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert!(matches!(
+            Witness::decode(&bad, &plan, 2),
+            Err(WitnessError::BadMagic(_))
+        ));
+        let mut bad = bytes.clone();
+        bad[4] = 7;
+        assert!(matches!(
+            Witness::decode(&bad, &plan, 2),
+            Err(WitnessError::UnsupportedVersion(7))
+        ));
+        assert!(matches!(
+            Witness::decode(&bytes, &plan, 3),
+            Err(WitnessError::WrongStep {
+                expected: 3,
+                got: 2
+            })
+        ));
+        assert!(matches!(
+            Witness::decode(&bytes[..bytes.len() - 1], &plan, 2),
+            Err(WitnessError::Length { .. })
+        ));
+        let mut flagged = bytes.clone();
+        let flag = flagged.len() - 1;
+        flagged[flag] = 1;
+        assert!(matches!(
+            Witness::decode(&flagged, &plan, 2),
+            Err(WitnessError::BadFlag(1))
+        ));
+        let mut nan = bytes.clone();
+        nan[HEADER_LEN + params::HEADER_LEN..HEADER_LEN + params::HEADER_LEN + 4]
+            .copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(matches!(
+            Witness::decode(&nan, &plan, 2),
+            Err(WitnessError::Params(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..256), step in 0u32..6) {
+            let plan = fixtures::plan_for("logistic:4-2", "adam:lr=0.01,batch=8", 6, 2);
+            let _ = Witness::decode(&bytes, &plan, step);
+        }
+
+        #[test]
+        fn a_witness_of_any_step_round_trips(step in 0u32..6, seed in any::<u8>()) {
+            let plan = fixtures::plan_for("logistic:4-2", "sgd:lr=0.1,momentum=0.9,batch=8", 6, 2);
+            let witness = fixtures::assignment(&plan, 2, [seed; 32]).witness(step).unwrap();
+            let bytes = witness.encode();
+            prop_assert_eq!(Witness::decode(&bytes, &plan, step).unwrap(), witness);
+        }
+    }
+}
