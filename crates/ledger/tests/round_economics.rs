@@ -34,10 +34,12 @@ struct Validator {
 }
 
 fn trainer() -> impl Strategy<Value = Trainer> {
-    (MIN_TRAINER_BOND..5_000, any::<bool>(), any::<bool>()).prop_map(|(bond, commits, reveals)| Trainer {
-        bond,
-        commits,
-        reveals: commits && reveals,
+    (MIN_TRAINER_BOND..5_000, any::<bool>(), any::<bool>()).prop_map(|(bond, commits, reveals)| {
+        Trainer {
+            bond,
+            commits,
+            reveals: commits && reveals,
+        }
     })
 }
 
