@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use cairn_ledger::dispute::{Dispute, Party, Stage};
 use cairn_ledger::encoding::to_hex;
 use cairn_ledger::query::Snapshot;
 use cairn_ledger::Outcome;
@@ -56,7 +57,7 @@ pub(super) fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
             task.validators.len()
         )?;
         for round in snapshot.rounds.iter().filter(|r| r.task == task.id) {
-            print_round(&mut out, round)?;
+            print_round(&mut out, round, &snapshot.disputes)?;
         }
     }
     writeln!(out, "\ndatasets ({}):", snapshot.datasets.len())?;
@@ -72,7 +73,11 @@ pub(super) fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     emit(&out)
 }
 
-fn print_round(out: &mut String, round: &cairn_ledger::Round) -> std::fmt::Result {
+fn print_round(
+    out: &mut String,
+    round: &cairn_ledger::Round,
+    disputes: &[Dispute],
+) -> std::fmt::Result {
     let status = match &round.outcome {
         None => "open".to_string(),
         Some(Outcome::TimedOut { slashed }) => format!("timed out, slashed {slashed:?}"),
@@ -104,15 +109,27 @@ fn print_round(out: &mut String, round: &cairn_ledger::Round) -> std::fmt::Resul
         ..
     }) = &round.outcome
     {
+        let forfeited = round.vesting.as_ref().map(|v| &v.forfeited);
         for (trainer, score) in scores {
-            let paid = trainer_rewards.get(trainer).copied().unwrap_or(0);
+            let awarded = trainer_rewards.get(trainer).copied().unwrap_or(0);
+            let fate = match (
+                round.vesting.as_ref(),
+                forfeited.and_then(|f| f.get(trainer)),
+            ) {
+                (_, Some(_)) => "forfeited",
+                (Some(vesting), None) if vesting.withheld.contains(trainer) => {
+                    "withheld (disputed)"
+                }
+                (Some(vesting), None) if vesting.done => "vested",
+                _ => "vesting",
+            };
             writeln!(
                 out,
-                "      trainer   {trainer}  score {score:>7} ppm  paid {paid}"
+                "      trainer   {trainer}  score {score:>7} ppm  awarded {awarded} ({fate})"
             )?;
         }
         for (validator, paid) in validator_rewards {
-            writeln!(out, "      validator {validator}  paid {paid}")?;
+            writeln!(out, "      validator {validator}  awarded {paid}")?;
         }
         for (trainer, amount) in slashed {
             writeln!(
@@ -120,6 +137,47 @@ fn print_round(out: &mut String, round: &cairn_ledger::Round) -> std::fmt::Resul
                 "      slashed   {trainer}  {amount} (commit never revealed)"
             )?;
         }
+    }
+    for (trainer, audit) in &round.audits {
+        let auditors: Vec<String> = audit
+            .auditors
+            .iter()
+            .map(|(auditor, status)| format!("{auditor} {status:?}"))
+            .collect();
+        writeln!(
+            out,
+            "      audited   {trainer}  ({:?})  by {}",
+            audit.reason,
+            auditors.join(", ")
+        )?;
+    }
+    for dispute in disputes.iter().filter(|d| {
+        d.task == round.task && d.round == round.number && round.disputes.contains(&d.id)
+    }) {
+        let state = match &dispute.stage {
+            Stage::Resolved(resolution) => format!(
+                "won by the {} ({:?}, {} referee step(s), at {})",
+                match resolution.winner {
+                    Party::Trainer => "trainer",
+                    Party::Challenger => "challenger",
+                },
+                resolution.reason,
+                resolution.referee_steps,
+                resolution.height
+            ),
+            open => format!(
+                "open at steps {}..{} ({open:?}), deadline {}",
+                dispute.low.step, dispute.high.step, dispute.deadline
+            ),
+        };
+        writeln!(
+            out,
+            "      dispute   {}  trainer {}  challenger {}  bond {}: {state}",
+            dispute.id, dispute.trainer, dispute.challenger, dispute.bond
+        )?;
+    }
+    for (member, amount) in &round.penalties {
+        writeln!(out, "      penalty   {member}  {amount} (lost a dispute)")?;
     }
     Ok(())
 }
