@@ -161,61 +161,9 @@ fn serialize_optional_hash<S: serde::Serializer>(
     }
 }
 
-impl Write for Party {
-    fn write(&self, buf: &mut impl BufMut) {
-        let tag: u8 = match self {
-            Self::Trainer => 0,
-            Self::Challenger => 1,
-        };
-        tag.write(buf);
-    }
-}
+tag_enum_codec!(Party { Trainer = 0, Challenger = 1 });
 
-impl FixedSize for Party {
-    const SIZE: usize = 1;
-}
-
-impl Read for Party {
-    type Cfg = ();
-
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        match read_tag(buf)? {
-            0 => Ok(Self::Trainer),
-            1 => Ok(Self::Challenger),
-            other => Err(CodecError::InvalidEnum(other)),
-        }
-    }
-}
-
-impl Write for Reason {
-    fn write(&self, buf: &mut impl BufMut) {
-        let tag: u8 = match self {
-            Self::Silence => 0,
-            Self::Referee => 1,
-            Self::BadWitness => 2,
-            Self::Moot => 3,
-        };
-        tag.write(buf);
-    }
-}
-
-impl FixedSize for Reason {
-    const SIZE: usize = 1;
-}
-
-impl Read for Reason {
-    type Cfg = ();
-
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        match read_tag(buf)? {
-            0 => Ok(Self::Silence),
-            1 => Ok(Self::Referee),
-            2 => Ok(Self::BadWitness),
-            3 => Ok(Self::Moot),
-            other => Err(CodecError::InvalidEnum(other)),
-        }
-    }
-}
+tag_enum_codec!(Reason { Silence = 0, Referee = 1, BadWitness = 2, Moot = 3 });
 
 impl Write for Point {
     fn write(&self, buf: &mut impl BufMut) {

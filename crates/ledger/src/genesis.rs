@@ -7,7 +7,7 @@ use commonware_codec::{Buf, EncodeSize, Error as CodecError, FixedSize, RangeCfg
 use serde::Serialize;
 
 use crate::address::Address;
-use crate::encoding::{read_tag, Hash, PPM};
+use crate::encoding::{Hash, PPM};
 
 /// Most initial accounts (balances plus validators) a genesis may list.
 pub const MAX_GENESIS_ACCOUNTS: usize = 1 << 20;
@@ -137,31 +137,7 @@ impl Genesis {
     }
 }
 
-impl Write for SlashDestination {
-    fn write(&self, buf: &mut impl BufMut) {
-        let tag: u8 = match self {
-            Self::Burn => 0,
-            Self::Challenger => 1,
-        };
-        tag.write(buf);
-    }
-}
-
-impl FixedSize for SlashDestination {
-    const SIZE: usize = 1;
-}
-
-impl Read for SlashDestination {
-    type Cfg = ();
-
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        match read_tag(buf)? {
-            0 => Ok(Self::Burn),
-            1 => Ok(Self::Challenger),
-            other => Err(CodecError::InvalidEnum(other)),
-        }
-    }
-}
+tag_enum_codec!(SlashDestination { Burn = 0, Challenger = 1 });
 
 impl Write for Params {
     fn write(&self, buf: &mut impl BufMut) {

@@ -35,6 +35,40 @@
 //! Design notes: `docs/ledger.md`.
 #![warn(missing_docs)]
 
+/// Implements the canonical codec of a field-less enum as one tag byte:
+/// `tag_enum_codec!(Role { Trainer = 0, Validator = 1 });`. Any other byte decodes to
+/// `CodecError::InvalidEnum`.
+macro_rules! tag_enum_codec {
+    ($name:ident { $($variant:ident = $tag:literal),+ $(,)? }) => {
+        impl commonware_codec::Write for $name {
+            fn write(&self, buf: &mut impl bytes::BufMut) {
+                let tag: u8 = match self {
+                    $(Self::$variant => $tag,)+
+                };
+                commonware_codec::Write::write(&tag, buf);
+            }
+        }
+
+        impl commonware_codec::FixedSize for $name {
+            const SIZE: usize = 1;
+        }
+
+        impl commonware_codec::Read for $name {
+            type Cfg = ();
+
+            fn read_cfg(
+                buf: &mut impl commonware_codec::Buf,
+                _: &(),
+            ) -> Result<Self, commonware_codec::Error> {
+                match $crate::encoding::read_tag(buf)? {
+                    $($tag => Ok(Self::$variant),)+
+                    other => Err(commonware_codec::Error::InvalidEnum(other)),
+                }
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod address;
 pub mod amount;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::BufMut;
-use commonware_codec::{Buf, EncodeSize, Error as CodecError, FixedSize, RangeCfg, Read, Write};
+use commonware_codec::{Buf, EncodeSize, Error as CodecError, RangeCfg, Read, Write};
 use serde::Serialize;
 
 use std::collections::BTreeSet;
@@ -256,33 +256,7 @@ impl Read for UpdateCommit {
     }
 }
 
-impl Write for AuditStatus {
-    fn write(&self, buf: &mut impl BufMut) {
-        let tag: u8 = match self {
-            Self::Assigned => 0,
-            Self::Passed => 1,
-            Self::Challenged => 2,
-        };
-        tag.write(buf);
-    }
-}
-
-impl FixedSize for AuditStatus {
-    const SIZE: usize = 1;
-}
-
-impl Read for AuditStatus {
-    type Cfg = ();
-
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        match read_tag(buf)? {
-            0 => Ok(Self::Assigned),
-            1 => Ok(Self::Passed),
-            2 => Ok(Self::Challenged),
-            other => Err(CodecError::InvalidEnum(other)),
-        }
-    }
-}
+tag_enum_codec!(AuditStatus { Assigned = 0, Passed = 1, Challenged = 2 });
 
 fn write_reason(reason: &AuditReason, buf: &mut impl BufMut) {
     let tag: u8 = match reason {

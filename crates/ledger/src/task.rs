@@ -102,31 +102,7 @@ impl Task {
     }
 }
 
-impl Write for Role {
-    fn write(&self, buf: &mut impl BufMut) {
-        let tag: u8 = match self {
-            Self::Trainer => 0,
-            Self::Validator => 1,
-        };
-        tag.write(buf);
-    }
-}
-
-impl FixedSize for Role {
-    const SIZE: usize = 1;
-}
-
-impl Read for Role {
-    type Cfg = ();
-
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        match read_tag(buf)? {
-            0 => Ok(Self::Trainer),
-            1 => Ok(Self::Validator),
-            other => Err(CodecError::InvalidEnum(other)),
-        }
-    }
-}
+tag_enum_codec!(Role { Trainer = 0, Validator = 1 });
 
 impl Write for TaskStatus {
     fn write(&self, buf: &mut impl BufMut) {

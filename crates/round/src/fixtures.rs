@@ -1,5 +1,6 @@
-//! A small separable task shared by this crate's unit tests: 4 features, 2 classes (the class is
-//! whether feature 0 exceeds 0.5), 200 samples.
+//! A small separable task shared by this crate's unit tests (and, with the `fixtures` feature,
+//! other crates' tests): 4 features, 2 classes (the class is whether feature 0 exceeds 0.5), 200
+//! samples.
 
 use std::sync::Arc;
 
@@ -12,8 +13,9 @@ use crate::plan::{seal_initial_model, TaskPlan};
 use crate::spec::{TaskSpec, Verification};
 use crate::training::{shard_of, Assignment};
 
-/// The toy dataset registered on its own, with its hash.
-pub fn registry() -> (DatasetRegistry, Hash) {
+/// The toy dataset: 200 samples of 4 features in 2 classes (the class is whether feature 0
+/// exceeds 0.5).
+pub fn separable() -> Dataset {
     let mut features = Vec::new();
     let mut labels = Vec::new();
     for i in 0..200u32 {
@@ -21,9 +23,13 @@ pub fn registry() -> (DatasetRegistry, Hash) {
         features.extend([x, 1.0 - x, (i % 7) as f32 / 7.0, 0.5]);
         labels.push(u32::from(x > 0.5));
     }
-    let data = Dataset::new(features, labels, 2, (1, 1, 4)).expect("dataset");
+    Dataset::new(features, labels, 2, (1, 1, 4)).expect("dataset")
+}
+
+/// The toy dataset registered on its own, with its hash.
+pub fn registry() -> (DatasetRegistry, Hash) {
     let mut registry = DatasetRegistry::new();
-    let hash = registry.insert("toy", &data).expect("insert");
+    let hash = registry.insert("toy", &separable()).expect("insert");
     (registry, hash)
 }
 

@@ -38,8 +38,8 @@ pub mod trace;
 pub mod training;
 pub mod witness;
 
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 
 pub use address::Address;
 pub use dataset::{DatasetRegistry, RegisteredDataset};

@@ -228,42 +228,16 @@ pub fn seal_initial_model(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Verification;
+    use crate::fixtures;
 
-    fn toy_registry() -> (DatasetRegistry, Hash) {
-        let labels: Vec<u32> = (0..40).map(|i| i % 2).collect();
-        let features = (0..40 * 4).map(|i| (i % 5) as f32 / 5.0).collect();
-        let data = cairn_ml::data::Dataset::new(features, labels, 2, (1, 2, 2)).unwrap();
-        let mut registry = DatasetRegistry::new();
-        let hash = registry.insert("toy", &data).unwrap();
-        (registry, hash)
-    }
-
+    /// A toy task with `model`: Adam, 40 steps, a leaf every 3.
     fn toy_spec(dataset: Hash, model: &str) -> TaskSpec {
-        TaskSpec {
-            model: model.into(),
-            initial_model: [0; 32],
-            dataset,
-            partition: "iid".into(),
-            rounds: 1,
-            local_steps: 40,
-            optimizer: "adam:lr=0.01".into(),
-            robust_rule: "median".into(),
-            commit_window: 1,
-            reveal_window: 1,
-            attest_window: 1,
-            min_stake: 1,
-            reward_per_round: 1,
-            verification: Verification {
-                trace_every: 3,
-                ..Verification::with_audit_ppm(50_000, 10)
-            },
-        }
+        fixtures::spec(dataset, model, "adam:lr=0.01", 40, 3)
     }
 
     #[test]
     fn model_syntax_must_fit_the_dataset() {
-        let (registry, hash) = toy_registry();
+        let (registry, hash) = fixtures::registry();
         let plan = TaskPlan::from_spec(&toy_spec(hash, "mlp:4-8-2"), &registry).unwrap();
         assert_eq!(
             plan.model,
@@ -275,7 +249,7 @@ mod tests {
         );
         assert_eq!((plan.batch_size, plan.trace_every), (DEFAULT_BATCH_SIZE, 3));
         assert!(TaskPlan::from_spec(&toy_spec(hash, "logistic:4-2"), &registry).is_ok());
-        // The toy images are 2x2; the CNN needs at least 4x4.
+        // The toy samples are 1x4 images; the CNN needs at least 4x4.
         for bad in [
             "mlp:5-8-2",
             "mlp:4-2",
@@ -292,7 +266,7 @@ mod tests {
 
     #[test]
     fn trace_settings_and_witness_size_are_bounded() {
-        let (registry, hash) = toy_registry();
+        let (registry, hash) = fixtures::registry();
         let mut spec = toy_spec(hash, "mlp:4-8-2");
         spec.verification.trace_every = 0;
         assert!(matches!(
@@ -317,7 +291,7 @@ mod tests {
 
     #[test]
     fn the_initial_model_is_recomputable_from_the_spec() {
-        let (registry, hash) = toy_registry();
+        let (registry, hash) = fixtures::registry();
         let mut first = toy_spec(hash, "mlp:4-8-2");
         let mut second = first.clone();
         let blob = seal_initial_model(&mut first, &registry).unwrap();

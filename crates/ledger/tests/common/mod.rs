@@ -12,7 +12,6 @@ use cairn_ledger::{
     Address, Block, BlockError, Chain, ChainError, DatasetRegistry, Genesis, Header, Params,
     Payload, SignedTransaction, TaskSpec, TxError, Verification,
 };
-use cairn_ml::data::Dataset;
 use cairn_round::plan::seal_initial_model;
 use cairn_round::trace::{self, Checkpoint};
 use ed25519_dalek::SigningKey;
@@ -90,16 +89,10 @@ pub fn datasets() -> Arc<DatasetRegistry> {
     static REGISTRY: OnceLock<Arc<DatasetRegistry>> = OnceLock::new();
     REGISTRY
         .get_or_init(|| {
-            let mut features = Vec::new();
-            let mut labels = Vec::new();
-            for i in 0..200u32 {
-                let x = (i % 20) as f32 / 19.0;
-                features.extend([x, 1.0 - x, (i % 7) as f32 / 7.0, 0.5]);
-                labels.push(u32::from(x > 0.5));
-            }
-            let data = Dataset::new(features, labels, 2, (1, 1, 4)).expect("dataset");
             let mut registry = DatasetRegistry::new();
-            registry.insert("separable", &data).expect("register");
+            registry
+                .insert("separable", &cairn_round::fixtures::separable())
+                .expect("register");
             Arc::new(registry)
         })
         .clone()

@@ -587,6 +587,23 @@ pub(crate) fn resolve_behaviour(
             })
         }
     };
+    // A Sybil's identity count is positive and its stake covers a token per identity.
+    let sybil_identities = || {
+        let identities = group.identities.unwrap_or(DEFAULT_SYBIL_IDENTITIES);
+        positive(
+            &format!("trainers[{group_index}].identities"),
+            u64::from(identities),
+            MAX_NODES,
+        )?;
+        if group.stake < u64::from(identities) {
+            return Err(ScenarioError::SybilStake {
+                group: group_index,
+                stake: group.stake,
+                identities,
+            });
+        }
+        Ok(())
+    };
     let parse = |text: &str| {
         text.parse::<Attack>()
             .map_err(|source| ScenarioError::BadAttack {
@@ -608,19 +625,7 @@ pub(crate) fn resolve_behaviour(
         Kind::NonRevealer => TrainerBehaviour::NonRevealer,
         Kind::MalformedBlob => TrainerBehaviour::MalformedBlob,
         Kind::Sybil => {
-            let identities = group.identities.unwrap_or(DEFAULT_SYBIL_IDENTITIES);
-            positive(
-                &format!("trainers[{group_index}].identities"),
-                u64::from(identities),
-                MAX_NODES,
-            )?;
-            if group.stake < u64::from(identities) {
-                return Err(ScenarioError::SybilStake {
-                    group: group_index,
-                    stake: group.stake,
-                    identities,
-                });
-            }
+            sybil_identities()?;
             TrainerBehaviour::Sybil(parse(
                 group.attack.as_deref().unwrap_or(DEFAULT_SYBIL_ATTACK),
             )?)
@@ -646,19 +651,7 @@ pub(crate) fn resolve_behaviour(
             let noise = group.noise.unwrap_or(DEFAULT_NOISE);
             number("noise", f64::from(noise), noise >= 0.0, "at least 0")?;
             if kind == Kind::NoiseSybil {
-                let identities = group.identities.unwrap_or(DEFAULT_SYBIL_IDENTITIES);
-                positive(
-                    &format!("trainers[{group_index}].identities"),
-                    u64::from(identities),
-                    MAX_NODES,
-                )?;
-                if group.stake < u64::from(identities) {
-                    return Err(ScenarioError::SybilStake {
-                        group: group_index,
-                        stake: group.stake,
-                        identities,
-                    });
-                }
+                sybil_identities()?;
                 TrainerBehaviour::NoiseSybil { noise }
             } else {
                 TrainerBehaviour::PerturbedStale { noise }
