@@ -162,19 +162,20 @@ fn a_malformed_root_node_or_root_record_fails_open() {
         let mut roots = txn.open_table(ROOTS).unwrap();
         roots.insert(7, &[1u8; 5][..]).unwrap();
     });
-    assert!(matches!(
-        Store::open(&path),
-        Err(StoreError::CorruptRecord { table: "roots", .. })
-    ));
+    let error = Store::open(&path).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::DamagedRecord { table: "roots", key, .. } if key == "height 7"),
+        "{error}"
+    );
 
     std::fs::write(&path, &pristine).unwrap();
     tamper(&path, |txn| {
         let mut roots = txn.open_table(ROOTS).unwrap();
-        roots.insert(7, &[1u8; 32][..]).unwrap();
+        roots.insert(7, &[1u8; 48][..]).unwrap();
     });
     assert!(matches!(
         Store::open(&path),
-        Err(StoreError::CorruptNode { .. })
+        Err(StoreError::DamagedRecord { table: "roots", .. })
     ));
 }
 
@@ -191,7 +192,7 @@ fn a_value_changed_behind_the_trees_back_fails_the_audit() {
     let store = Store::open(&path).unwrap();
     assert!(matches!(
         store.audit(),
-        Err(StoreError::CorruptRecord {
+        Err(StoreError::DamagedRecord {
             table: "state_values",
             ..
         })

@@ -4,11 +4,16 @@
 //! history (transfers, staking, a dataset sale, a two-round training task with a dissenting
 //! validator and a trainer that never reveals) so there is something to look at; `inspect`
 //! prints balances, stakes, tasks, rounds, scores and rewards; `prove` shows and checks the
-//! Merkle proof that a round finalized a given model hash.
+//! Merkle proof that a round finalized a given model hash; `verify` checks every stored record
+//! and names what is damaged.
+//!
+//! The reading commands open the store read-only: they never change a byte of the file, and a
+//! missing, empty or unfinished store is an error, never an empty ledger.
 
 mod demo;
 mod inspect;
 mod prove;
+mod verify;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,7 +32,8 @@ const STORE_FILE: &str = "ledger.redb";
 #[command(
     after_help = "Example:\n  cairn ledger demo --data-dir /tmp/ledger\n  \
                   cairn ledger inspect --data-dir /tmp/ledger\n  \
-                  cairn ledger prove --data-dir /tmp/ledger --task 0 --round 0\n\n\
+                  cairn ledger prove --data-dir /tmp/ledger --task 0 --round 0\n  \
+                  cairn ledger verify --data-dir /tmp/ledger\n\n\
                   See docs/ledger.md."
 )]
 pub struct LedgerArgs {
@@ -45,6 +51,10 @@ enum LedgerCommand {
     Inspect(InspectArgs),
     /// Print and verify the Merkle proof of a round's finalized model hash.
     Prove(ProveArgs),
+    /// Check every stored record and recompute the state root; name what is damaged.
+    ///
+    /// Exits with status 1 if anything is damaged. Reads only: the file is left unchanged.
+    Verify(InspectArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,6 +132,7 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<()> {
         }
         LedgerCommand::Inspect(args) => inspect::inspect(&args),
         LedgerCommand::Prove(args) => prove::prove(&args),
+        LedgerCommand::Verify(args) => verify::verify(&args),
     }
 }
 
@@ -129,17 +140,17 @@ fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join(STORE_FILE)
 }
 
-/// Opens an existing ledger (never creates one).
+/// Opens an existing ledger read-only: never creates one, never writes to its file.
 fn open_existing(data_dir: &Path) -> anyhow::Result<Store> {
     let path = store_path(data_dir);
-    if !path.is_file() {
+    if !path.exists() {
         bail!(
             "no ledger at {}; create one with `cairn ledger demo --data-dir {}`",
             path.display(),
             data_dir.display()
         );
     }
-    Store::open(&path).with_context(|| format!("opening {}", path.display()))
+    Store::open_read_only(&path).with_context(|| format!("opening {}", path.display()))
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.

@@ -5,33 +5,47 @@
 //! Only the current tree is kept (nodes are keyed by position, grouped in 4-level pages, and
 //! overwritten); the root of every height and every block record are kept, so old roots stay
 //! checkable but not provable.
+//!
+//! Every value, root and block record is stored with a checksum (`seal.rs`) and checked on every
+//! read: damaged state is a [`StoreError::DamagedRecord`], never a value. [`Store::open_read_only`]
+//! reads a store without changing a byte of its file, for tools that only inspect.
 
 use std::path::Path;
 
-use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, TableError,
+};
 
 use super::error::{contain, db_err, StoreError};
 use super::node::{key_hash, value_hash, Digest, NodePath, EMPTY_HASH};
 use super::page::{self, PagedNodes};
 use super::proof::{Proof, Terminal};
+use super::readonly::ReadOnlyFile;
+use super::seal::{self, height_key};
 use super::tree::{self, NodeSource};
 use super::{check_next_height, forward_state_store, ChangeSet, Key, StateRead, Value};
 
-/// Current value of every state key.
-const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_values");
+/// Name of [`VALUES`], also the table name its checksums are bound to.
+pub(super) const VALUES_NAME: &str = "state_values";
+/// Name of [`ROOTS`].
+pub(super) const ROOTS_NAME: &str = "roots";
+/// Name of [`BLOCKS`].
+pub(super) const BLOCKS_NAME: &str = "block_records";
+/// Current value of every state key, sealed with its checksum.
+pub(super) const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new(VALUES_NAME);
 /// Current tree nodes in 4-level pages, keyed by the page root's [`NodePath::storage_key`].
-const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tree_nodes");
-/// State root after each committed height.
-const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("roots");
-/// The record the state machine stored with each height.
-const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_records");
+pub(super) const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tree_nodes");
+/// State root after each committed height, sealed with its checksum.
+pub(super) const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new(ROOTS_NAME);
+/// The record the state machine stored with each height, sealed with its checksum.
+pub(super) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new(BLOCKS_NAME);
 /// Store metadata (format version).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Key in [`META`] holding the on-disk format version.
 const FORMAT_KEY: &str = "format_version";
-/// On-disk format this build reads and writes.
-const FORMAT_VERSION: u64 = 1;
+/// On-disk format this build reads and writes (2: records carry checksums).
+const FORMAT_VERSION: u64 = 2;
 
 /// Durable ledger state backed by a single redb file; see the module documentation.
 pub struct Store {
@@ -39,6 +53,8 @@ pub struct Store {
     db: Option<Database>,
     height: Option<u64>,
     root: Digest,
+    /// Opened by [`Store::open_read_only`]: commits are refused, the file is never written.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -59,15 +75,66 @@ impl std::fmt::Debug for DisplayDigest<'_> {
     }
 }
 
-/// Decodes a stored 32-byte root.
-fn decode_root(bytes: &[u8], height: u64) -> Result<Digest, StoreError> {
+/// Checks and decodes a stored 32-byte root.
+pub(super) fn decode_root(stored: &[u8], height: u64) -> Result<Digest, StoreError> {
+    let bytes = seal::open(ROOTS_NAME, &height_key(height), stored).map_err(name_height(height))?;
     bytes.try_into().map_err(|_| StoreError::CorruptRecord {
-        table: "roots",
+        table: ROOTS_NAME,
         reason: format!(
             "root of height {height} has {} bytes, expected 32",
             bytes.len()
         ),
     })
+}
+
+/// Checks a stored state value and returns its payload.
+pub(super) fn open_value<'a>(key: &[u8], stored: &'a [u8]) -> Result<&'a [u8], StoreError> {
+    seal::open(VALUES_NAME, key, stored)
+}
+
+/// Checks a stored block record and returns its payload.
+pub(super) fn open_block(height: u64, stored: &[u8]) -> Result<&[u8], StoreError> {
+    seal::open(BLOCKS_NAME, &height_key(height), stored).map_err(name_height(height))
+}
+
+/// Names a height-indexed record by its height rather than its key bytes.
+fn name_height(height: u64) -> impl FnOnce(StoreError) -> StoreError {
+    move |error| match error {
+        StoreError::DamagedRecord { table, reason, .. } => StoreError::DamagedRecord {
+            table,
+            key: format!("height {height}"),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// Reads the last committed height and root, and checks that the stored tree hashes to it.
+fn load(db: &Database) -> Result<(Option<u64>, Digest), StoreError> {
+    let read = db
+        .begin_read()
+        .map_err(db_err("starting a read transaction"))?;
+    let roots = read
+        .open_table(ROOTS)
+        .map_err(db_err("opening the roots table"))?;
+    let (height, root) = match roots.last().map_err(db_err("reading the last root"))? {
+        None => (None, EMPTY_HASH),
+        Some((height, root)) => {
+            let height = height.value();
+            (Some(height), decode_root(root.value(), height)?)
+        }
+    };
+    let nodes = read
+        .open_table(NODES)
+        .map_err(db_err("opening the nodes table"))?;
+    let top = PagedNodes::new(&nodes).node(&NodePath::ROOT)?;
+    if super::node::subtree_hash(&top) != root {
+        return Err(StoreError::CorruptNode {
+            path: NodePath::ROOT.to_string(),
+            reason: "stored tree does not hash to the last stored root".to_owned(),
+        });
+    }
+    Ok((height, root))
 }
 
 impl Store {
@@ -113,38 +180,112 @@ impl Store {
             }
             txn.commit()
                 .map_err(db_err("committing the setup transaction"))?;
-
-            let read = db
-                .begin_read()
-                .map_err(db_err("starting a read transaction"))?;
-            let roots = read
-                .open_table(ROOTS)
-                .map_err(db_err("opening the roots table"))?;
-            let (height, root) = match roots.last().map_err(db_err("reading the last root"))? {
-                None => (None, EMPTY_HASH),
-                Some((height, root)) => {
-                    let height = height.value();
-                    (Some(height), decode_root(root.value(), height)?)
-                }
-            };
-            let nodes = read
-                .open_table(NODES)
-                .map_err(db_err("opening the nodes table"))?;
-            let top = PagedNodes::new(&nodes).node(&NodePath::ROOT)?;
-            if super::node::subtree_hash(&top) != root {
-                return Err(StoreError::CorruptNode {
-                    path: NodePath::ROOT.to_string(),
-                    reason: "stored tree does not hash to the last stored root".to_owned(),
-                });
-            }
+            let (height, root) = load(&db)?;
             tracing::debug!(height = ?height, path = %path.display(), "opened state store");
-            drop((roots, nodes, read));
             Ok(Store {
                 db: Some(db),
                 height,
                 root,
+                read_only: false,
             })
         })
+    }
+
+    /// Opens an existing store for reading only; the file is left exactly as it was.
+    ///
+    /// Unlike [`Store::open`] this never creates anything: a missing path is
+    /// [`StoreError::Missing`], an empty file or one without the store's tables is
+    /// [`StoreError::NotAStore`], and a store with no committed block (its creation was
+    /// interrupted) is [`StoreError::NoCommittedBlock`]. Every commit is refused with
+    /// [`StoreError::ReadOnly`]. Whatever redb writes while opening and closing (its "in use"
+    /// flag, a repair after an unclean shutdown) stays in memory.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let not_a_store = |reason: &str| StoreError::NotAStore {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let metadata = match std::fs::metadata(path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    path: path.to_owned(),
+                })
+            }
+            Err(error) => {
+                return Err(StoreError::Database {
+                    context: "reading the state database's metadata",
+                    source: Box::new(redb::Error::Io(error)),
+                })
+            }
+        };
+        if !metadata.is_file() {
+            return Err(not_a_store("it is not a regular file"));
+        }
+        if metadata.len() == 0 {
+            return Err(not_a_store("the file is empty (0 bytes)"));
+        }
+        contain("opening the state database read-only", || {
+            let backend = ReadOnlyFile::open(path).map_err(|error| StoreError::Database {
+                context: "opening the state database read-only",
+                source: Box::new(redb::Error::Io(error)),
+            })?;
+            let db = Database::builder()
+                .create_with_backend(backend)
+                .map_err(db_err("opening the state database"))?;
+            {
+                let read = db
+                    .begin_read()
+                    .map_err(db_err("starting a read transaction"))?;
+                let meta = match read.open_table(META) {
+                    Ok(meta) => meta,
+                    Err(TableError::TableDoesNotExist(_)) => {
+                        return Err(not_a_store("it has no `meta` table"))
+                    }
+                    Err(error) => return Err(db_err("opening the meta table")(error)),
+                };
+                match meta
+                    .get(FORMAT_KEY)
+                    .map_err(db_err("reading the format version"))?
+                    .map(|guard| guard.value())
+                {
+                    Some(FORMAT_VERSION) => {}
+                    Some(found) => {
+                        return Err(StoreError::UnsupportedFormat {
+                            found,
+                            supported: FORMAT_VERSION,
+                        })
+                    }
+                    None => return Err(not_a_store("it records no format version")),
+                }
+                for name in [VALUES_NAME, "tree_nodes", ROOTS_NAME, BLOCKS_NAME] {
+                    let exists = read
+                        .list_tables()
+                        .map_err(db_err("listing tables"))?
+                        .any(|table| redb::TableHandle::name(&table) == name);
+                    if !exists {
+                        return Err(not_a_store(&format!("it has no `{name}` table")));
+                    }
+                }
+            }
+            let (height, root) = load(&db)?;
+            if height.is_none() {
+                return Err(StoreError::NoCommittedBlock {
+                    path: path.to_owned(),
+                });
+            }
+            tracing::debug!(height = ?height, path = %path.display(), "opened state store read-only");
+            Ok(Store {
+                db: Some(db),
+                height,
+                root,
+                read_only: true,
+            })
+        })
+    }
+
+    /// Whether this store was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Last committed block height, `None` before the genesis block.
@@ -200,6 +341,9 @@ impl Store {
         expected: Option<&Digest>,
     ) -> Result<Digest, StoreError> {
         contain("committing a block", || {
+            if self.read_only {
+                return Err(StoreError::ReadOnly);
+            }
             check_next_height(self.height, height)?;
             let leaf_changes = tree::leaf_changes(changes)?;
             let txn = self
@@ -228,7 +372,12 @@ impl Store {
                     .map_err(db_err("opening the values table"))?;
                 for (key, value) in changes {
                     match value {
-                        Some(value) => values.insert(key.as_slice(), value.as_slice()).map(drop),
+                        Some(value) => values
+                            .insert(
+                                key.as_slice(),
+                                seal::seal(VALUES_NAME, key, value).as_slice(),
+                            )
+                            .map(drop),
                         None => values.remove(key.as_slice()).map(drop),
                     }
                     .map_err(db_err("writing a state value"))?;
@@ -236,14 +385,16 @@ impl Store {
                 let mut roots = txn
                     .open_table(ROOTS)
                     .map_err(db_err("opening the roots table"))?;
+                let sealed_root = seal::seal(ROOTS_NAME, &height_key(height), &update.root);
                 roots
-                    .insert(height, update.root.as_slice())
+                    .insert(height, sealed_root.as_slice())
                     .map_err(db_err("writing the block root"))?;
                 let mut blocks = txn
                     .open_table(BLOCKS)
                     .map_err(db_err("opening the block table"))?;
+                let sealed_record = seal::seal(BLOCKS_NAME, &height_key(height), block_record);
                 blocks
-                    .insert(height, block_record)
+                    .insert(height, sealed_record.as_slice())
                     .map_err(db_err("writing the block record"))?;
                 update.root
             };
@@ -255,7 +406,7 @@ impl Store {
         })
     }
 
-    fn read(&self) -> Result<ReadTransaction, StoreError> {
+    pub(super) fn read(&self) -> Result<ReadTransaction, StoreError> {
         self.database()?
             .begin_read()
             .map_err(db_err("starting a read transaction"))
@@ -271,7 +422,9 @@ impl Store {
             let record = blocks
                 .get(height)
                 .map_err(db_err("reading a block record"))?;
-            Ok(record.map(|guard| guard.value().to_vec()))
+            record
+                .map(|guard| open_block(height, guard.value()).map(<[u8]>::to_vec))
+                .transpose()
         })
     }
 
@@ -315,7 +468,8 @@ impl Store {
                 if !key.value().starts_with(prefix) {
                     break;
                 }
-                out.push((key.value().to_vec(), value.value().to_vec()));
+                let payload = open_value(key.value(), value.value())?;
+                out.push((key.value().to_vec(), payload.to_vec()));
             }
             Ok(out)
         })
@@ -373,7 +527,7 @@ impl Store {
                 let proof = tree::prove(&source, key.value())?;
                 let expected = Terminal::Leaf {
                     key_hash: key_hash(key.value()),
-                    value_hash: value_hash(value.value()),
+                    value_hash: value_hash(open_value(key.value(), value.value())?),
                 };
                 if proof.terminal() != &expected {
                     return Err(StoreError::CorruptRecord {
@@ -419,7 +573,9 @@ impl StateRead for Store {
                 .open_table(VALUES)
                 .map_err(db_err("opening the values table"))?;
             let value = values.get(key).map_err(db_err("reading a state value"))?;
-            Ok(value.map(|guard| guard.value().to_vec()))
+            value
+                .map(|guard| open_value(key, guard.value()).map(<[u8]>::to_vec))
+                .transpose()
         })
     }
 }

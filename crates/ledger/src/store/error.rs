@@ -44,6 +44,41 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A stored record fails its checksum: the bytes on disk are not what the store wrote. The
+    /// value is never served; the caller should stop and restore the store.
+    #[error("state damaged: the record `{key}` in `{table}` fails its check ({reason}), so it is not served; `cairn ledger verify` lists all damage; restore the store from a peer or a backup")]
+    DamagedRecord {
+        /// Table holding the record.
+        table: &'static str,
+        /// The record's key, escaped for printing (a height for roots and block records).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A store opened for reading does not exist.
+    #[error("no state database at {}", .path.display())]
+    Missing {
+        /// Where it was looked for.
+        path: std::path::PathBuf,
+    },
+    /// A file opened as a store for reading is not one (empty, or without the store's tables).
+    #[error("{} is not a Cairn state database: {reason}", .path.display())]
+    NotAStore {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// A store opened for reading holds no committed block: whatever created it stopped before
+    /// its genesis block was committed, so it is not a ledger, not even an empty one.
+    #[error("{} holds no committed block: its creation stopped before the genesis block was committed; delete it and create the ledger again", .path.display())]
+    NoCommittedBlock {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// A write was attempted on a store opened read-only.
+    #[error("the state store is open read-only and cannot commit blocks")]
+    ReadOnly,
     /// A block was committed out of order: heights must follow each other without gaps.
     #[error("block height {got} cannot be committed: the next height is {expected}")]
     HeightGap {

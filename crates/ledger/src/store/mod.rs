@@ -34,14 +34,18 @@ mod memory;
 mod node;
 mod page;
 mod proof;
+mod readonly;
+mod seal;
 pub mod synthetic;
 mod tree;
+mod verify;
 
 pub use durable::Store;
 pub use error::{ProofError, StoreError};
 pub use memory::MemoryStore;
 pub use node::{key_hash, value_hash, Digest, EMPTY_HASH};
 pub use proof::{verify_proof_bytes, Proof, Terminal, MAX_PROOF_BYTES};
+pub use verify::{Damage, VerifyReport};
 
 /// A state key (the state machine's own encoding, e.g. `b"acct/" ++ public key`).
 pub type Key = Vec<u8>;

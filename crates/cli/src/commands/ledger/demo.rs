@@ -77,8 +77,21 @@ pub(super) fn create(args: &GenesisArgs) -> anyhow::Result<Chain<Store>> {
         validators: keys[4..7].iter().map(|k| (address(k), 10_000)).collect(),
         datasets: datasets.iter().map(|d| d.hash).collect::<BTreeSet<_>>(),
     };
-    let store = Store::open(&path).with_context(|| format!("creating {}", path.display()))?;
-    Ok(Chain::create(store, &genesis, datasets)?)
+    // The chain is created under a temporary name and moved into place once its genesis block
+    // is committed, so a creation killed half way never leaves a `ledger.redb` that holds no
+    // block. Blocks after genesis are each atomic: a later kill leaves a committed prefix.
+    let partial = path.with_extension("redb.partial");
+    if partial.exists() {
+        // Left by an interrupted creation of this same directory: nothing committed to keep.
+        std::fs::remove_file(&partial)
+            .with_context(|| format!("removing the unfinished {}", partial.display()))?;
+    }
+    let store = Store::open(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    drop(Chain::create(store, &genesis, datasets.clone())?);
+    std::fs::rename(&partial, &path)
+        .with_context(|| format!("moving {} to {}", partial.display(), path.display()))?;
+    let store = Store::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Chain::open(store, datasets)?)
 }
 
 /// Signs for account `index` with the nonce the state expects next.
