@@ -160,6 +160,16 @@ pub(crate) fn parse_partition(text: &str) -> Result<Partition, PlanError> {
             .filter(|v| v.is_finite())
             .ok_or_else(|| error(format!("{what} `{raw}` is not a finite number")))
     };
+    // A concentration must be positive (the partitioner's own floor): refused here, at task
+    // creation, rather than by every trainer when the first round opens.
+    let alpha = |i: usize| -> Result<f64, PlanError> {
+        let value = float(i, "alpha")?;
+        if value >= cairn_ml::data::MIN_ALPHA {
+            Ok(value)
+        } else {
+            Err(error(format!("alpha {value} must be greater than 0")))
+        }
+    };
     let count = |i: usize, what: &str| -> Result<usize, PlanError> {
         match args.get(i) {
             None => Ok(0),
@@ -183,7 +193,7 @@ pub(crate) fn parse_partition(text: &str) -> Result<Partition, PlanError> {
         "dirichlet" => {
             most(2)?;
             Partition::Dirichlet {
-                alpha: float(0, "alpha")?,
+                alpha: alpha(0)?,
                 min_samples: count(1, "min_samples")?,
             }
         }
@@ -200,14 +210,20 @@ pub(crate) fn parse_partition(text: &str) -> Result<Partition, PlanError> {
         "quantity_dirichlet" => {
             most(2)?;
             Partition::QuantityDirichlet {
-                alpha: float(0, "alpha")?,
+                alpha: alpha(0)?,
                 min_samples: count(1, "min_samples")?,
             }
         }
         "quantity_power_law" => {
             most(2)?;
             Partition::QuantityPowerLaw {
-                exponent: float(0, "exponent")?,
+                exponent: float(0, "exponent").and_then(|exponent| {
+                    if exponent >= 0.0 {
+                        Ok(exponent)
+                    } else {
+                        Err(error(format!("exponent {exponent} must be at least 0")))
+                    }
+                })?,
                 min_samples: count(1, "min_samples")?,
             }
         }
@@ -272,6 +288,11 @@ mod tests {
         );
         assert!(parse_partition("quantity_power_law:1.5").is_ok());
         assert!(parse_partition("dirichlet:nan").is_err());
+        for zero_or_negative in ["dirichlet:0", "dirichlet:-1", "quantity_dirichlet:0"] {
+            let error = parse_partition(zero_or_negative).unwrap_err().to_string();
+            assert!(error.contains("must be greater than 0"), "{error}");
+        }
+        assert!(parse_partition("quantity_power_law:-0.5").is_err());
         assert!(parse_partition("shards:0").is_err());
         assert!(parse_partition("iid:3").is_err());
         assert!(parse_partition("private").is_err());

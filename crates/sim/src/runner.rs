@@ -151,10 +151,27 @@ struct Member {
     stake: u128,
 }
 
-fn run_in_pool(
+/// Checks, before any node starts, that `scenario` describes a run that can train: the scenario's
+/// own rules ([`Scenario::validate`]), the task spec parsed by the parser the ledger uses at task
+/// creation (model, optimizer, partition, rule, trace), and what only the trainer count decides:
+/// every trainer gets a non-empty shard, and the rule can aggregate that many updates.
+///
+/// [`run`] does the same checks first; this is for callers that want the verdict without the run
+/// (`cairn simulate --print-scenario`). Loads the scenario's dataset.
+pub fn check(scenario: &Scenario) -> Result<(), SimError> {
+    scenario.validate()?;
+    let (_, _, _, plan) = plan(scenario)?;
+    let trainers: Vec<Address> = (0..scenario.trainer_count())
+        .map(|i| NodeKey::derive(scenario.seed, scenario.validator_count() + i).address())
+        .collect();
+    check_runnable(&plan, &trainers, scenario)
+}
+
+/// The scenario's datasets, its task spec (as the creator submits it, and with the initial model
+/// sealed) and the parsed plan.
+fn plan(
     scenario: &Scenario,
-    progress: &mut (dyn Progress + Send),
-) -> Result<(RunResult, RunTiming), SimError> {
+) -> Result<(Arc<DatasetRegistry>, TaskSpec, TaskSpec, TaskPlan), SimError> {
     let data_dir = match &scenario.data_dir {
         Some(dir) => dir.clone(),
         None => cairn_ml::data::default_data_dir().map_err(|e| SimError::Data(e.to_string()))?,
@@ -170,6 +187,57 @@ fn run_in_pool(
         .map_err(|e| SimError::Task(e.to_string()))?;
     let plan =
         TaskPlan::from_spec(&sealed, &registry).map_err(|e| SimError::Task(e.to_string()))?;
+    Ok((registry, spec, sealed, plan))
+}
+
+/// Refuses a plan that would run without training anything for these trainers: a partition that
+/// cannot be cut for them (or leaves one with no sample), or a rule that cannot aggregate as many
+/// updates as they can reveal. The ledger cannot check these at task creation, when the trainers
+/// are not yet known; a simulation knows them, and a run that could only warn should not start.
+fn check_runnable(
+    plan: &TaskPlan,
+    trainers: &[Address],
+    scenario: &Scenario,
+) -> Result<(), SimError> {
+    let (partition, rule) = (&scenario.partition, &scenario.rule);
+    let mut sorted = trainers.to_vec();
+    sorted.sort();
+    let count = sorted.len();
+    let shards = cairn_round::training::shards(plan, TASK, &sorted).map_err(|error| {
+        SimError::Task(format!(
+            "partition {partition} cannot be cut for {count} trainers: {error}"
+        ))
+    })?;
+    let empty = shards.iter().filter(|shard| shard.is_empty()).count();
+    if empty > 0 {
+        return Err(SimError::Task(format!(
+            "partition {partition} leaves {empty} of {count} trainers without a sample; use \
+             more samples per trainer (fewer trainers, a larger alpha, or a min_samples)"
+        )));
+    }
+    let zeros = vec![0.0f32; count];
+    let updates = cairn_robust::Updates::new(&zeros, count, 1)
+        .map_err(|error| SimError::Task(error.to_string()))?;
+    cairn_robust::aggregate(
+        &plan.rule,
+        &plan.pre,
+        &updates,
+        &cairn_robust::Context::default(),
+    )
+    .map_err(|error| {
+        SimError::Task(format!(
+            "rule {rule} cannot aggregate the updates of {count} trainers (at most {count} \
+             reveal per round): {error}"
+        ))
+    })?;
+    Ok(())
+}
+
+fn run_in_pool(
+    scenario: &Scenario,
+    progress: &mut (dyn Progress + Send),
+) -> Result<(RunResult, RunTiming), SimError> {
+    let (registry, spec, sealed, plan) = plan(scenario)?;
 
     let validators = scenario.validator_nodes();
     let trainers = scenario.trainer_nodes()?;
@@ -196,6 +264,12 @@ fn run_in_pool(
             stake: u128::from(t.stake),
         });
     }
+    let trainer_addresses: Vec<Address> = members
+        .iter()
+        .filter(|m| m.role == NodeRole::Trainer)
+        .map(|m| m.key.address())
+        .collect();
+    check_runnable(&plan, &trainer_addresses, scenario)?;
     let budget = u128::from(scenario.reward_per_round) * u128::from(scenario.rounds);
     let mut genesis = Genesis {
         chain_id: CHAIN_ID,

@@ -161,7 +161,7 @@ pub struct SimulateArgs {
     pub rule: Option<String>,
 
     /// Dataset: mnist_5k or digits, shipped in data/ [default: mnist_5k].
-    #[arg(long)]
+    #[arg(long, value_parser = protocol_dataset)]
     pub dataset: Option<BuiltinDataset>,
 
     /// Folder of the datasets [default: $CAIRN_DATA_DIR, else the repository's data/].
@@ -242,6 +242,9 @@ impl SimulateArgs {
 /// Runs `cairn simulate`.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario = args.scenario()?;
+    // The whole plan (task spec as the ledger parses it, shards, rule) is checked before any
+    // node starts, and by --print-scenario too: a run that cannot train is refused, not run.
+    cairn_sim::runner::check(&scenario).context("the scenario cannot run")?;
     if args.print_scenario {
         print!("{}", scenario.to_toml_string()?);
         return Ok(());
@@ -315,4 +318,14 @@ fn describe(scenario: &Scenario) -> anyhow::Result<String> {
         scenario.local_steps,
         scenario.seed
     ))
+}
+
+/// Parses `--dataset`: the built-in datasets a protocol task can use (those shipped as files).
+fn protocol_dataset(text: &str) -> Result<BuiltinDataset, String> {
+    match text.parse::<BuiltinDataset>() {
+        Ok(dataset) if dataset.csv_format().is_some() => Ok(dataset),
+        _ => Err(format!(
+            "`{text}` is not a dataset a simulated task can use; expected mnist_5k or digits"
+        )),
+    }
 }

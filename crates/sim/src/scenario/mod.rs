@@ -78,7 +78,8 @@ pub struct Scenario {
     pub local_steps: u32,
     /// Samples per local step.
     pub batch_size: u32,
-    /// Dataset: `mnist_5k` or `digits` (shipped in `data/`), or `fashion_mnist`.
+    /// Dataset: `mnist_5k` or `digits`, shipped in `data/` (a task's dataset must be a file all
+    /// nodes hash the same; `fashion_mnist` is refused).
     pub dataset: BuiltinDataset,
     /// Folder holding the datasets; absent: `$CAIRN_DATA_DIR`, then the repository's `data/`.
     /// A relative path in a scenario file is relative to that file's folder.

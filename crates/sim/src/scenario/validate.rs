@@ -72,6 +72,9 @@ pub enum ScenarioError {
         /// The serializer's message.
         message: String,
     },
+    /// The dataset is not one a protocol task can use (only datasets shipped as files are).
+    #[error("`dataset` is {0}, which is not shipped in data/: a simulated task uses `digits` or `mnist_5k` (`cairn train` also takes fashion_mnist)")]
+    NotShipped(cairn_ml::data::BuiltinDataset),
     /// A count or size that must be positive is zero.
     #[error("`{field}` is 0; it must be at least 1")]
     Zero {
@@ -275,6 +278,9 @@ impl Scenario {
         positive("windows.reveal", self.windows.reveal, MAX_WINDOW_BLOCKS)?;
         positive("windows.attest", self.windows.attest, MAX_WINDOW_BLOCKS)?;
         positive("reward_per_round", self.reward_per_round, u64::MAX)?;
+        if self.dataset.csv_format().is_none() {
+            return Err(ScenarioError::NotShipped(self.dataset));
+        }
         not_empty("partition", &self.partition)?;
         not_empty("optimizer", &self.optimizer)?;
         not_empty("rule", &self.rule)?;
