@@ -9,14 +9,22 @@
 //! - one- and two-dimensional arrays in C order (`fortran_order` must be `False`);
 //! - dtype `'<f4'` (little-endian `float32`), read exactly; dtype `'<f8'` (little-endian
 //!   `float64`, NumPy's default) is also accepted on read and **rounded to the nearest `f32`**, so
-//!   that `np.save(path, x)` works without an `astype(np.float32)`; finite `f64` values beyond the
-//!   `f32` range become infinities, as in NumPy's own `astype`;
+//!   that `np.save(path, x)` works without an `astype(np.float32)`; a finite `f64` value beyond
+//!   the `f32` range is refused ([`NpyError::OutOfF32Range`]) rather than turned into an infinity
+//!   that would later be blamed as "non-finite" (NaN and infinities themselves are kept);
 //! - the data must be exactly `product(shape)` elements long: a truncated file or trailing bytes
 //!   are errors, and the shape product is computed with overflow checks.
+//!
+//! [`read`] checks the magic bytes and the header before it reads the data, and compares the
+//! file's size with the size the header declares before it allocates anything for the data: a
+//! large file that is not a `.npy` file, or whose size disagrees with its header, costs a few
+//! bytes of reading, not its whole size in memory.
 //!
 //! Files are always written as version 1.0, dtype `'<f4'`, C order, header padded to 64 bytes as
 //! NumPy itself does, so `np.load` reads them back bit for bit.
 
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 
 /// The first six bytes of every `.npy` file.
@@ -84,6 +92,17 @@ pub enum NpyError {
         /// Bytes present.
         actual: usize,
     },
+    /// A finite `float64` value is too large in magnitude to be a `float32`.
+    #[error(
+        "float64 value {value:e} at flat index {index} is outside the float32 range (about \
+         ±3.4e38); scale the data, or clip it before saving"
+    )]
+    OutOfF32Range {
+        /// Position of the value in the flattened (row-major) array.
+        index: usize,
+        /// The value as stored in the file.
+        value: f64,
+    },
 }
 
 /// A one- or two-dimensional `float32` array in C (row-major) order.
@@ -147,44 +166,78 @@ impl Dtype {
     }
 }
 
-/// Decodes the bytes of a `.npy` file.
-pub fn decode(bytes: &[u8]) -> Result<NpyArray, NpyError> {
-    if bytes.len() < MAGIC.len() + 2 {
-        return Err(if bytes.starts_with(&MAGIC[..bytes.len().min(6)]) {
+/// Bytes before the header length: the magic string and the two version bytes.
+const LEAD_LEN: usize = MAGIC.len() + 2;
+
+/// What the version bytes say about the rest of the preamble.
+#[derive(Debug, Clone, Copy)]
+struct Version {
+    /// Width of the little-endian header length: 2 bytes (1.0) or 4 (2.0 and 3.0).
+    length_bytes: usize,
+    /// Whether the header is UTF-8 (3.0) rather than ASCII.
+    utf8: bool,
+}
+
+/// What the header says about the data that follows it.
+#[derive(Debug)]
+struct Layout {
+    shape: Vec<usize>,
+    dtype: Dtype,
+    /// Bytes of data the shape and dtype need.
+    data_len: usize,
+}
+
+/// Checks the magic string and the version in the first [`LEAD_LEN`] bytes (`lead` is shorter
+/// only when the input is).
+fn version(lead: &[u8]) -> Result<Version, NpyError> {
+    if lead.len() < LEAD_LEN {
+        return Err(if lead.starts_with(&MAGIC[..lead.len().min(MAGIC.len())]) {
             NpyError::Truncated("no room for the version")
         } else {
             NpyError::BadMagic
         });
     }
-    if &bytes[..6] != MAGIC {
+    if &lead[..MAGIC.len()] != MAGIC {
         return Err(NpyError::BadMagic);
     }
-    let (major, minor) = (bytes[6], bytes[7]);
-    let (length_bytes, utf8) = match (major, minor) {
-        (1, 0) => (2, false),
-        (2, 0) => (4, false),
-        (3, 0) => (4, true),
-        _ => return Err(NpyError::UnsupportedVersion { major, minor }),
-    };
-    let rest = &bytes[8..];
-    if rest.len() < length_bytes {
-        return Err(NpyError::Truncated("no room for the header length"));
+    let (major, minor) = (lead[6], lead[7]);
+    match (major, minor) {
+        (1, 0) => Ok(Version {
+            length_bytes: 2,
+            utf8: false,
+        }),
+        (2, 0) => Ok(Version {
+            length_bytes: 4,
+            utf8: false,
+        }),
+        (3, 0) => Ok(Version {
+            length_bytes: 4,
+            utf8: true,
+        }),
+        _ => Err(NpyError::UnsupportedVersion { major, minor }),
     }
-    let header_len = if length_bytes == 2 {
-        usize::from(u16::from_le_bytes([rest[0], rest[1]]))
-    } else {
-        let raw = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        usize::try_from(raw).map_err(|_| NpyError::HeaderTooLong(usize::MAX))?
+}
+
+/// Reads the header length from `bytes` (`version.length_bytes` long, or shorter only when the
+/// input is) and checks it against [`MAX_HEADER_LEN`].
+fn header_len(bytes: &[u8], version: Version) -> Result<usize, NpyError> {
+    let header_len = match (version.length_bytes, bytes) {
+        (2, [a, b, ..]) => usize::from(u16::from_le_bytes([*a, *b])),
+        (4, [a, b, c, d, ..]) => {
+            let raw = u32::from_le_bytes([*a, *b, *c, *d]);
+            usize::try_from(raw).map_err(|_| NpyError::HeaderTooLong(usize::MAX))?
+        }
+        _ => return Err(NpyError::Truncated("no room for the header length")),
     };
     if header_len > MAX_HEADER_LEN {
         return Err(NpyError::HeaderTooLong(header_len));
     }
-    let rest = &rest[length_bytes..];
-    if rest.len() < header_len {
-        return Err(NpyError::Truncated("the header is cut short"));
-    }
-    let (header_bytes, data) = rest.split_at(header_len);
-    let header = if utf8 {
+    Ok(header_len)
+}
+
+/// Parses the header text and checks that this reader supports what it declares.
+fn layout(header_bytes: &[u8], version: Version) -> Result<Layout, NpyError> {
+    let header = if version.utf8 {
         std::str::from_utf8(header_bytes)
             .map_err(|_| NpyError::MalformedHeader("header is not UTF-8".into()))?
     } else {
@@ -206,31 +259,61 @@ pub fn decode(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     if !(1..=2).contains(&parsed.shape.len()) {
         return Err(NpyError::UnsupportedRank(parsed.shape.len()));
     }
-    let count = element_count(&parsed.shape)?;
-    let expected = count * dtype.size();
-    if data.len() != expected {
+    // `element_count` already checked that `count * 8` fits.
+    let data_len = element_count(&parsed.shape)? * dtype.size();
+    Ok(Layout {
+        shape: parsed.shape,
+        dtype,
+        data_len,
+    })
+}
+
+/// Converts the data section (checked to be `layout.data_len` bytes) into the array.
+fn array(layout: Layout, data: &[u8]) -> Result<NpyArray, NpyError> {
+    if data.len() != layout.data_len {
         return Err(NpyError::DataLength {
-            shape: parsed.shape,
-            expected,
+            shape: layout.shape,
+            expected: layout.data_len,
             actual: data.len(),
         });
     }
-    let values = match dtype {
+    let values = match layout.dtype {
         Dtype::F32 => data
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
         Dtype::F64 => data
             .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
+            .enumerate()
+            .map(|(index, c)| {
+                let value = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+                let rounded = value as f32;
+                if value.is_finite() && !rounded.is_finite() {
+                    Err(NpyError::OutOfF32Range { index, value })
+                } else {
+                    Ok(rounded)
+                }
+            })
+            .collect::<Result<_, _>>()?,
     };
     Ok(NpyArray {
-        shape: parsed.shape,
+        shape: layout.shape,
         data: values,
     })
 }
 
+/// Decodes the bytes of a `.npy` file.
+pub fn decode(bytes: &[u8]) -> Result<NpyArray, NpyError> {
+    let version = version(&bytes[..bytes.len().min(LEAD_LEN)])?;
+    let rest = &bytes[LEAD_LEN..];
+    let header_len = header_len(rest, version)?;
+    let rest = &rest[version.length_bytes..];
+    if rest.len() < header_len {
+        return Err(NpyError::Truncated("the header is cut short"));
+    }
+    let (header_bytes, data) = rest.split_at(header_len);
+    array(layout(header_bytes, version)?, data)
+}
 /// Encodes an array as the bytes of a version 1.0, `'<f4'`, C-order `.npy` file.
 pub fn encode(array: &NpyArray) -> Result<Vec<u8>, NpyError> {
     if !(1..=2).contains(&array.shape.len()) {
@@ -270,13 +353,74 @@ pub fn encode(array: &NpyArray) -> Result<Vec<u8>, NpyError> {
     Ok(out)
 }
 
-/// Reads a `.npy` file from disk.
+/// Reads a `.npy` file from disk: the preamble first, then (once the header is valid and the
+/// file's size agrees with it) the data.
+///
+/// A regular file whose size differs from what its header declares is refused before the data is
+/// read or allocated. A pipe or other stream, whose size is not known in advance, is read up to
+/// one byte past the declared length (and then drained to count what is extra).
 pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+    let io_error = |source| NpyError::Io {
         path: path.display().to_string(),
         source,
-    })?;
-    decode(&bytes)
+    };
+    let mut file = File::open(path).map_err(io_error)?;
+    let metadata = file.metadata().map_err(io_error)?;
+    let lead = read_up_to(&mut file, LEAD_LEN).map_err(io_error)?;
+    let version = version(&lead)?;
+    let length = read_up_to(&mut file, version.length_bytes).map_err(io_error)?;
+    let header_len = header_len(&length, version)?;
+    let header_bytes = read_up_to(&mut file, header_len).map_err(io_error)?;
+    if header_bytes.len() < header_len {
+        return Err(NpyError::Truncated("the header is cut short"));
+    }
+    let layout = layout(&header_bytes, version)?;
+    let expected = layout.data_len;
+    // LEAD_LEN + 4 + MAX_HEADER_LEN: no overflow.
+    let preamble_len = (LEAD_LEN + version.length_bytes + header_len) as u64;
+    let data = if metadata.is_file() {
+        let present = metadata.len().saturating_sub(preamble_len);
+        if present != expected as u64 {
+            return Err(NpyError::DataLength {
+                shape: layout.shape,
+                expected,
+                actual: usize::try_from(present).unwrap_or(usize::MAX),
+            });
+        }
+        let mut data = Vec::new();
+        data.try_reserve_exact(expected)
+            .map_err(|_| NpyError::ShapeOverflow(layout.shape.clone()))?;
+        // One byte more than expected shows a file that grew since its size was read.
+        (&mut file)
+            .take(expected as u64 + 1)
+            .read_to_end(&mut data)
+            .map_err(io_error)?;
+        data
+    } else {
+        let mut data = Vec::new();
+        (&mut file)
+            .take(expected as u64 + 1)
+            .read_to_end(&mut data)
+            .map_err(io_error)?;
+        if data.len() > expected {
+            let extra = io::copy(&mut file, &mut io::sink()).map_err(io_error)?;
+            let actual = (data.len() as u64).saturating_add(extra);
+            return Err(NpyError::DataLength {
+                shape: layout.shape,
+                expected,
+                actual: usize::try_from(actual).unwrap_or(usize::MAX),
+            });
+        }
+        data
+    };
+    array(layout, &data)
+}
+
+/// Reads up to `limit` bytes, fewer only at the end of the input.
+fn read_up_to(reader: &mut impl Read, limit: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(limit);
+    reader.take(limit as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Writes an array to disk as a `.npy` file (see [`encode`]).
@@ -465,6 +609,111 @@ mod tests {
         assert_eq!((10 + header_len) % 64, 0);
         assert_eq!(bytes[9 + header_len], b'\n');
         assert_eq!(bytes.len(), 10 + header_len + 8);
+    }
+
+    /// A version 1.0 file of `header` (padding and newline added) followed by `data`.
+    fn file_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+        let header = format!("{header}\n");
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    fn f64_bytes(values: &[f64]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn float64_beyond_the_float32_range_is_refused_with_its_index() {
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+        let bytes = file_bytes(header, &f64_bytes(&[0.5, -2.0, -1e300, 1.0]));
+        let error = decode(&bytes).unwrap_err();
+        assert!(
+            matches!(error, NpyError::OutOfF32Range { index: 2, value } if value == -1e300),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("index 2"), "{message}");
+        assert!(message.contains("float32 range"), "{message}");
+        assert!(!message.contains("non-finite"), "{message}");
+    }
+
+    #[test]
+    fn float64_non_finite_values_and_the_largest_float32_are_kept() {
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }";
+        let largest = f64::from(f32::MAX);
+        let values = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, largest];
+        let array = decode(&file_bytes(header, &f64_bytes(&values))).unwrap();
+        assert!(array.data[0].is_nan());
+        assert_eq!(
+            array.data[1..],
+            [f32::INFINITY, f32::NEG_INFINITY, f32::MAX]
+        );
+    }
+
+    #[test]
+    fn read_checks_the_magic_before_reading_a_large_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.bin");
+        let file = std::fs::File::create(&path).unwrap();
+        // A sparse 1 TiB file: reading it whole would exhaust memory long before it ended.
+        file.set_len(1 << 40).unwrap();
+        assert!(matches!(read(&path), Err(NpyError::BadMagic)));
+    }
+
+    #[test]
+    fn read_refuses_a_file_whose_size_disagrees_with_its_header_before_reading_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }";
+        let short = dir.path().join("short.npy");
+        std::fs::write(&short, file_bytes(header, &[0; 12])).unwrap();
+        assert!(matches!(
+            read(&short),
+            Err(NpyError::DataLength {
+                expected: 16,
+                actual: 12,
+                ..
+            })
+        ));
+        // A sparse 1 TiB tail after a valid header is refused from the file's size alone.
+        let long = dir.path().join("long.npy");
+        let preamble = file_bytes(header, &[]);
+        std::fs::write(&long, &preamble).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&long).unwrap();
+        file.set_len(preamble.len() as u64 + (1 << 40)).unwrap();
+        assert!(matches!(
+            read(&long),
+            Err(NpyError::DataLength {
+                expected: 16,
+                actual,
+                ..
+            }) if actual == 1 << 40
+        ));
+        // A header declaring more data than the file holds is refused without allocating it.
+        let claims = dir.path().join("claims.npy");
+        let huge = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }";
+        std::fs::write(&claims, file_bytes(huge, &[0; 8])).unwrap();
+        assert!(matches!(
+            read(&claims),
+            Err(NpyError::DataLength { actual: 8, .. })
+        ));
+    }
+
+    #[test]
+    fn read_and_decode_agree_on_valid_and_truncated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes =
+            encode(&NpyArray::matrix(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap()).unwrap();
+        let path = dir.path().join("x.npy");
+        for cut in [0, 3, 7, 9, 20, bytes.len() - 1, bytes.len()] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let from_file = read(&path).map_err(|e| e.to_string());
+            let from_bytes = decode(&bytes[..cut]).map_err(|e| e.to_string());
+            assert_eq!(from_file, from_bytes, "cut at {cut}");
+        }
     }
 
     #[test]

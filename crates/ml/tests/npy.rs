@@ -46,12 +46,16 @@ fn decodes_version_2_and_3_headers() {
 #[test]
 fn float64_input_is_rounded_to_nearest_float32() {
     let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }\n";
-    let data: Vec<u8> = [0.1f64, 1e300, -2.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let array = decode(&handmade(1, header, &data)).unwrap();
-    assert_eq!(array.data, vec![0.1f32, f32::INFINITY, -2.0]);
+    let bytes =
+        |values: [f64; 3]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let array = decode(&handmade(1, header, &bytes([0.1, 1e30, -2.0]))).unwrap();
+    assert_eq!(array.data, vec![0.1f32, 1e30f32, -2.0]);
+    // A finite float64 beyond float32's range is its own error, with its index.
+    let error = decode(&handmade(1, header, &bytes([0.1, 1e300, -2.0]))).unwrap_err();
+    assert!(
+        matches!(error, NpyError::OutOfF32Range { index: 1, .. }),
+        "{error}"
+    );
 }
 
 /// A predicate on the error a header must produce.
