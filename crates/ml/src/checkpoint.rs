@@ -375,7 +375,13 @@ pub fn save(model: &Model, path: &Path) -> Result<(), CheckpointError> {
     temp_name.push(format!(".tmp-{}", std::process::id()));
     let temp = path.with_file_name(temp_name);
     let written = (|| {
-        let mut file = fs::File::create(&temp)?;
+        // A leftover of this name (a killed run with the same pid) is removed, and the file is
+        // created new: `File::create` would follow a symbolic link planted at the name.
+        match fs::remove_file(&temp) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+        let mut file = fs::File::create_new(&temp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         fs::rename(&temp, path)
