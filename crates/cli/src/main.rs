@@ -1,6 +1,9 @@
 //! `cairn`: decentralized machine learning with robust aggregation and a verifiable ledger.
 
 mod commands;
+mod output;
+
+use std::io::IsTerminal as _;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -32,11 +35,14 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     restore_default_sigpipe();
+    quiet_contained_panics();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -46,6 +52,23 @@ fn main() -> anyhow::Result<()> {
         Command::Attack(args) => commands::attack::run(args),
         Command::Ledger(args) => commands::ledger::run(args),
     }
+}
+
+/// Keeps the report of a panic that a library contains off stderr.
+///
+/// The ledger's state store runs its database library under `catch_unwind` and turns a panic on
+/// a damaged file into "state database is damaged", which this binary prints. Rust's default
+/// hook would first print "thread 'main' panicked at ..." and a RUST_BACKTRACE hint, raw text
+/// for a failure that is handled. The store says when it is containing
+/// (`cairn_ledger::store::containing_panics`); every other panic is a bug and is reported by the
+/// default hook as before.
+fn quiet_contained_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !cairn_ledger::store::containing_panics() {
+            default_hook(info);
+        }
+    }));
 }
 
 /// Lets a closed stdout end the process the way Unix tools do (`cairn ledger inspect | head`),

@@ -1,12 +1,15 @@
 //! `cairn aggregate`: combine an `(n, d)` array of updates with a Byzantine-robust rule.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use cairn_ml::npy::{self, NpyArray};
 use cairn_robust::{
-    aggregate, Context, GmInit, KrumVariant, NonFinitePolicy, PreAggregation, Rule, Updates,
+    aggregate, Context, GmInit, KrumVariant, NonFinitePolicy, PreAggregation, RobustError, Rule,
+    Updates,
 };
+
+use crate::output::{check_output, write_output};
 
 const EXAMPLE: &str = "\
 Example (from Python):
@@ -32,7 +35,8 @@ pub struct AggregateArgs {
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
 
-    /// Where to write the aggregate: a `(d,)` float32 .npy file (overwritten).
+    /// Where to write the aggregate: a `(d,)` float32 .npy file (replaced if it exists; it must
+    /// not be an input, a link or a special file, and its folder must exist).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
 
@@ -98,13 +102,18 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
         "drop" => NonFinitePolicy::Drop,
         other => bail!("--non-finite `{other}` must be `reject` or `drop`"),
     };
-    let input = npy::read(&args.input)?;
+    let mut inputs = vec![("--input", args.input.as_path())];
+    if let Some(previous) = &args.previous {
+        inputs.push(("--previous", previous.as_path()));
+    }
+    check_output("--output", &args.output, &inputs)?;
+    let input = read_array("--input", &args.input)?;
     let (n, d) = matrix_shape(&input, "--input")?;
     let updates = Updates::new(&input.data, n, d)
         .with_context(|| format!("--input {}", args.input.display()))?;
     let previous = match &args.previous {
         Some(path) => {
-            let array = npy::read(path)?;
+            let array = read_array("--previous", path)?;
             if array.shape.len() != 1 {
                 bail!(
                     "--previous {} has shape {:?}; it must be a (d,) vector",
@@ -123,16 +132,39 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
     tracing::info!(rule = %rule, n, d, pre = %args.pre, "aggregating");
     // Timing is reported in the log only (for `bench/byzfl_compare.py`); it never steers the result.
     let started = std::time::Instant::now();
-    let output = aggregate(&rule, &pre, &updates, &ctx)
-        .with_context(|| format!("aggregating {n} updates of dimension {d} with {rule}"))?;
+    let output = aggregate(&rule, &pre, &updates, &ctx).map_err(|error| match error {
+        // The library's message names its own `NonFinitePolicy`; say which flag does that here.
+        RobustError::NonFinite { row, column } => anyhow!(
+            "--input {}: update {row} of {n} (rows count from 0) has a non-finite value (NaN or \
+             infinity) at coordinate {column}; fix or remove that update, or pass \
+             `--non-finite drop` to aggregate the others without it",
+            args.input.display()
+        ),
+        RobustError::SideInputNonFinite {
+            what: "previous aggregate",
+            index,
+        } => anyhow!(
+            "--previous {} has a non-finite value (NaN or infinity) at index {index}",
+            args.previous.as_deref().unwrap_or(Path::new("")).display()
+        ),
+        other => anyhow::Error::new(other).context(format!(
+            "aggregating {n} updates of dimension {d} with {rule}"
+        )),
+    })?;
     tracing::info!(elapsed_s = started.elapsed().as_secs_f64(), "aggregated");
-    npy::write(&args.output, &NpyArray::vector(output))?;
+    let bytes = npy::encode(&NpyArray::vector(output))?;
+    write_output("--output", &args.output, &bytes)?;
     println!(
         "{}: {rule} of {n} updates (d = {d}) -> {}",
         args.input.display(),
         args.output.display()
     );
     Ok(())
+}
+
+/// Reads the `.npy` file that `flag` gave; its errors name the flag and the file.
+pub(crate) fn read_array(flag: &str, path: &Path) -> anyhow::Result<NpyArray> {
+    npy::read(path).with_context(|| format!("cannot read {flag} {}", path.display()))
 }
 
 /// The `(n, d)` of a 2-D array.

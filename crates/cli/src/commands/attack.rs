@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use cairn_ml::npy::{self, NpyArray};
-use cairn_robust::attack::{craft, Attack, Setting};
-use cairn_robust::{PreAggregation, Rule};
+use cairn_robust::attack::{craft, Attack, AttackError, Setting};
+use cairn_robust::{PreAggregation, RobustError, Rule};
 
-use super::aggregate::matrix_shape;
+use super::aggregate::{matrix_shape, read_array};
+use crate::output::{check_output, write_output};
 
 const EXAMPLE: &str = "\
 Example (from Python):
@@ -46,7 +47,8 @@ pub struct AttackArgs {
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
 
-    /// Where to write the `(f, d)` float32 Byzantine updates (overwritten).
+    /// Where to write the `(f, d)` float32 Byzantine updates (replaced if it exists; it must not
+    /// be an input, a link or a special file, and its folder must exist).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
 
@@ -85,7 +87,12 @@ pub fn run(args: AttackArgs) -> anyhow::Result<()> {
     let attack: Attack = args.kind.parse().context("--kind")?;
     let rule = Rule::parse(&args.rule, args.f).context("--rule")?;
     let pre = PreAggregation::parse_chain(&args.pre, args.f).context("--pre")?;
-    let honest = npy::read(&args.input)?;
+    let mut inputs = vec![("--input", args.input.as_path())];
+    if let Some(stale) = &args.stale {
+        inputs.push(("--stale", stale.as_path()));
+    }
+    check_output("--output", &args.output, &inputs)?;
+    let honest = read_array("--input", &args.input)?;
     let (rows, d) = matrix_shape(&honest, "--input")?;
     let n = match args.n {
         Some(n) => n,
@@ -95,7 +102,7 @@ pub fn run(args: AttackArgs) -> anyhow::Result<()> {
     };
     let stale = match &args.stale {
         Some(path) => {
-            let array = npy::read(path)?;
+            let array = read_array("--stale", path)?;
             if array.shape.len() != 1 {
                 bail!(
                     "--stale {} has shape {:?}; it must be a (d,) vector",
@@ -116,9 +123,21 @@ pub fn run(args: AttackArgs) -> anyhow::Result<()> {
         stale: stale.as_deref(),
     };
     tracing::info!(attack = %attack, n, f = args.f, d, "crafting");
-    let byzantine = craft(&attack, &honest.data, d, &setting)
-        .with_context(|| format!("crafting {} updates with {attack}", args.f))?;
-    npy::write(&args.output, &NpyArray::matrix(args.f, d, byzantine)?)?;
+    let byzantine = craft(&attack, &honest.data, d, &setting).map_err(|error| match error {
+        // The library's message suggests its own `NonFinitePolicy`, which this command has no
+        // flag for: the crafted values themselves overflowed.
+        AttackError::Aggregate(RobustError::NonFinite { row, column }) => anyhow!(
+            "crafting {} updates with {attack}: the rule under attack (--rule) refused update \
+             {row}, non-finite at coordinate {column} (the crafted values overflow float32); use \
+             a smaller attack strength or smaller inputs",
+            args.f
+        ),
+        other => {
+            anyhow::Error::new(other).context(format!("crafting {} updates with {attack}", args.f))
+        }
+    })?;
+    let bytes = npy::encode(&NpyArray::matrix(args.f, d, byzantine)?)?;
+    write_output("--output", &args.output, &bytes)?;
     println!(
         "{}: {attack} crafted {} Byzantine updates (d = {d}) -> {}",
         args.input.display(),

@@ -6,7 +6,7 @@
 //! of the scenario: `results.json` is byte-identical from run to run; only the wall time printed
 //! at the end depends on the machine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -249,6 +249,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         print!("{}", scenario.to_toml_string()?);
         return Ok(());
     }
+    check_outputs(&args)?;
     println!("{}", describe(&scenario)?);
     let mut progress = ProgressBarReporter::new(scenario.rounds);
     let started = Instant::now();
@@ -267,9 +268,46 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     println!("wall time {:.1} s (not in the report)", wall.as_secs_f64());
     if let Some(path) = &args.timing {
         let json = serde_json::to_string_pretty(&timing).context("cannot encode the timing")?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write the timing to {}", path.display()))?;
+        crate::output::write_output("--timing", path, (json + "\n").as_bytes())?;
         println!("{}", timing_line(&timing, scenario.rounds));
+    }
+    Ok(())
+}
+
+/// The report files whose names are fixed (plots come on top).
+const REPORT_FILES: [&str; 4] = ["results.json", "scenario.toml", "rounds.csv", "nodes.csv"];
+
+/// Checks every output before the run, so that a bad path fails in a second, not after the
+/// whole simulation: `--out` is created now (or must be a folder), no report file or `--timing`
+/// may be the scenario file being read (a report's `scenario.toml` would overwrite it) or a
+/// symbolic link or other non-regular file, and `--timing` must lie in an existing folder.
+fn check_outputs(args: &SimulateArgs) -> anyhow::Result<()> {
+    if args.out.exists() && !args.out.is_dir() {
+        anyhow::bail!(
+            "--out {} exists and is not a folder; the report is a folder of files: choose \
+             another --out",
+            args.out.display()
+        );
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| {
+        format!(
+            "--out {}: cannot create the report folder",
+            args.out.display()
+        )
+    })?;
+    let mut taken: Vec<(&str, PathBuf)> = Vec::new();
+    if let Some(scenario) = &args.scenario {
+        taken.push(("--scenario", scenario.clone()));
+    }
+    for name in REPORT_FILES {
+        let path = args.out.join(name);
+        let inputs: Vec<(&str, &Path)> = taken.iter().map(|(f, p)| (*f, p.as_path())).collect();
+        crate::output::check_output("--out", &path, &inputs)?;
+        taken.push(("--out", path));
+    }
+    if let Some(timing) = &args.timing {
+        let inputs: Vec<(&str, &Path)> = taken.iter().map(|(f, p)| (*f, p.as_path())).collect();
+        crate::output::check_output("--timing", timing, &inputs)?;
     }
     Ok(())
 }

@@ -6,18 +6,21 @@
 //! depends on the machine. The settings are resolved in [`settings`].
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use cairn_ml::checkpoint;
-use cairn_ml::data::{default_data_dir, BuiltinDataset, TrainTest};
+use cairn_ml::data::{
+    default_data_dir, find_fashion_mnist_dir, BuiltinDataset, TrainTest, FASHION_MNIST_DIR_ENV,
+};
 use cairn_ml::model::{Model, ModelSpec};
 use cairn_ml::optim::{Optimizer, OptimizerSpec};
 use cairn_ml::train::{derive_seed, train_epoch, weights_hash};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::output::{check_output, write_output};
 pub use settings::TrainArgs;
 use settings::{ModelArg, OptimizerArg, TrainSettings, DEFAULT_ADAM_LR, DEFAULT_SGD_LR};
 
@@ -76,6 +79,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         None => default_data_dir()
             .context("cannot find the shipped datasets; pass --data-dir <repository>/data")?,
     };
+    // Before the work: an output that cannot be written must not cost a whole run.
+    let inputs = input_files(config.as_deref(), dataset, &data_dir);
+    check_outputs(&args, &inputs)?;
     let split = dataset.load(&data_dir, args.seed).with_context(|| {
         let hint = match dataset {
             BuiltinDataset::FashionMnist => "see the cause below for how to install it",
@@ -116,6 +122,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         report.samples_per_second,
         report.weights_hash
     );
+    // Checked again: the files may have changed during the run.
+    check_outputs(&args, &inputs)?;
     if let Some(path) = &args.json {
         write_json(path, &report)?;
         println!("wrote {}", path.display());
@@ -123,6 +131,59 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.save {
         checkpoint::save(&model, path).context("cannot save the model; check the --save path")?;
         println!("saved model to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The files a run reads, by the flag that names them: the config file and the dataset's files.
+fn input_files(
+    config: Option<&Path>,
+    dataset: BuiltinDataset,
+    data_dir: &Path,
+) -> Vec<(&'static str, PathBuf)> {
+    let mut inputs = Vec::new();
+    if let Some(path) = config {
+        inputs.push(("--config", path.to_path_buf()));
+    }
+    match dataset {
+        BuiltinDataset::Digits | BuiltinDataset::Mnist5k => {
+            inputs.push(("--data-dir", data_dir.join(format!("{dataset}.csv.gz"))));
+        }
+        BuiltinDataset::FashionMnist => {
+            // A folder that is not found fails the load with its own message; nothing to guard.
+            let env = std::env::var_os(FASHION_MNIST_DIR_ENV);
+            if let Ok(dir) = find_fashion_mnist_dir(data_dir, env) {
+                // The names cairn_ml's loader accepts, with and without Debian's `.gz`.
+                for stem in FASHION_MNIST_FILES {
+                    inputs.push(("--data-dir", dir.join(stem)));
+                    inputs.push(("--data-dir", dir.join(format!("{stem}.gz"))));
+                }
+            }
+        }
+    }
+    inputs
+}
+
+/// The Fashion-MNIST files `cairn_ml::data::load_fashion_mnist` reads (private there).
+const FASHION_MNIST_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Refuses `--json` and `--save` paths that could not be written, or that name an input or each
+/// other (see [`check_output`]).
+fn check_outputs(args: &TrainSettings, inputs: &[(&'static str, PathBuf)]) -> anyhow::Result<()> {
+    let mut taken: Vec<(&str, &Path)> = inputs
+        .iter()
+        .map(|(flag, path)| (*flag, path.as_path()))
+        .collect();
+    for (flag, output) in [("--json", &args.json), ("--save", &args.save)] {
+        if let Some(path) = output {
+            check_output(flag, path, &taken)?;
+            taken.push((flag, path));
+        }
     }
     Ok(())
 }
@@ -291,6 +352,5 @@ fn progress_bar(batches: u64) -> ProgressBar {
 fn write_json(path: &Path, report: &RunReport) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(report).context("cannot encode the results")?;
     text.push('\n');
-    std::fs::write(path, text)
-        .with_context(|| format!("cannot write {}; check the --json path", path.display()))
+    write_output("--json", path, text.as_bytes())
 }

@@ -123,6 +123,20 @@ impl StoreError {
     }
 }
 
+thread_local! {
+    /// How many [`contain`] calls are running on this thread.
+    static CONTAINING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the current thread is inside a store operation that contains panics: a panic raised
+/// now becomes a [`StoreError::Damaged`], so a process-wide panic hook need not report it.
+///
+/// Binaries that install their own hook use this to keep raw panic text off stderr for failures
+/// the store handles (`cairn`'s `main` does).
+pub fn containing_panics() -> bool {
+    CONTAINING.with(|depth| depth.get() > 0)
+}
+
 /// Runs `operation`, turning a panic inside the database library into [`StoreError::Damaged`].
 ///
 /// `AssertUnwindSafe` is sound here: after a contained panic the store only ever reads redb's
@@ -131,13 +145,25 @@ pub(crate) fn contain<T>(
     context: &'static str,
     operation: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(operation)).unwrap_or_else(|panic| {
+    /// Marks the thread as containing until dropped, also when the operation unwinds.
+    struct Containing;
+    impl Drop for Containing {
+        fn drop(&mut self) {
+            CONTAINING.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        }
+    }
+    CONTAINING.with(|depth| depth.set(depth.get() + 1));
+    let guard = Containing;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(operation));
+    drop(guard);
+    result.unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-text panic payload".to_owned());
-        tracing::error!(context, %message, "contained a panic in the state database");
+        // The caller gets the error and decides how loud to be.
+        tracing::debug!(context, %message, "contained a panic in the state database");
         Err(StoreError::Damaged { context, message })
     })
 }

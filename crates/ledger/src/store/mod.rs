@@ -41,7 +41,7 @@ mod tree;
 mod verify;
 
 pub use durable::Store;
-pub use error::{ProofError, StoreError};
+pub use error::{containing_panics, ProofError, StoreError};
 pub use memory::MemoryStore;
 pub use node::{key_hash, value_hash, Digest, EMPTY_HASH};
 pub use proof::{verify_proof_bytes, Proof, Terminal, MAX_PROOF_BYTES};

@@ -106,12 +106,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub threads: Option<usize>,
 
-    /// Write the run's settings, per-epoch figures and weights hash to this JSON file.
+    /// Write the run's settings, per-epoch figures and weights hash to this JSON file (checked
+    /// before training: its folder must exist, and it must not be an input, a link or a special
+    /// file).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
     /// Save the trained model to this safetensors file (PyTorch names; loads with
-    /// safetensors.numpy or safetensors.torch).
+    /// safetensors.numpy or safetensors.torch). Checked before training, as --json is.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
 }

@@ -1,0 +1,168 @@
+//! `cairn simulate` refuses what cannot run before it runs, and its help says what it does.
+
+use std::process::{Command, Output};
+
+fn cairn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the cairn binary runs")
+}
+
+fn refused(args: &[&str]) -> String {
+    let output = cairn(args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "`{}` succeeded", args.join(" "));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "no scenario is printed for a refused plan"
+    );
+    stderr
+}
+
+#[test]
+fn print_scenario_refuses_a_plan_that_cannot_train() {
+    for (flags, words) in [
+        (
+            &["--rule", "krum:100"][..],
+            "krum needs at least 203 updates",
+        ),
+        (
+            &["--partition", "dirichlet:0"],
+            "alpha 0 must be greater than 0",
+        ),
+        (&["--partition", "dirichlet:-1"], "must be greater than 0"),
+        (
+            &["--partition", "shards:100000"],
+            "cannot be cut for 10 trainers",
+        ),
+        (&["--model", "mlp:3-3"], "invalid model"),
+    ] {
+        let mut args = vec!["simulate", "--print-scenario"];
+        args.extend_from_slice(flags);
+        let stderr = refused(&args);
+        assert!(stderr.contains(words), "{flags:?}: {stderr}");
+    }
+    let stderr = refused(&["simulate", "--print-scenario", "--dataset", "fashion_mnist"]);
+    assert!(stderr.contains("expected mnist_5k or digits"), "{stderr}");
+}
+
+#[test]
+fn a_nan_learning_rate_in_a_scenario_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nan.toml");
+    std::fs::write(&file, "optimizer = \"sgd:lr=nan\"\n").unwrap();
+    let stderr = refused(&[
+        "simulate",
+        "--print-scenario",
+        "--scenario",
+        file.to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("lr is NaN"), "{stderr}");
+}
+
+/// The value `--print-scenario` gives for a top-level key.
+fn scenario_value(toml: &str, key: &str) -> String {
+    toml.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no `{key}` in the printed scenario"))
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// The `[default: X]` that `--help` gives for `flag`.
+fn help_default(help: &str, flag: &str) -> String {
+    let at = help
+        .find(&format!("--{flag} "))
+        .unwrap_or_else(|| panic!("no --{flag} in the help"));
+    let rest = &help[at..];
+    let start = rest.find("[default: ").expect("a default") + "[default: ".len();
+    rest[start..start + rest[start..].find(']').unwrap()].to_owned()
+}
+
+#[test]
+fn the_help_states_the_defaults_the_run_uses() {
+    let help = String::from_utf8(cairn(&["simulate", "--help"]).stdout).unwrap();
+    let printed = cairn(&["simulate", "--print-scenario"]);
+    assert!(printed.status.success());
+    let toml = String::from_utf8(printed.stdout).unwrap();
+    for (flag, key) in [
+        ("seed", "seed"),
+        ("rounds", "rounds"),
+        ("local-steps", "local_steps"),
+        ("rule", "rule"),
+        ("dataset", "dataset"),
+        ("partition", "partition"),
+    ] {
+        assert_eq!(
+            help_default(&help, flag),
+            scenario_value(&toml, key),
+            "--{flag}: the help and the run disagree"
+        );
+    }
+}
+
+#[test]
+fn logs_are_not_coloured_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["ledger", "demo", "--data-dir"])
+        .arg(dir.path().join("chain"))
+        .env("RUST_LOG", "cairn_ledger=debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("committed block"), "debug logs are written");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in a piped log");
+}
+
+#[test]
+fn bad_output_paths_are_refused_before_the_simulation_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    // A timing file in a missing folder: refused at once, not after the run.
+    let missing = dir.path().join("no/such/folder/timing.json");
+    let started = std::time::Instant::now();
+    let stderr = refused(&[
+        "simulate",
+        "--out",
+        out,
+        "--timing",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("--timing"), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the refusal came after a run"
+    );
+
+    // A report folder that holds the scenario being read: its scenario.toml would be replaced.
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, "rounds = 1\n").unwrap();
+    let before = std::fs::read(&scenario).unwrap();
+    let stderr = refused(&[
+        "simulate",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("is the same file as --scenario"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&scenario).unwrap(), before);
+
+    // --out naming a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "keep me").unwrap();
+    let stderr = refused(&["simulate", "--out", file.to_str().unwrap()]);
+    assert!(stderr.contains("is not a folder"), "{stderr}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
