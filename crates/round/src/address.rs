@@ -17,7 +17,7 @@ pub const ADDRESS_LEN: usize = 20;
 ///
 /// Hashing the key (rather than using it directly) keeps state keys short and would let the
 /// ledger add other signature schemes later without changing how accounts are named.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Address(pub [u8; ADDRESS_LEN]);
 
 impl Address {
@@ -43,6 +43,14 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&to_hex(&self.0))
+    }
+}
+
+/// Hex, like [`fmt::Display`]: logs and error messages that print an address with `?` show
+/// the 40 digits a user can search for, not an array of 20 decimal bytes.
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({})", to_hex(&self.0))
     }
 }
 
