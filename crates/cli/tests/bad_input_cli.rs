@@ -391,3 +391,45 @@ fn a_huge_input_is_refused_from_its_first_bytes_and_its_size() {
     ]);
     assert_mentions(&stderr, &["--input", text(&oversized), "needs 16"]);
 }
+
+#[test]
+fn side_inputs_of_the_wrong_length_name_their_flag_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_updates(dir.path(), "updates.npy");
+    let short = dir.path().join("short.npy");
+    npy::write(&short, &NpyArray::vector(vec![0.5; 4])).unwrap();
+    let out = dir.path().join("out.npy");
+    let stderr = refused(&[
+        "aggregate",
+        "--rule",
+        "centered_clipping",
+        "--input",
+        text(&input),
+        "--previous",
+        text(&short),
+        "--output",
+        text(&out),
+    ]);
+    assert_mentions(
+        &stderr,
+        &["--previous", text(&short), "has 4 values", "dimension 3"],
+    );
+    let stderr = refused(&[
+        "attack",
+        "--kind",
+        "stale",
+        "--f",
+        "1",
+        "--input",
+        text(&input),
+        "--stale",
+        text(&short),
+        "--output",
+        text(&out),
+    ]);
+    assert_mentions(
+        &stderr,
+        &["--stale", text(&short), "has 4 values", "dimension 3"],
+    );
+    assert!(!out.exists());
+}

@@ -141,6 +141,10 @@ fn bad_output_paths_are_refused_before_the_simulation_runs() {
         started.elapsed() < std::time::Duration::from_secs(30),
         "the refusal came after a run"
     );
+    assert!(
+        !dir.path().join("out").exists(),
+        "a refused run left its report folder behind"
+    );
 
     // A report folder that holds the scenario being read: its scenario.toml would be replaced.
     let scenario = dir.path().join("scenario.toml");

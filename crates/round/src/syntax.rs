@@ -242,6 +242,15 @@ pub(crate) fn parse_rule(text: &str) -> Result<(Vec<PreAggregation>, Rule), Plan
         source,
     };
     let (chain, rule) = text.rsplit_once('>').unwrap_or(("", text));
+    if text.contains('>') && chain.trim().is_empty() {
+        // `>median` is a typo (a step left out), not a way to say "no steps": refuse it, as a
+        // rule missing after `nnm:2>` is refused.
+        return Err(error(cairn_robust::RobustError::Parse {
+            what: "pre-aggregation",
+            input: chain.to_string(),
+            reason: "nothing before `>`; name the steps (e.g. nnm:2>median) or drop the `>`".into(),
+        }));
+    }
     let pre = PreAggregation::parse_chain(chain, 0).map_err(error)?;
     let rule = Rule::parse(rule.trim(), 0).map_err(error)?;
     rule.check_chain(&pre).map_err(error)?;
@@ -311,5 +320,8 @@ mod tests {
         assert_eq!(rule, Rule::Median);
         assert!(parse_rule("nnm:1>no_such_rule").is_err());
         assert!(parse_rule("bucketing:2>monna:1").is_err());
+        assert!(parse_rule(">median").is_err());
+        assert!(parse_rule(" > median").is_err());
+        assert!(parse_rule("nnm:2>").is_err());
     }
 }

@@ -794,9 +794,20 @@ fn task_spec(scenario: &Scenario, registry: &DatasetRegistry) -> Result<TaskSpec
 /// the setup, plus every scheduled event.
 fn simulated_limit(scenario: &Scenario) -> Duration {
     let windows = &scenario.windows;
-    let round_blocks = 1 + windows.commit + windows.reveal + 2 * windows.attest;
-    let blocks = 40 + u64::from(scenario.rounds) * round_blocks;
-    let per_block = 2_000 + 4 * scenario.network.latency_ms;
+    // Saturating: the scenario's limits keep these small, and a limit of "forever" is still
+    // better than a wrapped one.
+    let round_blocks = 1u64
+        .saturating_add(windows.commit)
+        .saturating_add(windows.reveal)
+        .saturating_add(windows.attest.saturating_mul(2));
+    let blocks = u64::from(scenario.rounds)
+        .saturating_mul(round_blocks)
+        .saturating_add(40);
+    let per_block = scenario
+        .network
+        .latency_ms
+        .saturating_mul(4)
+        .saturating_add(2_000);
     let events = scenario
         .network
         .crashes
@@ -805,7 +816,7 @@ fn simulated_limit(scenario: &Scenario) -> Duration {
         .chain(scenario.network.partitions.iter().map(|p| p.heal_ms))
         .max()
         .unwrap_or(0);
-    Duration::from_millis(blocks * per_block + events)
+    Duration::from_millis(blocks.saturating_mul(per_block).saturating_add(events))
 }
 
 /// Test accuracy of one model trained centrally from `M_0` on the whole train split with the

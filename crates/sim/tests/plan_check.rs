@@ -61,3 +61,20 @@ fn a_dataset_no_task_can_use_is_refused_by_the_scenario_check() {
     let error = refused(|s| s.dataset = cairn_ml::data::BuiltinDataset::FashionMnist);
     assert!(error.contains("not shipped"), "{error}");
 }
+
+#[test]
+fn network_times_that_would_make_the_run_endless_are_refused() {
+    use cairn_sim::scenario::{MAX_EVENT_MS, MAX_LATENCY_MS};
+    let error = verdict(|s| s.network.latency_ms = MAX_LATENCY_MS + 1).unwrap_err();
+    assert!(error.to_string().contains("network.latency_ms"), "{error}");
+    let error = verdict(|s| s.network.latency_ms = 1 << 62).unwrap_err();
+    assert!(error.to_string().contains("the most allowed is"), "{error}");
+    verdict(|s| s.network.latency_ms = MAX_LATENCY_MS).unwrap();
+    let toml = format!(
+        "[[network.partitions]]\nat_ms = 0\nheal_ms = {}\ngroups = [[\"v0\", \"v1\"], [\"v2\", \"v3\"]]\n",
+        MAX_EVENT_MS + 1
+    );
+    let scenario = Scenario::from_toml_str(&toml).unwrap();
+    let error = runner::check(&scenario).unwrap_err();
+    assert!(error.to_string().contains("heal_ms"), "{error}");
+}

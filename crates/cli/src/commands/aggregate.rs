@@ -121,6 +121,15 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
                     array.shape
                 );
             }
+            if array.data.len() != d {
+                bail!(
+                    "--previous {} has {} values, but the updates of --input {} have dimension \
+                     {d}",
+                    path.display(),
+                    array.data.len(),
+                    args.input.display()
+                );
+            }
             Some(array.data)
         }
         None => None,

@@ -110,6 +110,14 @@ pub fn run(args: AttackArgs) -> anyhow::Result<()> {
                     array.shape
                 );
             }
+            if array.data.len() != d {
+                bail!(
+                    "--stale {} has {} values, but the updates of --input {} have dimension {d}",
+                    path.display(),
+                    array.data.len(),
+                    args.input.display()
+                );
+            }
             Some(array.data)
         }
         None => None,
@@ -132,9 +140,11 @@ pub fn run(args: AttackArgs) -> anyhow::Result<()> {
              a smaller attack strength or smaller inputs",
             args.f
         ),
-        other => {
-            anyhow::Error::new(other).context(format!("crafting {} updates with {attack}", args.f))
-        }
+        other => anyhow::Error::new(other).context(format!(
+            "crafting --f {} updates with {attack} from the {rows} honest updates of --input {}",
+            args.f,
+            args.input.display()
+        )),
     })?;
     let bytes = npy::encode(&NpyArray::matrix(args.f, d, byzantine)?)?;
     write_output("--output", &args.output, &bytes)?;

@@ -289,12 +289,32 @@ fn check_outputs(args: &SimulateArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
+    // The folders this check creates, deepest first, removed again if a later check fails: a
+    // refused run leaves nothing behind.
+    let created: Vec<PathBuf> = args
+        .out
+        .ancestors()
+        .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
+        .map(Path::to_path_buf)
+        .collect();
     std::fs::create_dir_all(&args.out).with_context(|| {
         format!(
             "--out {}: cannot create the report folder",
             args.out.display()
         )
     })?;
+    let checked = check_report_files(args);
+    if checked.is_err() {
+        for folder in &created {
+            // Only empty folders go; anything else stays as it is.
+            let _ = std::fs::remove_dir(folder);
+        }
+    }
+    checked
+}
+
+/// The part of [`check_outputs`] that needs `--out` to exist.
+fn check_report_files(args: &SimulateArgs) -> anyhow::Result<()> {
     let mut taken: Vec<(&str, PathBuf)> = Vec::new();
     if let Some(scenario) = &args.scenario {
         taken.push(("--scenario", scenario.clone()));

@@ -42,8 +42,8 @@ pub use network::{
 };
 pub use overrides::ScenarioOverrides;
 pub use validate::{
-    ScenarioError, MAX_BATCH_SIZE, MAX_LOCAL_STEPS, MAX_NODES, MAX_ROUNDS, MAX_THREADS,
-    MAX_TOML_INTEGER, MAX_WINDOW_BLOCKS,
+    ScenarioError, MAX_BATCH_SIZE, MAX_EVENT_MS, MAX_LATENCY_MS, MAX_LOCAL_STEPS, MAX_NODES,
+    MAX_ROUNDS, MAX_THREADS, MAX_TOML_INTEGER, MAX_WINDOW_BLOCKS,
 };
 
 /// Default seed of every random choice in a run.

@@ -37,6 +37,13 @@ pub const MAX_BATCH_SIZE: u32 = 65_536;
 pub const MAX_WINDOW_BLOCKS: u64 = 10_000;
 /// Most worker threads.
 pub const MAX_THREADS: usize = 1024;
+/// Longest one-way link latency, in simulated milliseconds. The run's simulated time limit grows
+/// with it (4 latencies per block), and a run that cannot finalize lasts until that limit.
+pub const MAX_LATENCY_MS: u64 = 10_000;
+/// Latest time of a network event (partition, heal, crash, restart), in simulated milliseconds:
+/// one simulated hour, about 13 default runs. A run waits for its last event, so this bounds how
+/// long a scenario whose network never recovers runs before it is reported as stalled.
+pub const MAX_EVENT_MS: u64 = 3_600_000;
 /// Largest integer TOML can hold: any larger seed, stake or time could not be written to the
 /// report's `scenario.toml`.
 pub const MAX_TOML_INTEGER: u64 = i64::MAX as u64;
@@ -467,6 +474,31 @@ impl Scenario {
                 value: rate,
             });
         }
+        not_above(
+            "network.latency_ms",
+            self.network.latency_ms,
+            MAX_LATENCY_MS,
+        )?;
+        for (index, partition) in self.network.partitions.iter().enumerate() {
+            not_above(
+                &format!("network.partitions[{index}].heal_ms"),
+                partition.heal_ms,
+                MAX_EVENT_MS,
+            )?;
+        }
+        for (index, crash) in self.network.crashes.iter().enumerate() {
+            let last = crash.restart_ms.unwrap_or(crash.at_ms);
+            let key = if crash.restart_ms.is_some() {
+                "restart_ms"
+            } else {
+                "at_ms"
+            };
+            not_above(
+                &format!("network.crashes[{index}].{key}"),
+                last,
+                MAX_EVENT_MS,
+            )?;
+        }
         let mut previous_heal = 0u64;
         for (index, partition) in self.network.partitions.iter().enumerate() {
             let bad = |reason: String| ScenarioError::BadPartition { index, reason };
@@ -669,6 +701,18 @@ pub(crate) fn resolve_behaviour(
             TrainerBehaviour::Scaled { factor }
         }
     })
+}
+
+/// Refuses `value` above `max`.
+fn not_above(field: &str, value: u64, max: u64) -> Result<(), ScenarioError> {
+    if value > max {
+        return Err(ScenarioError::TooLarge {
+            field: field.to_owned(),
+            value,
+            max,
+        });
+    }
+    Ok(())
 }
 
 fn positive(field: &str, value: u64, max: u64) -> Result<(), ScenarioError> {

@@ -34,7 +34,16 @@ pub(super) fn prove(args: &ProveArgs) -> anyhow::Result<()> {
         Some(hash) => {
             proof
                 .verify(&root, &key, Some(&hash))
-                .with_context(|| format!("proof does not show model hash {}", to_hex(&hash)))?;
+                .with_context(|| match &args.expect {
+                    Some(_) => format!(
+                        "--expect {}: the proof does not show this model hash for task {} \
+                         round {}",
+                        to_hex(&hash),
+                        args.task,
+                        args.round
+                    ),
+                    None => format!("proof does not show model hash {}", to_hex(&hash)),
+                })?;
             println!(
                 "verified: task {} round {} finalized model {}",
                 args.task,
