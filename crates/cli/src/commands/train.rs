@@ -12,7 +12,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use cairn_ml::checkpoint;
 use cairn_ml::data::{
-    default_data_dir, find_fashion_mnist_dir, BuiltinDataset, TrainTest, FASHION_MNIST_DIR_ENV,
+    default_data_dir, fashion_mnist_paths, find_fashion_mnist_dir, BuiltinDataset, TrainTest,
+    FASHION_MNIST_DIR_ENV,
 };
 use cairn_ml::model::{Model, ModelSpec};
 use cairn_ml::optim::{Optimizer, OptimizerSpec};
@@ -153,24 +154,14 @@ fn input_files(
             // A folder that is not found fails the load with its own message; nothing to guard.
             let env = std::env::var_os(FASHION_MNIST_DIR_ENV);
             if let Ok(dir) = find_fashion_mnist_dir(data_dir, env) {
-                // The names cairn_ml's loader accepts, with and without Debian's `.gz`.
-                for stem in FASHION_MNIST_FILES {
-                    inputs.push(("--data-dir", dir.join(stem)));
-                    inputs.push(("--data-dir", dir.join(format!("{stem}.gz"))));
+                if let Ok(files) = fashion_mnist_paths(&dir) {
+                    inputs.extend(files.into_iter().map(|path| ("--data-dir", path)));
                 }
             }
         }
     }
     inputs
 }
-
-/// The Fashion-MNIST files `cairn_ml::data::load_fashion_mnist` reads (private there).
-const FASHION_MNIST_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
 
 /// Refuses `--json` and `--save` paths that could not be written, or that name an input or each
 /// other (see [`check_output`]).

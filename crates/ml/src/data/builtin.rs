@@ -142,7 +142,7 @@ impl FromStr for BuiltinDataset {
 /// Debian ships it (`train-images-idx3-ubyte.gz`, ...) or without the `.gz`.
 pub fn load_fashion_mnist(dir: &Path) -> Result<TrainTest, DataError> {
     let [train_images, train_labels, test_images, test_labels] =
-        fashion_paths(dir).map_err(|missing| DataError::FashionMnistMissing {
+        fashion_mnist_paths(dir).map_err(|missing| DataError::FashionMnistMissing {
             missing,
             tried: vec![dir.to_path_buf()],
         })?;
@@ -168,7 +168,7 @@ pub fn find_fashion_mnist_dir(
     tried.push(PathBuf::from(FASHION_MNIST_SYSTEM_DIR));
     let mut first_missing = None;
     for dir in &tried {
-        match fashion_paths(dir) {
+        match fashion_mnist_paths(dir) {
             Ok(_) => return Ok(dir.clone()),
             Err(missing) => {
                 first_missing.get_or_insert(missing);
@@ -181,8 +181,10 @@ pub fn find_fashion_mnist_dir(
     })
 }
 
-/// The four Fashion-MNIST paths in `dir`, or the path of the first one missing.
-fn fashion_paths(dir: &Path) -> Result<[PathBuf; 4], String> {
+/// The four Fashion-MNIST paths in `dir` that [`load_fashion_mnist`] reads (train images, train
+/// labels, test images, test labels; each `.gz` if present, else plain), or the path of the first
+/// one missing.
+pub fn fashion_mnist_paths(dir: &Path) -> Result<[PathBuf; 4], String> {
     let find = |stem: &str| {
         let gz = dir.join(format!("{stem}.gz"));
         let plain = dir.join(stem);

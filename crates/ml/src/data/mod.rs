@@ -35,8 +35,9 @@ mod source;
 mod split;
 
 pub use builtin::{
-    default_data_dir, find_data_dir, find_fashion_mnist_dir, load_fashion_mnist, BuiltinDataset,
-    UnknownDataset, DATA_DIR_ENV, FASHION_MNIST_DIR_ENV, FASHION_MNIST_SYSTEM_DIR, TEST_FRACTION,
+    default_data_dir, fashion_mnist_paths, find_data_dir, find_fashion_mnist_dir,
+    load_fashion_mnist, BuiltinDataset, UnknownDataset, DATA_DIR_ENV, FASHION_MNIST_DIR_ENV,
+    FASHION_MNIST_SYSTEM_DIR, TEST_FRACTION,
 };
 pub use csv::{decode_csv, parse_csv, read_csv, CsvFormat, DEFAULT_MAX_CSV_BYTES};
 pub use dataset::{Dataset, DatasetError};
