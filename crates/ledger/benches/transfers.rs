@@ -47,7 +47,7 @@ fn fixture() -> Fixture {
         chain_id: CHAIN_ID,
         params: Params::default(),
         balances: addresses.iter().map(|a| (*a, 1_000_000_000)).collect(),
-        validators: BTreeMap::from([(Address([0xee; 20]), 1)]),
+        validators: BTreeMap::from([(Address([0xee; 20]), 100)]),
         datasets: Default::default(),
     };
     Fixture {

@@ -35,6 +35,19 @@ pub fn fraction(amount: u128, ppm: u32) -> u128 {
     mul_div(amount, u128::from(ppm), u128::from(PPM)).unwrap_or(amount)
 }
 
+/// `ceil(amount * ppm / 1_000_000)`: a fraction of an amount rounded up, never more than the
+/// amount. Slashes use it, so a positive fraction of a positive bond always takes something.
+pub fn fraction_up(amount: u128, ppm: u32) -> u128 {
+    let ppm = u128::from(ppm.min(PPM));
+    let down = fraction(amount, ppm as u32);
+    // amount * ppm = down * PPM + r with r < PPM, so r is exact modulo 2^128.
+    let remainder = amount
+        .wrapping_mul(ppm)
+        .wrapping_sub(down.wrapping_mul(u128::from(PPM)));
+    // A remainder means down < amount * ppm / PPM <= amount, so one more unit still fits.
+    down + u128::from(remainder != 0)
+}
+
 /// The full 256-bit product of two u128 values as (high, low) halves.
 fn widening_mul(a: u128, b: u128) -> (u128, u128) {
     const MASK: u128 = u64::MAX as u128;
@@ -64,6 +77,16 @@ mod tests {
         assert_eq!(fraction(1_000, 250_000), 250);
         assert_eq!(fraction(u128::MAX, PPM), u128::MAX);
         assert_eq!(fraction(1_000, u32::MAX), 1_000);
+        assert_eq!(fraction_up(1_000, 250_000), 250);
+        assert_eq!(fraction_up(9, 100_000), 1);
+        assert_eq!(fraction_up(1, 1), 1);
+        assert_eq!(fraction_up(0, 100_000), 0);
+        assert_eq!(fraction_up(5, 0), 0);
+        assert_eq!(fraction_up(u128::MAX, PPM), u128::MAX);
+        assert_eq!(
+            fraction_up(u128::MAX, 999_999),
+            u128::MAX - u128::MAX / 1_000_000
+        );
     }
 
     proptest! {
@@ -71,6 +94,14 @@ mod tests {
         fn mul_div_matches_native_arithmetic_when_it_fits(a in any::<u64>(), b in any::<u64>(), c in 1u128..) {
             let expected = (u128::from(a) * u128::from(b)) / c;
             prop_assert_eq!(mul_div(u128::from(a), u128::from(b), c), Some(expected));
+        }
+
+        #[test]
+        fn fraction_up_is_the_ceiling_and_never_exceeds_the_amount(amount in any::<u64>(), ppm in 0u32..=PPM) {
+            let exact = u128::from(amount) * u128::from(ppm);
+            let expected = exact.div_ceil(u128::from(PPM));
+            prop_assert_eq!(fraction_up(u128::from(amount), ppm), expected);
+            prop_assert!(expected <= u128::from(amount));
         }
     }
 }

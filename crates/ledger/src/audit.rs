@@ -8,15 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use cairn_round::audit::{self as draw_rules, audit_seed};
 
 use crate::address::Address;
-use crate::encoding::Hash;
+use crate::encoding::{domain_hash, Hash};
 use crate::execute::{Env, TxError};
 use crate::lifecycle;
 use crate::round::{Audit, AuditStatus, Round};
 use crate::state::{keys, Overlay};
 
 /// Draws a round's audits (a scheduled event at the first block of its attestation-commit
-/// window; `env.parent` is the hash of the last block of its reveal window).
-pub fn draw(state: &mut Overlay, env: &Env, task_id: u64, number: u32) -> Result<(), TxError> {
+/// window), seeded by the round's seed and the beacon of its update reveals.
+pub fn draw(state: &mut Overlay, _env: &Env, task_id: u64, number: u32) -> Result<(), TxError> {
     let task = lifecycle::load(state, task_id)?;
     let key = keys::round(task_id, number);
     let Some(mut round) = state.read::<Round>(&key)? else {
@@ -25,7 +25,10 @@ pub fn draw(state: &mut Overlay, env: &Env, task_id: u64, number: u32) -> Result
     if round.audit_seed.is_some() {
         return Ok(());
     }
-    let seed = audit_seed(&env.parent, task_id, number);
+    // From the reveals, not from a block hash: a proposer could grind its block's contents for
+    // a parent hash that spares a friend's update, but no one can choose the beacon.
+    let entropy = domain_hash(b"cairn/audit-entropy/v1", &[&round.seed, &round.beacon]);
+    let seed = audit_seed(&entropy, task_id, number);
     let revealed: BTreeMap<Address, Hash> = round
         .commits
         .iter()

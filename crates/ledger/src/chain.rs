@@ -80,6 +80,10 @@ pub fn genesis_changes(genesis: &Genesis) -> Result<ChangeSet, GenesisError> {
         };
         put(keys::stake(address), stake.encode().to_vec());
     }
+    put(
+        keys::CONSENSUS_VALIDATORS.to_vec(),
+        genesis.validators.encode().to_vec(),
+    );
     put(keys::DATASETS.to_vec(), genesis.datasets.encode().to_vec());
     Ok(changes)
 }

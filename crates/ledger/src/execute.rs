@@ -249,7 +249,7 @@ fn apply_payload(
         Payload::Burn { amount } => account::burn(state, sender, *amount),
         Payload::CreateTask { spec } => lifecycle::create(state, env, sender, spec).map(|_| ()),
         Payload::JoinTask { task, role, bond } => {
-            lifecycle::join(state, sender, *task, *role, *bond)
+            lifecycle::join(state, env, sender, *task, *role, *bond)
         }
         Payload::StartTask { task } => lifecycle::start(state, env, sender, *task),
         Payload::CancelTask { task } => lifecycle::cancel(state, sender, *task),

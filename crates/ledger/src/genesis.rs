@@ -39,6 +39,10 @@ pub struct Params {
     pub score_tolerance_ppm: u32,
     /// Blocks a dataset purchase stays in escrow before it is released to the owner.
     pub access_escrow_blocks: u64,
+    /// The smallest task bond any member may lock (a task may ask for more), and the smallest
+    /// genesis validator stake: a bond small enough that its slash is worth nothing would make
+    /// slashing toothless.
+    pub min_bond: u128,
 }
 
 impl Default for Params {
@@ -51,6 +55,7 @@ impl Default for Params {
             validator_reward_ppm: 200_000,
             score_tolerance_ppm: 100_000,
             access_escrow_blocks: 10,
+            min_bond: 100,
         }
     }
 }
@@ -78,6 +83,16 @@ pub enum GenesisError {
     /// A validator was given zero stake.
     #[error("validator {0} has zero stake")]
     ZeroStake(Address),
+    /// A validator's stake is below `min_bond`.
+    #[error("validator {validator} has stake {stake}, below the minimum bond {minimum}")]
+    StakeBelowMinimum {
+        /// The validator.
+        validator: Address,
+        /// Its stake.
+        stake: u128,
+        /// `Params::min_bond`.
+        minimum: u128,
+    },
     /// More datasets than a chain may serve.
     #[error("genesis lists {0} datasets; at most {MAX_DATASETS} are allowed")]
     TooManyDatasets(usize),
@@ -126,6 +141,17 @@ impl Genesis {
         if let Some((address, _)) = self.validators.iter().find(|(_, stake)| **stake == 0) {
             return Err(GenesisError::ZeroStake(*address));
         }
+        if let Some((address, stake)) = self
+            .validators
+            .iter()
+            .find(|(_, stake)| **stake < self.params.min_bond)
+        {
+            return Err(GenesisError::StakeBelowMinimum {
+                validator: *address,
+                stake: *stake,
+                minimum: self.params.min_bond,
+            });
+        }
         if self.datasets.len() > MAX_DATASETS {
             return Err(GenesisError::TooManyDatasets(self.datasets.len()));
         }
@@ -147,11 +173,12 @@ impl Write for Params {
         self.validator_reward_ppm.write(buf);
         self.score_tolerance_ppm.write(buf);
         self.access_escrow_blocks.write(buf);
+        self.min_bond.write(buf);
     }
 }
 
 impl FixedSize for Params {
-    const SIZE: usize = 8 + 4 + 1 + 4 + 4 + 8;
+    const SIZE: usize = 8 + 4 + 1 + 4 + 4 + 8 + 16;
 }
 
 impl Read for Params {
@@ -165,6 +192,7 @@ impl Read for Params {
             validator_reward_ppm: u32::read_cfg(buf, &())?,
             score_tolerance_ppm: u32::read_cfg(buf, &())?,
             access_escrow_blocks: u64::read_cfg(buf, &())?,
+            min_bond: u128::read_cfg(buf, &())?,
         })
     }
 }

@@ -80,6 +80,30 @@ pub enum TaskError {
         /// The task's minimum.
         minimum: u128,
     },
+    /// Only members of the consensus validator set may validate tasks.
+    #[error("{0} is not in the consensus validator set; only consensus validators validate tasks")]
+    NotConsensusValidator(Address),
+    /// A validator's task bond must be its consensus weight.
+    #[error("a validator joins with its consensus weight {weight} as its bond, not {bond}")]
+    BondNotConsensusWeight {
+        /// Offered bond.
+        bond: u128,
+        /// The validator's consensus weight.
+        weight: u128,
+    },
+    /// Too little consensus weight has joined the task for it to start.
+    #[error(
+        "task {task}'s validators hold {joined} of {total} consensus weight; it starts once \
+         they hold at least 2/3"
+    )]
+    ValidatorQuorum {
+        /// Task id.
+        task: u64,
+        /// Consensus weight of the validators that joined.
+        joined: u128,
+        /// The whole consensus weight.
+        total: u128,
+    },
     /// A task cannot start without at least one trainer and one validator.
     #[error("task {0} needs at least one trainer and one validator to start")]
     NotEnoughMembers(u64),
@@ -201,8 +225,17 @@ pub fn create(
 }
 
 /// Adds the signer to an open task, locking `bond` of its free stake.
+///
+/// Who validates a task: only members of the consensus validator set, each with a bond equal to
+/// its consensus weight. A task's validators are thus the same stake, in the same proportions,
+/// that keeps the chain safe; stake bought for one task adds no weight (it is not consensus
+/// weight), and a validator cannot understate its bond to make its slashes cheap. With the
+/// quorum [`start`] asks for, a coalition below 1/3 of consensus weight holds less than half of
+/// any task's validator bond: it can neither finalize a model hash (2/3) nor move the weighted
+/// median of a score (1/2). `docs/economics.md` has the argument.
 pub fn join(
     state: &mut Overlay,
+    env: &Env,
     member: &Address,
     id: u64,
     role: Role,
@@ -235,9 +268,19 @@ pub fn join(
             .min_stake
             .max(task.spec.verification.min_trainer_bond),
         Role::Validator => task.spec.min_stake,
-    };
+    }
+    .max(env.params.min_bond);
     if bond == 0 || bond < minimum {
         return Err(TaskError::BondTooSmall { bond, minimum }.into());
+    }
+    if role == Role::Validator {
+        let weight = query::consensus_validators(state)?
+            .get(member)
+            .copied()
+            .ok_or(TaskError::NotConsensusValidator(*member))?;
+        if bond != weight {
+            return Err(TaskError::BondNotConsensusWeight { bond, weight }.into());
+        }
     }
     staking::lock(state, member, bond)?;
     match role {
@@ -265,6 +308,16 @@ pub fn start(state: &mut Overlay, env: &Env, sender: &Address, id: u64) -> Resul
     if task.trainers.is_empty() || task.validators.is_empty() {
         return Err(TaskError::NotEnoughMembers(id).into());
     }
+    let total: u128 = query::consensus_validators(state)?.values().sum();
+    let joined = task.validator_stake();
+    if !crate::settlement::is_supermajority(joined, total) {
+        return Err(TaskError::ValidatorQuorum {
+            task: id,
+            joined,
+            total,
+        }
+        .into());
+    }
     open_round(state, env, &mut task, 0)
 }
 
@@ -286,21 +339,39 @@ pub fn cancel(state: &mut Overlay, sender: &Address, id: u64) -> Result<(), TxEr
 }
 
 /// Opens round `number`: fixes its seed and input model, schedules its close.
+///
+/// Round 0's seed comes from the parent of the block that starts the task; every later round's
+/// from the previous round's seed and beacon, which no proposer chooses: a block's proposer can
+/// try many block contents for a parent hash it likes, but the beacon is fixed by salts
+/// committed before any was revealed (`docs/economics.md`, "grinding").
 pub fn open_round(
     state: &mut Overlay,
     env: &Env,
     task: &mut Task,
     number: u32,
 ) -> Result<(), TxError> {
+    let source = match number.checked_sub(1) {
+        None => env.parent,
+        Some(previous) => {
+            let previous: Round = state
+                .read(&keys::round(task.id, previous))?
+                .ok_or(TaskError::UnknownTask(task.id))?;
+            domain_hash(
+                b"cairn/round-entropy/v1",
+                &[&previous.seed, &previous.beacon],
+            )
+        }
+    };
     let seed = domain_hash(
         b"cairn/round-seed",
-        &[&env.parent, &task.id.to_be_bytes(), &number.to_be_bytes()],
+        &[&source, &task.id.to_be_bytes(), &number.to_be_bytes()],
     );
     let round = Round {
         task: task.id,
         number,
         opened_at: env.height,
         seed,
+        beacon: [0; 32],
         model_hash: task.model_hash,
         commits: BTreeMap::new(),
         attestations: BTreeMap::new(),

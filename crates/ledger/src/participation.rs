@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use cairn_round::trace::{self, Checkpoint};
 
 use crate::address::Address;
-use crate::encoding::{Hash, PPM};
+use crate::encoding::{domain_hash, Hash, PPM};
 use crate::execute::{Env, TxError};
 use crate::lifecycle::{self, TaskError};
 use crate::round::{Attestation, AttestationReveal, Phase, Round, UpdateCommit};
@@ -75,6 +75,21 @@ pub enum RoundError {
     /// The revealed last checkpoint does not open the committed trace root.
     #[error("the revealed last checkpoint and its proof do not match the committed trace root")]
     BadTraceProof,
+}
+
+/// One member's share of a round's beacon: a hash of its address and the salt it committed to.
+pub fn beacon_share(member: &Address, salt: &Hash) -> Hash {
+    domain_hash(b"cairn/beacon-share/v1", &[&member.0, salt])
+}
+
+/// Folds a reveal's share into the beacon. XOR makes the beacon independent of the order in
+/// which a proposer includes reveals; each salt was committed before any reveal, so a member's
+/// only choice is whether to reveal at all, and hiding a commitment is slashed
+/// (`crate::settlement`).
+fn fold_beacon(beacon: &mut Hash, member: &Address, salt: &Hash) {
+    for (byte, share) in beacon.iter_mut().zip(beacon_share(member, salt)) {
+        *byte ^= share;
+    }
 }
 
 /// The task and its current round, checked to be the round the transaction names.
@@ -204,6 +219,7 @@ pub fn reveal_update(
     }
     commit.update_hash = Some(update_hash);
     commit.last_checkpoint = Some(checkpoint);
+    fold_beacon(&mut round.beacon, trainer, &salt);
     state.write(keys::round(task_id, number), &round);
     Ok(())
 }
@@ -279,6 +295,7 @@ pub fn reveal_attestation(
         model_hash,
         scores: scores.clone(),
     });
+    fold_beacon(&mut round.beacon, validator, &salt);
     state.write(keys::round(task_id, number), &round);
     Ok(())
 }

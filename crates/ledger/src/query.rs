@@ -101,6 +101,20 @@ pub fn datasets(state: &dyn StateRead) -> Result<BTreeSet<Hash>, StateError> {
         .unwrap_or_default())
 }
 
+/// The consensus validator set: each validator's weight (its genesis stake). Only these may
+/// validate tasks, each with at most this weight (`crate::lifecycle::join`).
+pub fn consensus_validators(state: &dyn StateRead) -> Result<BTreeMap<Address, u128>, StateError> {
+    Ok(Overlay::new(state)
+        .read_cfg(
+            keys::CONSENSUS_VALIDATORS,
+            &(
+                commonware_codec::RangeCfg::new(..=crate::genesis::MAX_GENESIS_ACCOUNTS),
+                ((), ()),
+            ),
+        )?
+        .unwrap_or_default())
+}
+
 /// A dataset listing, if listed.
 pub fn dataset(state: &dyn StateRead, content_hash: &Hash) -> Result<Option<Listing>, StateError> {
     read(state, &keys::dataset(content_hash))
@@ -157,6 +171,8 @@ pub struct Snapshot {
     pub supply: u128,
     /// Parameters.
     pub params: Params,
+    /// The consensus validator set and its weights.
+    pub consensus_validators: BTreeMap<Address, u128>,
     /// Accounts.
     pub accounts: BTreeMap<Address, Account>,
     /// Stakes.
@@ -199,6 +215,7 @@ impl Snapshot {
             chain_id: read(state, keys::CHAIN_ID)?.unwrap_or(0),
             supply: supply(state)?,
             params: params(state)?,
+            consensus_validators: consensus_validators(state)?,
             accounts: by_address(store, keys::ACCOUNT_PREFIX)?,
             stakes: by_address(store, keys::STAKE_PREFIX)?,
             rewards: by_address(store, keys::REWARD_PREFIX)?,

@@ -1,15 +1,30 @@
-//! Reward arithmetic: the per-trainer score consensus (stake-weighted median, clipping on both
-//! sides) and the proportional split of a round's reward. Pure integer functions.
+//! Reward arithmetic: the per-trainer score consensus (stake-weighted median, clipping relative
+//! to it on both sides) and the proportional split of a round's reward. Pure integer functions.
 //!
-//! For each trainer `t`, with agreeing validators `v` of bond `w_v` and score `s_vt` (0 if the
-//! validator did not score `t`):
-//! 1. `c_t` = the stake-weighted (lower) median of the `s_vt`;
-//! 2. every score is clipped into `[c_t - tol, c_t + tol]` (too high and too low alike);
-//! 3. the trainer's consensus score is the stake-weighted mean of the clipped scores.
+//! For each trainer `t`, over the agreeing validators `v` (bond `w_v`) that scored it (`s_vt`):
+//! 1. a trainer scored by validators holding at most half of the agreeing bond gets 0: a
+//!    minority's scores pay nobody. A missing score is not a zero: it is left out of the median
+//!    and the mean, and it costs its validator that trainer's agreement;
+//! 2. `c_t` = the stake-weighted (lower) median of the scores given;
+//! 3. every score is clipped into `[c_t (1 - tol), c_t (1 + tol)]`: the band is *relative* to the
+//!    median, so a trainer whose median score is 0 gets exactly 0 whatever a minority says;
+//! 4. the trainer's consensus score is the stake-weighted mean of the clipped scores.
+//!
+//! **What a minority can steer.** Let the validators that score against the honest ones hold a
+//! fraction `p < 1/2` of the agreeing bond. The weighted median then lies between the smallest
+//! and the largest honest score, and the minority's clipped scores lie within `tol` of it, so
+//! `c_t` moves by at most `p * tol * c_t` around what the honest validators alone would give
+//! when they agree (they do when they score on the same data). A zero-work trainer (honest score 0) gets 0;
+//! a working friend's share of the trainer pool grows at most by the factor
+//! `(1 + p tol) / (1 - p tol)` (about 1.11 at `p = 1/2`, `tol = 10%`). `tests/score_steering.rs`
+//! holds the minority to exactly this.
 //!
 //! Trainers share the trainer pool in proportion to their consensus scores. A validator's
-//! agreement is `1 - (mean amount clipped off its scores)`, and validators share the validator
-//! pool in proportion to `bond x agreement`. Rounding dust stays in the task's escrow.
+//! **agreement** is how much of the round's scored value it agreed with: per trainer,
+//! `a_vt = 1 - min(1, |s_vt - clip(s_vt)| / c_t)` (0 for a missing score), averaged with weights
+//! `c_t` (plainly, when every `c_t` is 0). An honest validator agrees fully, one that scores
+//! nothing agrees with nothing, one that scores everyone 0 keeps `tol` of it. Validators share
+//! the validator pool in proportion to `bond x agreement`. Rounding dust stays in the escrow.
 
 use std::collections::BTreeMap;
 
@@ -86,7 +101,7 @@ pub fn split(pool: u128, weights: &BTreeMap<Address, u128>) -> BTreeMap<Address,
 
 /// Computes consensus scores and payouts. `trainers` are those who revealed; `ballots` are the
 /// validators whose model hash won; `pool` is the round's reward, of which `validator_ppm` goes
-/// to validators; `tolerance_ppm` is the clipping band's half-width.
+/// to validators; `tolerance_ppm` is the clipping band's half-width relative to the median.
 pub fn settle(
     trainers: &[Address],
     ballots: &BTreeMap<Address, Ballot<'_>>,
@@ -95,44 +110,83 @@ pub fn settle(
     tolerance_ppm: u32,
 ) -> Settlement {
     let total_weight: u128 = ballots.values().map(|b| b.weight).sum();
-    let mut clipped_off: BTreeMap<Address, u128> = ballots.keys().map(|v| (*v, 0)).collect();
+    // Per validator: the sum of c_t * a_vt and of a_vt over the trainers a majority scored.
+    let mut agreed: BTreeMap<Address, (u128, u128)> =
+        ballots.keys().map(|v| (*v, (0, 0))).collect();
+    let mut mass = 0u128;
+    let mut counted = 0u128;
     let mut scores = BTreeMap::new();
     for trainer in trainers {
-        let score_of = |ballot: &Ballot| ballot.scores.get(trainer).copied().unwrap_or(0);
-        let mut points: Vec<(u32, u128)> =
-            ballots.values().map(|b| (score_of(b), b.weight)).collect();
-        let Some(median) = weighted_median(&mut points) else {
-            continue;
+        let mut points: Vec<(u32, u128)> = ballots
+            .values()
+            .filter_map(|b| Some((*b.scores.get(trainer)?, b.weight)))
+            .collect();
+        let scored_weight: u128 = points.iter().map(|(_, w)| *w).sum();
+        let majority = scored_weight > total_weight - scored_weight;
+        let median = match weighted_median(&mut points) {
+            Some(median) if majority => median,
+            _ => {
+                scores.insert(*trainer, 0);
+                continue;
+            }
         };
-        let low = median.saturating_sub(tolerance_ppm);
-        let high = median.saturating_add(tolerance_ppm).min(PPM);
+        let half_width = mul_div(
+            u128::from(median),
+            u128::from(tolerance_ppm),
+            u128::from(PPM),
+        )
+        .map_or(0, |w| u32::try_from(w).unwrap_or(PPM));
+        let low = median.saturating_sub(half_width);
+        let high = median.saturating_add(half_width).min(PPM);
         // Exact weighted mean when the weighted sum fits in u128; otherwise the sum of
         // per-validator floors (at most one unit low per validator).
         let mut exact = Some(0u128);
         let mut floors = 0u128;
-        for (validator, ballot) in ballots {
-            let raw = score_of(ballot);
+        for ballot in ballots.values() {
+            let Some(raw) = ballot.scores.get(trainer).copied() else {
+                continue;
+            };
             let clipped = raw.clamp(low, high);
             exact = exact
                 .and_then(|sum| sum.checked_add(ballot.weight.checked_mul(u128::from(clipped))?));
-            floors += mul_div(ballot.weight, u128::from(clipped), total_weight).unwrap_or(0);
-            if let Some(off) = clipped_off.get_mut(validator) {
-                *off += u128::from(raw.abs_diff(clipped));
+            floors += mul_div(ballot.weight, u128::from(clipped), scored_weight).unwrap_or(0);
+        }
+        let consensus = exact.map_or(floors, |sum| sum / scored_weight);
+        let consensus = u32::try_from(consensus).unwrap_or(PPM).min(PPM);
+        scores.insert(*trainer, consensus);
+        mass += u128::from(consensus);
+        counted += 1;
+        for (validator, ballot) in ballots {
+            let agreement = match ballot.scores.get(trainer) {
+                None => 0,
+                Some(raw) => {
+                    let off = u128::from(raw.abs_diff((*raw).clamp(low, high)));
+                    let scale = u128::from(median.max(1));
+                    u128::from(PPM).saturating_sub(
+                        mul_div(off, u128::from(PPM), scale).unwrap_or(u128::from(PPM)),
+                    )
+                }
+            };
+            if let Some((weighted, plain)) = agreed.get_mut(validator) {
+                *weighted += u128::from(consensus) * agreement;
+                *plain += agreement;
             }
         }
-        let consensus = exact.map_or(floors, |sum| sum / total_weight);
-        scores.insert(*trainer, u32::try_from(consensus).unwrap_or(PPM).min(PPM));
     }
 
     let validator_pool = crate::amount::fraction(pool, validator_ppm);
     let trainer_pool = pool - validator_pool;
     let trainer_weights = scores.iter().map(|(t, s)| (*t, u128::from(*s))).collect();
-    let count = trainers.len().max(1) as u128;
     let agreements: Vec<(Address, u128, u128)> = ballots
         .iter()
         .map(|(validator, ballot)| {
-            let mean_off = clipped_off.get(validator).copied().unwrap_or(0) / count;
-            let agreement = u128::from(PPM).saturating_sub(mean_off);
+            let (weighted, plain) = agreed.get(validator).copied().unwrap_or_default();
+            // Weighted by consensus score; plainly when every score is 0; and when a majority
+            // scored nobody, there was nothing to disagree on.
+            let agreement = weighted
+                .checked_div(mass)
+                .or_else(|| plain.checked_div(counted))
+                .unwrap_or(u128::from(PPM));
             (*validator, ballot.weight, agreement)
         })
         .collect();
@@ -217,10 +271,10 @@ mod tests {
             ),
         ]);
         let settlement = settle(&[trainer], &ballots, 1_000, 200_000, 100_000);
-        // Clipped to [400k, 600k]: (500 + 500 + 600 + 400) / 4 = 500k.
+        // Clipped to 500k +- 10%, [450k, 550k]: (500 + 500 + 550 + 450) / 4 = 500k.
         assert_eq!(settlement.scores[&trainer], 500_000);
         assert_eq!(settlement.trainer_rewards[&trainer], 800);
-        // Honest validators agree fully; the outliers lost 400k each of agreement.
+        // Honest validators agree fully; each outlier is 450k (90% of the median) off the band.
         let rewards = &settlement.validator_rewards;
         assert!(rewards[&address(10)] > rewards[&address(12)]);
         assert_eq!(rewards[&address(12)], rewards[&address(13)]);

@@ -163,9 +163,15 @@ pub struct Round {
     pub number: u32,
     /// Height of the block that opened it.
     pub opened_at: u64,
-    /// Seed drawn from the parent block hash (unknown before the opening block).
+    /// The round's seed (shards, batch orders): round 0's from the parent of the block that
+    /// started the task, every later round's from the previous round's [`Round::beacon`].
     #[serde(serialize_with = "serialize_hash")]
     pub seed: Hash,
+    /// Randomness no single party chooses: the XOR of one share per reveal in this round
+    /// (`crate::participation::beacon_share`), each fixed by a salt committed before any was
+    /// revealed. Audit seeds and the next round's seed come from it.
+    #[serde(serialize_with = "serialize_hash")]
+    pub beacon: Hash,
     /// The model `M_r` trainers start from.
     #[serde(serialize_with = "serialize_hash")]
     pub model_hash: Hash,
@@ -450,6 +456,7 @@ impl Write for Round {
         self.number.write(buf);
         self.opened_at.write(buf);
         self.seed.write(buf);
+        self.beacon.write(buf);
         self.model_hash.write(buf);
         self.commits.write(buf);
         self.attestations.write(buf);
@@ -466,7 +473,7 @@ impl EncodeSize for Round {
     fn encode_size(&self) -> usize {
         8 + 4
             + 8
-            + 64
+            + 96
             + self.commits.encode_size()
             + self.attestations.encode_size()
             + self.outcome.encode_size()
@@ -487,6 +494,7 @@ impl Read for Round {
             number: u32::read_cfg(buf, &())?,
             opened_at: u64::read_cfg(buf, &())?,
             seed: Hash::read_cfg(buf, &())?,
+            beacon: Hash::read_cfg(buf, &())?,
             model_hash: Hash::read_cfg(buf, &())?,
             commits: BTreeMap::read_cfg(buf, &member_map::<UpdateCommit>())?,
             attestations: BTreeMap::read_cfg(
@@ -535,6 +543,7 @@ mod tests {
             number: 2,
             opened_at: 40,
             seed: [5; 32],
+            beacon: [4; 32],
             model_hash: [6; 32],
             commits: BTreeMap::from([(
                 trainer,

@@ -1,11 +1,11 @@
-//! Closing a round: slash commits never revealed, finalize when at least 2/3 of validator stake
+//! Closing a round: slash commitments never revealed (trainers' and validators'), finalize when at least 2/3 of validator stake
 //! agrees on one model hash (awarding rewards, which vest once the round's audit window is over:
 //! `crate::vesting`) or time out (nobody paid), then open the next round or finish the task.
 
 use std::collections::BTreeMap;
 
 use crate::address::Address;
-use crate::amount::fraction;
+use crate::amount::fraction_up;
 use crate::encoding::Hash;
 use crate::execute::{Env, TxError};
 use crate::lifecycle;
@@ -14,7 +14,7 @@ use crate::round::{Outcome, Round, Vesting};
 use crate::schedule::{self, Event};
 use crate::staking;
 use crate::state::{keys, Overlay};
-use crate::task::{Task, TaskStatus};
+use crate::task::{Role, Task, TaskStatus};
 
 /// Whether `agreeing` stake is at least two thirds of `total` (exact, no overflow).
 pub fn is_supermajority(agreeing: u128, total: u128) -> bool {
@@ -49,8 +49,10 @@ pub fn close_round(state: &mut Overlay, env: &Env, id: u64, number: u32) -> Resu
         .read(&key)?
         .ok_or(lifecycle::TaskError::UnknownTask(id))?;
 
+    // The quorum is measured against the bonds the round opened with, before its own slashes.
+    let winner = winning_model(&task, &round);
     let slashed = slash_unrevealed(state, env, &mut task, &round)?;
-    let outcome = match winning_model(&task, &round) {
+    let outcome = match winner {
         Some(model_hash) => {
             let settlement = award(env, &mut task, &round, &model_hash)?;
             state.write(keys::model(id, number), &model_hash);
@@ -104,29 +106,43 @@ pub fn close_round(state: &mut Overlay, env: &Env, id: u64, number: u32) -> Resu
     }
 }
 
-/// Slashes every trainer that committed and never revealed; returns what each lost.
+/// Slashes every member that committed in this round and never revealed: trainers (an update
+/// held back) and validators (an attestation held back). Each loses `slash_fraction_ppm` of its
+/// task bond, rounded up, so no bond is too small to be slashed. Returns what each lost.
 fn slash_unrevealed(
     state: &mut Overlay,
     env: &Env,
     task: &mut Task,
     round: &Round,
 ) -> Result<BTreeMap<Address, u128>, TxError> {
+    let trainers = round
+        .commits
+        .iter()
+        .filter(|(_, commit)| commit.update_hash.is_none())
+        .map(|(trainer, _)| (*trainer, Role::Trainer));
+    let validators = round
+        .attestations
+        .iter()
+        .filter(|(_, attestation)| attestation.reveal.is_none())
+        .map(|(validator, _)| (*validator, Role::Validator));
+    let offenders: Vec<(Address, Role)> = trainers.chain(validators).collect();
     let mut slashed = BTreeMap::new();
-    for (trainer, commit) in &round.commits {
-        if commit.update_hash.is_some() {
-            continue;
-        }
-        let Some(bond) = task.trainers.get_mut(trainer) else {
+    for (member, role) in offenders {
+        let bonds = match role {
+            Role::Trainer => &mut task.trainers,
+            Role::Validator => &mut task.validators,
+        };
+        let Some(bond) = bonds.get_mut(&member) else {
             continue;
         };
-        let amount = fraction(*bond, env.params.slash_fraction_ppm);
+        let amount = fraction_up(*bond, env.params.slash_fraction_ppm);
         if amount == 0 {
             continue;
         }
         *bond -= amount;
-        staking::slash(state, env, trainer, amount, round.opened_at, None)?;
-        slashed.insert(*trainer, amount);
-        tracing::info!(task = task.id, round = round.number, trainer = %trainer, amount, "unrevealed commit slashed");
+        staking::slash(state, env, &member, amount, round.opened_at, None)?;
+        slashed.insert(member, amount);
+        tracing::info!(task = task.id, round = round.number, member = %member, ?role, amount, "unrevealed commitment slashed");
     }
     Ok(slashed)
 }

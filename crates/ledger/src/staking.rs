@@ -311,6 +311,7 @@ mod tests {
         let (member, challenger) = (Address([1; 20]), Address([2; 20]));
         let params = Params {
             slash_destination: destination,
+            min_bond: 10,
             ..Params::default()
         };
         let genesis = Genesis {

@@ -55,7 +55,11 @@ struct Fixture {
 /// reveal; the height is moved to the first block after the reveal window (audits drawn).
 fn fixture() -> Fixture {
     let mut users = users(5);
-    let mut chain = chain(&genesis(&users, Params::default()));
+    let mut chain = chain(&genesis_with_validators(
+        &users,
+        &[(3, BOND), (4, BOND)],
+        Params::default(),
+    ));
     let spec = spec(1, (2, 2, 2), 10_000);
     let mut block = vec![users[0].sign(Payload::CreateTask { spec: spec.clone() })];
     for user in users.iter_mut().skip(1) {
@@ -368,7 +372,8 @@ fn a_challenger_that_disputes_honest_work_loses_its_bond_to_the_trainer() {
         before + CHALLENGE_BOND
     );
     let challenger = query::stake(store, &fixture.users[3].address).unwrap();
-    assert_eq!(challenger.bonded, 5_000 - CHALLENGE_BOND);
+    // Its genesis weight and the 5 000 it bonded, less the bond it lost.
+    assert_eq!(challenger.bonded, BOND + 5_000 - CHALLENGE_BOND);
     let task = query::task(store, 0).unwrap().unwrap();
     assert!(task.expelled.is_empty());
     assert_eq!(task.trainers[&trainer], BOND);

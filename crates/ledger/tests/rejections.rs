@@ -16,9 +16,19 @@ use cairn_ledger::{
 };
 use common::*;
 
+/// Four users; user 2 is the consensus validator, of weight 200.
 fn fresh() -> (Chain<MemoryStore>, Vec<User>) {
+    fresh_with(200)
+}
+
+/// Like [`fresh`] with user 2's consensus weight (the bond it validates a task with) given.
+fn fresh_with(validator_weight: u128) -> (Chain<MemoryStore>, Vec<User>) {
     let users = users(4);
-    let chain = chain(&genesis(&users, Params::default()));
+    let chain = chain(&genesis_with_validators(
+        &users,
+        &[(2, validator_weight)],
+        Params::default(),
+    ));
     (chain, users)
 }
 
@@ -28,11 +38,10 @@ fn running_task() -> (Chain<MemoryStore>, Vec<User>) {
     running_task_with(spec(1, (3, 3, 3), 10_000), 200)
 }
 
-/// Like [`running_task`] with another spec, the validator locking `validator_bond` of the 500 it
-/// bonded. With 3-block windows round 0 opens at 3, takes commits at 4..=6 and reveals at 7..=9,
+/// Like [`running_task`] with another spec, the validator's weight (and bond) `validator_bond`. With 3-block windows round 0 opens at 3, takes commits at 4..=6 and reveals at 7..=9,
 /// draws its audits at 10, closes at 16 and takes challenges at 10..=18.
 fn running_task_with(spec: TaskSpec, validator_bond: u128) -> (Chain<MemoryStore>, Vec<User>) {
-    let (mut chain, mut users) = fresh();
+    let (mut chain, mut users) = fresh_with(validator_bond);
     let block1 = vec![
         users[1].sign(Payload::Bond { amount: 500 }),
         users[2].sign(Payload::Bond { amount: 500 }),
@@ -448,7 +457,12 @@ fn a_task_takes_at_most_1024_members_of_which_64_validators() {
     // users[0] creates the task; users[1..=1025] bond and try to join.
     let count = u16::try_from(MAX_TASK_MEMBERS + 2).unwrap();
     let mut users: Vec<User> = (0..count).map(User::numbered).collect();
-    let mut chain = chain(&genesis(&users, Params::default()));
+    let weights: Vec<(usize, u128)> = (1..=MAX_TASK_VALIDATORS + 1).map(|u| (u, 200)).collect();
+    let mut chain = chain(&genesis_with_validators(
+        &users,
+        &weights,
+        Params::default(),
+    ));
     let mut block = vec![users[0].sign(Payload::CreateTask {
         spec: spec(1, (3, 3, 3), 10_000),
     })];
@@ -756,9 +770,12 @@ fn second_challenge_of_an_update_by_the_same_validator_is_rejected() {
 
 #[test]
 fn challenge_without_free_stake_for_the_bond_is_rejected() {
-    // The validator locks all 500 it bonded in the task: nothing is free for the bond of 50.
+    // The validator locks its weight of 500 in the task and unbonds the 500 it bonded besides:
+    // nothing is free for the bond of 50.
     let (mut chain, mut users) = running_task_with(spec(1, (3, 3, 3), 10_000), 500);
     commit_and_reveal(&mut chain, &mut users);
+    let unbond = users[2].sign(Payload::Unbond { amount: 500 });
+    commit(&mut chain, vec![unbond]);
     advance_to(&mut chain, 9);
     let error = expect_rejected(&mut chain, vec![challenge(&users[2], &users[1], [9; 32])]);
     assert!(
@@ -917,7 +934,7 @@ fn task_with_a_wrong_initial_model_is_rejected() {
 
 #[test]
 fn a_trainer_bond_below_the_tasks_trainer_minimum_is_rejected_and_a_validator_may_lock_less() {
-    let (mut chain, mut users) = fresh();
+    let (mut chain, mut users) = fresh_with(MIN_TRAINER_BOND - 1);
     let block1 = vec![
         users[1].sign(Payload::Bond { amount: 500 }),
         users[2].sign(Payload::Bond { amount: 500 }),

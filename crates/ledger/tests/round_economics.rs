@@ -67,7 +67,8 @@ proptest! {
         validators in proptest::collection::vec(validator(), VALIDATORS),
     ) {
         let mut users = users((1 + TRAINERS + VALIDATORS) as u8);
-        let mut chain = chain(&genesis(&users, Params::default()));
+        let weights: Vec<(usize, u128)> = validators.iter().enumerate().map(|(i, v)| (1 + TRAINERS + i, v.bond)).collect();
+        let mut chain = chain(&genesis_with_validators(&users, &weights, Params::default()));
         let supply_before = query::supply(chain.store()).unwrap();
 
         let mut setup = vec![users[0].sign(Payload::CreateTask { spec: spec(1, (1, 1, 1), REWARD) })];
@@ -139,9 +140,14 @@ proptest! {
             }
         };
         prop_assert!(paid <= REWARD);
+        // A tenth of the bond, rounded up, of every commitment never revealed: trainers' updates
+        // and validators' attestations alike.
         let expected_slashed: BTreeMap<Address, u128> = trainers.iter().enumerate()
-            .filter(|(_, t)| t.commits && !t.reveals && t.bond / 10 > 0)
-            .map(|(i, t)| (users[1 + i].address, t.bond / 10))
+            .filter(|(_, t)| t.commits && !t.reveals)
+            .map(|(i, t)| (users[1 + i].address, t.bond.div_ceil(10)))
+            .chain(validators.iter().enumerate()
+                .filter(|(_, v)| !v.reveals)
+                .map(|(i, v)| (users[1 + TRAINERS + i].address, v.bond.div_ceil(10))))
             .collect();
         prop_assert_eq!(&slashed, &expected_slashed);
 

@@ -19,7 +19,11 @@ const BOND: u128 = 300;
 /// windows is started at height 3, so round r opens at 3 + 9r.
 fn started(rounds: u32) -> (Chain<MemoryStore>, Vec<User>) {
     let mut users = users(7);
-    let mut chain = chain(&genesis(&users, Params::default()));
+    let mut chain = chain(&genesis_with_validators(
+        &users,
+        &[(4, BOND), (5, BOND), (6, BOND)],
+        Params::default(),
+    ));
     let mut block = Vec::new();
     for user in users.iter_mut().skip(1) {
         block.push(user.sign(Payload::Bond { amount: 1_000 }));
@@ -238,7 +242,11 @@ fn round_without_agreement_times_out_and_pays_nobody() {
 #[test]
 fn cancelled_task_refunds_escrow_and_unlocks_bonds() {
     let mut users = users(2);
-    let mut chain = chain(&genesis(&users, Params::default()));
+    let mut chain = chain(&genesis_with_validators(
+        &users,
+        &[(1, 200)],
+        Params::default(),
+    ));
     let block = vec![
         users[1].sign(Payload::Bond { amount: 500 }),
         users[0].sign(Payload::CreateTask {
@@ -526,10 +534,11 @@ fn a_finished_task_refunds_its_unspent_escrow_and_unlocks_bonds_only_at_settleme
         .map(|(a, b)| (*a, *b))
         .collect();
     assert_eq!(bonds.len(), 6);
-    // Trainer 3 never revealed: slashed 10% in each round.
+    let validators: Vec<Address> = task.validators.keys().copied().collect();
+    // Trainer 3 never revealed: slashed 10% (rounded up) in each round.
     assert_eq!(
         bonds[&users[3].address],
-        BOND - BOND / 10 - (BOND - BOND / 10) / 10
+        BOND - BOND.div_ceil(10) - (BOND - BOND.div_ceil(10)).div_ceil(10)
     );
     let creator = users[0].address;
     while chain.tip().height < settle_at {
@@ -560,7 +569,9 @@ fn a_finished_task_refunds_its_unspent_escrow_and_unlocks_bonds_only_at_settleme
         let stake = query::stake(chain.store(), member).unwrap();
         assert_eq!(stake.locked, 0);
         assert_eq!(stake.free(), stake.bonded);
-        assert_eq!(stake.bonded, 1_000 - (BOND - bond));
+        // Validators also hold their genesis weight (their bond).
+        let weight = if validators.contains(member) { BOND } else { 0 };
+        assert_eq!(stake.bonded, weight + 1_000 - (BOND - bond));
     }
     step(&mut chain);
     assert_eq!(

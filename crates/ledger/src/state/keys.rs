@@ -37,6 +37,9 @@ pub const NEXT_TASK: &[u8] = b"meta/next-task";
 pub const NEXT_DISPUTE: &[u8] = b"meta/next-dispute";
 /// The dataset hashes tasks on this chain may name (fixed at genesis).
 pub const DATASETS: &[u8] = b"meta/datasets";
+/// The consensus validator set and each validator's weight (fixed at genesis; the epochs of
+/// `cairn node` will change it): who may validate tasks, and with how much weight.
+pub const CONSENSUS_VALIDATORS: &[u8] = b"meta/validators";
 
 /// Prefix of account records.
 pub const ACCOUNT_PREFIX: &[u8] = b"acct/";

@@ -115,6 +115,22 @@ pub fn genesis(users: &[User], params: Params) -> Genesis {
     }
 }
 
+/// A genesis like [`genesis`] whose consensus validators are `validators` (user index, weight)
+/// instead of the outside one: the users that validate tasks (they join with their weight).
+pub fn genesis_with_validators(
+    users: &[User],
+    validators: &[(usize, u128)],
+    params: Params,
+) -> Genesis {
+    Genesis {
+        validators: validators
+            .iter()
+            .map(|(index, weight)| (users[*index].address, *weight))
+            .collect(),
+        ..genesis(users, params)
+    }
+}
+
 /// A fresh in-memory chain over `genesis`.
 pub fn chain(genesis: &Genesis) -> Chain<MemoryStore> {
     Chain::create(MemoryStore::new(), genesis, datasets()).expect("valid genesis")
