@@ -88,7 +88,8 @@ impl Setup {
             balances.insert(self.key(i).address(), 1_000_000u128);
         }
         for i in 0..VALIDATORS {
-            validators.insert(self.key(i).address(), 10_000u128);
+            // Each validator's consensus weight is the bond it validates the task with.
+            validators.insert(self.key(i).address(), BOND);
         }
         let genesis = Genesis {
             chain_id: CHAIN_ID,

@@ -242,8 +242,9 @@ fn run_in_pool(
     let validators = scenario.validator_nodes();
     let trainers = scenario.trainer_nodes()?;
     let mut members = Vec::new();
-    // Validators start with their task bond and the challenge bonds they keep free
-    // (`cairn_node::protocol::agent::CHALLENGE_RESERVE`) bonded, so stake moves only by slashes.
+    // A validator's consensus weight is its `stake` (what it validates the task with); the
+    // challenge bonds it keeps free (`cairn_node::protocol::agent::CHALLENGE_RESERVE`) start as
+    // balance that it bonds before joining. Its reported stake counts both.
     let reserve = u128::from(scenario.verification.challenge_bond)
         * cairn_node::protocol::agent::CHALLENGE_RESERVE;
     for v in &validators {
@@ -280,8 +281,9 @@ fn run_in_pool(
     };
     for (i, member) in members.iter().enumerate() {
         let mut balance = SPENDING;
-        if member.role == NodeRole::Trainer {
-            balance += member.stake;
+        match member.role {
+            NodeRole::Trainer => balance += member.stake,
+            NodeRole::Validator => balance += reserve,
         }
         if i == 0 {
             balance += budget;
@@ -290,7 +292,7 @@ fn run_in_pool(
         if member.role == NodeRole::Validator {
             genesis
                 .validators
-                .insert(member.key.address(), member.stake);
+                .insert(member.key.address(), member.stake - reserve);
         }
     }
 

@@ -24,8 +24,8 @@ const ROUNDS: u32 = 3;
 
 /// Golden outputs of the faults scenario with seed [`SEED`]: any change to training,
 /// aggregation, scoring, audits, the ledger or the blob format shows up here.
-const GOLDEN_STATE_ROOT: &str = "825e9a08aeb4e228d73891457d8535d45e70ed9393e7d0e77a0fb25a6852ca20";
-const GOLDEN_MODEL_HASH: &str = "7b6e48b6720017ef71793d106c4dee7be5137d6f7c020c5108d10d369e7ee588";
+const GOLDEN_STATE_ROOT: &str = "3f2c9765687f112b11384195f19b6eda88f3a98286868280e79b663ef9a5e584";
+const GOLDEN_MODEL_HASH: &str = "50aee20aa2b4d6e69436e3aae0c7c44a17acc2037afc0bcdced62296fcffdf51";
 
 /// The verification settings of these runs: no random audits (forced ones still happen).
 fn verification() -> Verification {

@@ -35,7 +35,7 @@ fn ledger() -> (LedgerState<MemoryStore>, Block) {
     balances.insert(key(0).address(), 100u128);
     balances.insert(key(1).address(), 100u128);
     let mut validators = BTreeMap::new();
-    validators.insert(key(2).address(), 10u128);
+    validators.insert(key(2).address(), 100u128);
     let genesis = Genesis {
         chain_id: CHAIN,
         params: Params::default(),

@@ -240,7 +240,7 @@ mod tests {
             chain_id: 9,
             params: Params::default(),
             balances: BTreeMap::from([(Address::from_public_key(&key.verifying_key()), 1_000)]),
-            validators: BTreeMap::from([(Address([9; 20]), 10)]),
+            validators: BTreeMap::from([(Address([9; 20]), 100)]),
             datasets: Default::default(),
         };
         Chain::create(MemoryStore::new(), &genesis, Default::default()).expect("genesis")

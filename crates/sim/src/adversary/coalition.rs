@@ -35,10 +35,13 @@ impl Coalition {
         &self.members
     }
 
-    /// Deposits `member`'s honest update for (`task`, `round`) and, once every member has,
-    /// crafts the `f = members` Byzantine updates against the task's rule (`n` = trainers in
-    /// the task, seed from the round seed). Returns `member`'s row when available: `None`
-    /// while deposits are missing, the attack's error if crafting failed.
+    /// Deposits `member`'s honest update for (`task`, `round`) and, once every member still in
+    /// the task (not in `expelled`) has, crafts the `f = active members` Byzantine updates
+    /// against the task's rule (`n` = trainers in the task, seed from the round seed). Members
+    /// the ledger expelled drop out, so the others go on attacking rather than wait for them.
+    /// Returns `member`'s row when available: `None` while deposits are missing, the attack's
+    /// error if crafting failed.
+    #[allow(clippy::too_many_arguments)]
     pub fn exchange(
         &mut self,
         (task, round): (u64, u32),
@@ -47,13 +50,15 @@ impl Coalition {
         plan: &TaskPlan,
         attack: &Attack,
         (n, round_seed): (usize, &Hash),
+        expelled: &BTreeSet<Address>,
     ) -> Option<Result<Vec<f32>, AttackError>> {
-        let rank = self.members.iter().position(|m| *m == member)?;
+        let active: Vec<Address> = self.members.difference(expelled).copied().collect();
+        let rank = active.iter().position(|m| *m == member)?;
         let key = (task, round);
         if !self.crafted.contains_key(&key) {
             let pool = self.deposits.entry(key).or_default();
             pool.insert(member, honest.to_vec());
-            if pool.len() < self.members.len() {
+            if pool.len() < active.len() {
                 return None;
             }
             let d = honest.len();
@@ -62,7 +67,7 @@ impl Coalition {
             // for the `n - f` honest trainers, repeating them whole (as many whole copies as fit
             // in `n - f` rows, so the stand-ins' mean is their own mean).
             let known: Vec<&Vec<f32>> = pool.values().collect();
-            let copies = (n.saturating_sub(self.members.len()) / known.len().max(1)).max(1);
+            let copies = (n.saturating_sub(active.len()) / known.len().max(1)).max(1);
             let stand_ins = copies * known.len();
             let flat: Vec<f32> = known
                 .iter()
@@ -81,7 +86,7 @@ impl Coalition {
                 .unwrap_or(zeros);
             let setting = Setting {
                 n,
-                f: self.members.len(),
+                f: active.len(),
                 rule: plan.rule.clone(),
                 pre: plan.pre.clone(),
                 seed: u64::from_le_bytes(seed),
@@ -169,12 +174,13 @@ mod tests {
         let attack = Attack::SignFlip { scale: 1.0 };
         let mut pool = coalition.lock().unwrap();
         let context = (5, &[0u8; 32]);
+        let none = BTreeSet::new();
         assert!(pool
-            .exchange((0, 0), a, &[1.0, 2.0], &plan, &attack, context)
+            .exchange((0, 0), a, &[1.0, 2.0], &plan, &attack, context, &none)
             .is_none());
-        let for_b = pool.exchange((0, 0), b, &[3.0, 4.0], &plan, &attack, context);
+        let for_b = pool.exchange((0, 0), b, &[3.0, 4.0], &plan, &attack, context, &none);
         assert_eq!(for_b, Some(Ok(vec![-2.0, -3.0])));
-        let for_a = pool.exchange((0, 0), a, &[1.0, 2.0], &plan, &attack, context);
+        let for_a = pool.exchange((0, 0), a, &[1.0, 2.0], &plan, &attack, context, &none);
         assert_eq!(for_a, Some(Ok(vec![-2.0, -3.0])));
         let outsider = pool.exchange(
             (0, 0),
@@ -183,7 +189,23 @@ mod tests {
             &plan,
             &attack,
             context,
+            &none,
         );
         assert!(outsider.is_none());
+    }
+
+    #[test]
+    fn an_expelled_member_drops_out_and_the_rest_go_on_attacking() {
+        let plan = plan();
+        let (a, b) = (Address([1; 20]), Address([2; 20]));
+        let mut pool = Coalition::new([a, b]);
+        let attack = Attack::SignFlip { scale: 1.0 };
+        let context = (5, &[0u8; 32]);
+        let expelled = BTreeSet::from([b]);
+        // b lost a dispute: a crafts alone at once, and b gets nothing.
+        let for_a = pool.exchange((0, 1), a, &[1.0, 2.0], &plan, &attack, context, &expelled);
+        assert_eq!(for_a, Some(Ok(vec![-1.0, -2.0])));
+        let for_b = pool.exchange((0, 1), b, &[3.0, 4.0], &plan, &attack, context, &expelled);
+        assert!(for_b.is_none());
     }
 }

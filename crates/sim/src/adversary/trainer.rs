@@ -131,6 +131,7 @@ impl TrainerConduct for Crafting {
                 input.plan,
                 &self.attack,
                 (input.task.trainers.len(), &input.round.seed),
+                &input.task.expelled,
             ),
             Err(_) => Some(Ok(honest.update.clone())),
         };

@@ -259,15 +259,30 @@ fn sybil_attackers_expand_to_identities_sharing_stake_and_coalition() {
 #[test]
 fn sybil_stake_too_small_to_split_is_rejected() {
     let error =
-        invalid("[[trainers]]\n[[trainers]]\nbehaviour = \"sybil\"\nidentities = 5\nstake = 4");
+        invalid("[[trainers]]\n[[trainers]]\nbehaviour = \"sybil\"\nidentities = 5\nstake = 400");
     assert!(matches!(
         error,
         ScenarioError::SybilStake {
-            stake: 4,
+            stake: 400,
             identities: 5,
-            ..
+            minimum: 100,
+            group: 1,
         }
     ));
+}
+
+#[test]
+fn stakes_below_the_minimum_bond_are_rejected() {
+    for (toml, field) in [
+        ("[[trainers]]\nstake = 99", "trainers[0].stake"),
+        ("[[validators]]\nstake = 50", "validators[0].stake"),
+    ] {
+        let error = invalid(toml);
+        assert!(
+            matches!(&error, ScenarioError::BelowMinimumBond { field: f, minimum: 100, .. } if f == field),
+            "{error:?}"
+        );
+    }
 }
 
 #[test]

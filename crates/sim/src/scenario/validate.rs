@@ -223,8 +223,8 @@ pub enum ScenarioError {
         /// The parser's error.
         source: AttackError,
     },
-    /// A Sybil attacker's stake cannot give each identity at least one token.
-    #[error("[[trainers]] group {group}: stake {stake} cannot be split among {identities} Sybil identities; give a stake of at least {identities}")]
+    /// A Sybil attacker's stake cannot give each identity the chain's minimum bond.
+    #[error("[[trainers]] group {group}: stake {stake} cannot be split among {identities} Sybil identities with the minimum bond {minimum} each; give a stake of at least {}", u128::from(*identities) * *minimum)]
     SybilStake {
         /// Position of the group (0-based).
         group: usize,
@@ -232,6 +232,18 @@ pub enum ScenarioError {
         stake: u64,
         /// Its identities.
         identities: u32,
+        /// The chain's minimum bond per member.
+        minimum: u128,
+    },
+    /// A stake is below the chain's minimum bond (`min_bond`), so the node could not join.
+    #[error("{field} = {stake} is below the chain's minimum bond {minimum}; a bond that small could not be slashed meaningfully")]
+    BelowMinimumBond {
+        /// The scenario key, e.g. `validators[0].stake`.
+        field: String,
+        /// Its value.
+        stake: u64,
+        /// `cairn_ledger::Params::min_bond`.
+        minimum: u128,
     },
     /// A partition or crash names a node the scenario does not have.
     #[error("{context} names `{name}`, which is not a node of this scenario (validators v0..v{}, trainers t0..t{})", validators.saturating_sub(1), trainers.saturating_sub(1))]
@@ -362,6 +374,7 @@ impl Scenario {
                 MAX_NODES,
             )?;
             positive(&format!("trainers[{index}].stake"), group.stake, u64::MAX)?;
+            at_least_min_bond(&format!("trainers[{index}].stake"), group.stake)?;
             if resolve_behaviour(index, group)?.is_honest() {
                 honest += u64::from(group.count);
             }
@@ -428,6 +441,7 @@ impl Scenario {
                 MAX_NODES,
             )?;
             positive(&format!("validators[{index}].stake"), group.stake, u64::MAX)?;
+            at_least_min_bond(&format!("validators[{index}].stake"), group.stake)?;
         }
         let total = self.validator_count();
         if total == 0 {
@@ -633,11 +647,13 @@ pub(crate) fn resolve_behaviour(
             u64::from(identities),
             MAX_NODES,
         )?;
-        if group.stake < u64::from(identities) {
+        let minimum = cairn_ledger::Params::default().min_bond;
+        if u128::from(group.stake) < u128::from(identities) * minimum {
             return Err(ScenarioError::SybilStake {
                 group: group_index,
                 stake: group.stake,
                 identities,
+                minimum,
             });
         }
         Ok(())
@@ -710,6 +726,20 @@ fn not_above(field: &str, value: u64, max: u64) -> Result<(), ScenarioError> {
             field: field.to_owned(),
             value,
             max,
+        });
+    }
+    Ok(())
+}
+
+/// Every member bonds at least the chain's `min_bond` (a Sybil group's stake is checked per
+/// identity by its own rule).
+fn at_least_min_bond(field: &str, stake: u64) -> Result<(), ScenarioError> {
+    let minimum = cairn_ledger::Params::default().min_bond;
+    if u128::from(stake) < minimum {
+        return Err(ScenarioError::BelowMinimumBond {
+            field: field.to_owned(),
+            stake,
+            minimum,
         });
     }
     Ok(())

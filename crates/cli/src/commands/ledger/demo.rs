@@ -57,6 +57,9 @@ pub(super) fn address(key: &SigningKey) -> Address {
     Address::from_public_key(&key.verifying_key())
 }
 
+/// Each demo validator's consensus weight, which is also its bond in the demo task.
+const VALIDATOR_WEIGHT: u128 = 10_000;
+
 pub(super) fn create(args: &GenesisArgs) -> anyhow::Result<Chain<Store>> {
     let path = store_path(&args.data_dir);
     if path.exists() {
@@ -74,7 +77,10 @@ pub(super) fn create(args: &GenesisArgs) -> anyhow::Result<Chain<Store>> {
         chain_id: args.chain_id,
         params: Params::default(),
         balances: keys.iter().map(|k| (address(k), 1_000_000)).collect(),
-        validators: keys[4..7].iter().map(|k| (address(k), 10_000)).collect(),
+        validators: keys[4..7]
+            .iter()
+            .map(|k| (address(k), VALIDATOR_WEIGHT))
+            .collect(),
         datasets: datasets.iter().map(|d| d.hash).collect::<BTreeSet<_>>(),
     };
     // The chain is created under a temporary name and moved into place once its genesis block
@@ -245,17 +251,18 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
 
     let mut block = vec![signer.sign(0, Payload::BuyAccess { dataset: listed })];
     for member in 1..=6 {
-        let role = if member <= 3 {
-            Role::Trainer
+        // Trainers lock 2 000; validators validate with their whole consensus weight.
+        let (role, bond) = if member <= 3 {
+            (Role::Trainer, 2_000)
         } else {
-            Role::Validator
+            (Role::Validator, VALIDATOR_WEIGHT)
         };
         block.push(signer.sign(
             member,
             Payload::JoinTask {
                 task: 0,
                 role,
-                bond: 2_000,
+                bond,
             },
         ));
     }
