@@ -101,6 +101,18 @@ struct Slot {
     handle: Option<Handle<Result<(), NodeError>>>,
 }
 
+/// How long a node waits for a blob chunk before asking the next peer on this network: two
+/// worst-case round trips (`4 x (latency + jitter)`), at least 250 ms and at most the default
+/// 2 s. Sized to the links, a lost request costs a few round trips rather than seconds that
+/// would outlast a round's short windows.
+fn blob_request_timeout(link: &Link) -> Duration {
+    let round_trip = link.latency.saturating_add(link.jitter).saturating_mul(4);
+    round_trip.clamp(
+        Duration::from_millis(250),
+        crate::blobs::BlobConfig::default().request_timeout,
+    )
+}
+
 /// A running cluster: the simulated network's oracle and every node's state.
 pub struct Cluster {
     oracle: Oracle<ed25519::PublicKey, deterministic::Context>,
@@ -189,6 +201,7 @@ impl Cluster {
             );
             node_config.timeouts = config.timeouts.clone();
             node_config.datasets = config.datasets.clone();
+            node_config.blobs.request_timeout = blob_request_timeout(&config.link);
             // The simulated network is one shared oracle: the first validator keeps its peer
             // set in line with the ledger for everyone.
             node_config.track_peers = node.key.public_key() == validators[0];

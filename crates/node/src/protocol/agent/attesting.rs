@@ -67,6 +67,10 @@ impl Validator {
         self.failed.retain(|r| r.saturating_add(1) >= number);
         let spec = &step.task.spec;
         match Phase::at(spec, round.opened_at, step.height + 1) {
+            // Fetch each update as soon as it is revealed, so that a lost request costs a retry
+            // within the reveal window rather than the update's place in this validator's
+            // aggregate (and, if validators' sets differ, the round).
+            Phase::Reveal => Ok(prefetch(step, round)),
             Phase::AttestCommit
                 if !self.rounds.contains_key(&number) && !self.failed.contains(&number) =>
             {
@@ -256,4 +260,19 @@ fn stale_hashes(step: &Step<'_>, previous: Option<&Round>, model: &[f32]) -> BTr
         stale.insert(scoring::global_step_hash(model, &old));
     }
     stale
+}
+
+/// Asks for every revealed update and the round's input model not yet held, naming each update's
+/// trainer as the peer to ask first. Repeated at every block (a fetch already in flight is not
+/// started twice), so a request lost on the network is asked again.
+fn prefetch(step: &Step<'_>, round: &Round) -> Vec<Intent> {
+    let updates = round
+        .commits
+        .iter()
+        .filter_map(|(trainer, commit)| Some((commit.update_hash?, Some(*trainer))));
+    std::iter::once((round.model_hash, None))
+        .chain(updates)
+        .filter(|(hash, _)| step.blobs.blob(hash).is_none())
+        .map(|(hash, holder)| Intent::Fetch { hash, holder })
+        .collect()
 }
