@@ -170,3 +170,60 @@ fn bad_output_paths_are_refused_before_the_simulation_runs() {
     assert!(stderr.contains("is not a folder"), "{stderr}");
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
 }
+
+#[test]
+fn many_seeds_write_a_summary_per_node_group_and_bad_ranges_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seeds");
+    let output = cairn(&[
+        "simulate",
+        "--seeds",
+        "1..2",
+        "--dataset",
+        "digits",
+        "--model",
+        "logistic:64-10",
+        "--rounds",
+        "1",
+        "--local-steps",
+        "5",
+        "--trainers",
+        "5",
+        "--attackers",
+        "1",
+        "--rule",
+        "median",
+        "--threads",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("2 seeds (1..2)"), "{stdout}");
+    assert!(stdout.contains("net per node [95% CI]"), "{stdout}");
+    for name in ["seeds.json", "scenario.toml", "groups.csv", "seeds.csv"] {
+        assert!(out.join(name).is_file(), "{name} missing");
+    }
+    let groups = std::fs::read_to_string(out.join("groups.csv")).unwrap();
+    assert!(
+        groups.starts_with("role,behaviour,nodes,seeds,"),
+        "{groups}"
+    );
+    assert!(groups.contains("trainer,honest,4,2,"), "{groups}");
+
+    for (range, words) in [
+        ("9..3", "is empty"),
+        ("1-5", "not a seed range"),
+        ("x..4", "is not a whole number"),
+    ] {
+        let stderr = refused(&["simulate", "--seeds", range]);
+        assert!(stderr.contains(words), "{range}: {stderr}");
+    }
+    let stderr = refused(&["simulate", "--seeds", "1..3", "--seed", "4"]);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}

@@ -17,6 +17,7 @@ pub mod progress;
 pub mod report;
 pub mod result;
 pub mod scenario;
+pub mod seeds;
 mod tally;
 
 pub use progress::{NoProgress, Progress, ProgressBarReporter};
