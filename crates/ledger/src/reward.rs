@@ -21,10 +21,12 @@
 //!
 //! Trainers share the trainer pool in proportion to their consensus scores. A validator's
 //! **agreement** is how much of the round's scored value it agreed with: per trainer,
-//! `a_vt = 1 - min(1, |s_vt - clip(s_vt)| / c_t)` (0 for a missing score), averaged with weights
-//! `c_t` (plainly, when every `c_t` is 0). An honest validator agrees fully, one that scores
-//! nothing agrees with nothing, one that scores everyone 0 keeps `tol` of it. Validators share
-//! the validator pool in proportion to `bond x agreement`. Rounding dust stays in the escrow.
+//! `a_vt = 1 - min(1, |s_vt - clip(s_vt)| / (tol c_t))` (0 for a missing score): full inside
+//! the band, nothing one band's width outside it; averaged with weights `c_t` (plainly, when
+//! every `c_t` is 0). Validators score on the same held-out data, so honest validators give
+//! identical scores and agree fully; one that scores nothing, or everyone 0, or copies last
+//! round's consensus, agrees with little or nothing. Validators share the validator pool in
+//! proportion to `bond x agreement`. Rounding dust stays in the escrow.
 
 use std::collections::BTreeMap;
 
@@ -161,7 +163,8 @@ pub fn settle(
                 None => 0,
                 Some(raw) => {
                     let off = u128::from(raw.abs_diff((*raw).clamp(low, high)));
-                    let scale = u128::from(median.max(1));
+                    // One band's width outside the band is no agreement at all.
+                    let scale = u128::from(half_width.max(1));
                     u128::from(PPM).saturating_sub(
                         mul_div(off, u128::from(PPM), scale).unwrap_or(u128::from(PPM)),
                     )
@@ -274,10 +277,11 @@ mod tests {
         // Clipped to 500k +- 10%, [450k, 550k]: (500 + 500 + 550 + 450) / 4 = 500k.
         assert_eq!(settlement.scores[&trainer], 500_000);
         assert_eq!(settlement.trainer_rewards[&trainer], 800);
-        // Honest validators agree fully; each outlier is 450k (90% of the median) off the band.
+        // Honest validators agree fully; each outlier is 450k off the band, more than its width:
+        // no agreement, no reward.
         let rewards = &settlement.validator_rewards;
-        assert!(rewards[&address(10)] > rewards[&address(12)]);
-        assert_eq!(rewards[&address(12)], rewards[&address(13)]);
+        assert!(rewards[&address(10)] > 0);
+        assert!(!rewards.contains_key(&address(12)) && !rewards.contains_key(&address(13)));
         assert!(settlement.total() <= 1_000);
     }
 

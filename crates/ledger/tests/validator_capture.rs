@@ -285,10 +285,10 @@ fn a_coalition_below_a_third_cannot_finalize_its_model_or_pay_its_friend() {
     };
     assert_eq!(scores[&users[2].address], 0);
     assert!(!trainer_rewards.contains_key(&users[2].address));
-    // It agreed with 10% of the scored value, the honest validators with all of it.
-    let coalition = validator_rewards[&users[6].address];
-    let honest = validator_rewards[&users[3].address];
-    assert!(coalition * HONEST_WEIGHT * 10 <= honest * COALITION_WEIGHT + 10 * HONEST_WEIGHT);
+    // Its scores lie more than a band's width from the honest ones: it earns nothing, the
+    // honest validators all of the validator pool.
+    assert!(!validator_rewards.contains_key(&users[6].address));
+    assert!(validator_rewards[&users[3].address] > 0);
 }
 
 #[test]

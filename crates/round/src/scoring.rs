@@ -1,5 +1,5 @@
 //! Contribution scores: each validator scores every revealed update by its gain on the
-//! validator's own held-out slice of the test split (`docs/protocol.md` says why this and not
+//! task's held-out test split (`docs/protocol.md` says why this and not
 //! leave-one-out).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,33 +27,29 @@ pub enum ValidatorError {
     /// The model does not fit the held-out data.
     #[error(transparent)]
     Evaluation(#[from] ModelError),
-    /// This address is not among the task's validators.
-    #[error("{0} is not a validator of this task")]
-    NotMember(Address),
+
     /// The held-out slice could not be built.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
-    /// The held-out slice is empty (more validators than test samples).
-    #[error("validator {0}'s held-out slice is empty")]
-    EmptySlice(Address),
+    /// The task's test split is empty: there is nothing to score on.
+    #[error("the task's test split is empty; nothing to score updates on")]
+    EmptyTestSplit,
 }
 
-/// A validator's held-out data: the test samples whose index `j` satisfies
-/// `j mod V == i`, with `V` validators and `i` this validator's rank in ascending address order.
-pub fn held_out_slice(
-    plan: &TaskPlan,
-    validators: &[Address],
-    validator: &Address,
-) -> Result<Dataset, ValidatorError> {
-    let rank = validators
-        .binary_search(validator)
-        .map_err(|_| ValidatorError::NotMember(*validator))?;
+/// The held-out data every validator scores on: the task's whole test split.
+///
+/// All validators score on the same samples, so honest validators' scores are bit-identical
+/// (scoring is deterministic) and the ledger's consensus needs no tolerance for honest noise: a
+/// validator that does not evaluate (copying last round's consensus, guessing, scoring 0)
+/// stands out against the exact median and loses its agreement (`cairn_ledger::reward`).
+/// Per-validator slices (`j mod V`) made honest scores differ by slice noise, and a copier of
+/// last round's consensus then agreed with the median better than the honest validators did.
+pub fn held_out(plan: &TaskPlan) -> Result<Dataset, ValidatorError> {
     let test = &plan.dataset.split.test;
-    let indices: Vec<usize> = (rank..test.len()).step_by(validators.len()).collect();
-    if indices.is_empty() {
-        return Err(ValidatorError::EmptySlice(*validator));
+    if test.is_empty() {
+        return Err(ValidatorError::EmptyTestSplit);
     }
-    Ok(test.subset(&indices)?)
+    Ok(test.clone())
 }
 
 /// Contribution scores in ppm for every revealed trainer (excluded ones get 0).

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod adversary;
+pub mod invariants;
 mod plots;
 pub mod progress;
 pub mod report;

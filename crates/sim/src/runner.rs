@@ -76,6 +76,14 @@ pub enum SimError {
         /// A node that disagrees with it.
         second: String,
     },
+    /// An invariant every run must keep was broken (`crate::invariants`).
+    #[error("invariant broken at seed {seed}: {violation}")]
+    Invariant {
+        /// The run's seed (rerun it to reproduce).
+        seed: u64,
+        /// What broke.
+        violation: Box<crate::invariants::Violation>,
+    },
     /// The task did not finish in the simulated time allowed.
     #[error("the task did not finish within {0} s of simulated time (rounds finished: {1})")]
     Stalled(u64, usize),
@@ -496,6 +504,7 @@ async fn drive(
     limit: Duration,
     progress: &mut (dyn Progress + Send),
 ) -> Result<DriveOutcome, SimError> {
+    let genesis_supply = config.genesis.validate().unwrap_or(0);
     let index_of: BTreeMap<&str, usize> = members
         .iter()
         .enumerate()
@@ -697,6 +706,19 @@ async fn drive(
         nodes,
         verification,
     } = tally(state, (TASK, plan), &tallied, &mut records);
+    let addressed: Vec<(Address, &NodeRecord)> = nodes
+        .iter()
+        .filter_map(|node| {
+            let member = members.iter().find(|m| m.name == node.name)?;
+            Some((member.key.address(), node))
+        })
+        .collect();
+    crate::invariants::check(&*store, TASK, scenario, genesis_supply, &addressed).map_err(
+        |violation| SimError::Invariant {
+            seed: scenario.seed,
+            violation: Box::new(violation),
+        },
+    )?;
     Ok((
         records,
         FinalState {

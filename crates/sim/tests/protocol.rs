@@ -24,7 +24,7 @@ const ROUNDS: u32 = 3;
 
 /// Golden outputs of the faults scenario with seed [`SEED`]: any change to training,
 /// aggregation, scoring, audits, the ledger or the blob format shows up here.
-const GOLDEN_STATE_ROOT: &str = "3f2c9765687f112b11384195f19b6eda88f3a98286868280e79b663ef9a5e584";
+const GOLDEN_STATE_ROOT: &str = "5657b8926cbbc041efbf9a96fc4c0d88ec6306067d1faa5c9d1c171b5f3c5f3c";
 const GOLDEN_MODEL_HASH: &str = "50aee20aa2b4d6e69436e3aae0c7c44a17acc2037afc0bcdced62296fcffdf51";
 
 /// The verification settings of these runs: no random audits (forced ones still happen).

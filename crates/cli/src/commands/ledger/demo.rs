@@ -23,7 +23,7 @@ use cairn_ledger::{
 use cairn_ml::data::{default_data_dir, BuiltinDataset};
 use cairn_round::aggregation::{aggregate_round, Revealed};
 use cairn_round::plan::seal_initial_model;
-use cairn_round::scoring::{held_out_slice, score_updates};
+use cairn_round::scoring::{held_out, score_updates};
 use cairn_round::training::{shard_of, Assignment, Trajectory};
 use cairn_round::{params, trace, TaskPlan};
 use cairn_sim::adversary::trajectory::Replaced;
@@ -274,11 +274,6 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
         sorted.sort_unstable();
         sorted
     };
-    let validators: Vec<Address> = {
-        let mut sorted: Vec<Address> = addresses[4..=6].to_vec();
-        sorted.sort_unstable();
-        sorted
-    };
     let mut model = plan.initial_params(&spec)?;
     let mut cheat = None;
     for round in 0..2u32 {
@@ -342,7 +337,7 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
             .collect();
         apply(chain, reveals)?;
         advance_to(chain, opened + 4)?;
-        // Every validator aggregates and scores the revealed updates on its held-out slice.
+        // Every validator aggregates and scores the revealed updates on the held-out test split.
         let blobs: Vec<(Address, Vec<u8>)> = revealing
             .iter()
             .map(|t| (addresses[*t], params::encode(&played[t].update)))
@@ -356,9 +351,9 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
             })
             .collect();
         let aggregated = aggregate_round(&plan, &model, &inputs);
+        let held_out = held_out(&plan)?;
         let attestations: Vec<(usize, [u8; 32], BTreeMap<Address, u32>)> = (4..=6)
             .map(|v| {
-                let held_out = held_out_slice(&plan, &validators, &addresses[v])?;
                 let scores =
                     score_updates(&plan, &model, &aggregated, &held_out, &BTreeSet::new())?;
                 let dissent = round == 0 && v == 6;
