@@ -1,5 +1,6 @@
 //! Test-set accuracy and loss of a model blob: how simulations and reports measure a task's
-//! progress (validators score with their own held-out data instead, see [`crate::scoring`]).
+//! progress (validators score updates by their gain on the same test split, see
+//! [`crate::scoring`]).
 
 use cairn_ml::model::{Evaluation, Model};
 

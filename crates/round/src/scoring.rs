@@ -28,7 +28,7 @@ pub enum ValidatorError {
     #[error(transparent)]
     Evaluation(#[from] ModelError),
 
-    /// The held-out slice could not be built.
+    /// The held-out data could not be built.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     /// The task's test split is empty: there is nothing to score on.

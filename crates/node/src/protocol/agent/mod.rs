@@ -518,7 +518,8 @@ pub(crate) fn prune<V>(rounds: &mut BTreeMap<u32, V>, round: u32) {
     rounds.retain(|r, _| r.saturating_add(1) >= round);
 }
 
-/// A cached dataset (a trainer's shard or a validator's held-out slice), built once per task.
+/// A cached dataset (a trainer's shard, or the held-out data validators score on), built once
+/// per task.
 pub(crate) type Cached = Option<Arc<Dataset>>;
 
 #[cfg(test)]
