@@ -193,42 +193,30 @@ fn a_trainer_scored_by_at_most_half_of_the_bond_gets_nothing() {
     let trainers = [address(1)];
     let some = BTreeMap::from([(address(1), 700_000)]);
     let none = BTreeMap::new();
-    let ballots = BTreeMap::from([
-        (
-            address(10),
-            Ballot {
-                weight: 5,
-                scores: &some,
-            },
-        ),
-        (
-            address(11),
-            Ballot {
-                weight: 5,
-                scores: &none,
-            },
-        ),
-    ]);
-    let settlement = settle(&trainers, &ballots, POOL, VALIDATOR_SHARE, TOLERANCE);
+    // Validator 10 (bond `scoring`) scores the trainer, validator 11 (bond 5) does not.
+    let settle_with = |scoring: u128| {
+        let ballots = BTreeMap::from([
+            (
+                address(10),
+                Ballot {
+                    weight: scoring,
+                    scores: &some,
+                },
+            ),
+            (
+                address(11),
+                Ballot {
+                    weight: 5,
+                    scores: &none,
+                },
+            ),
+        ]);
+        settle(&trainers, &ballots, POOL, VALIDATOR_SHARE, TOLERANCE)
+    };
+    let settlement = settle_with(5);
     assert_eq!(settlement.scores[&address(1)], 0);
     assert!(settlement.trainer_rewards.is_empty());
     // With one more unit of bond behind the score, it counts.
-    let ballots = BTreeMap::from([
-        (
-            address(10),
-            Ballot {
-                weight: 6,
-                scores: &some,
-            },
-        ),
-        (
-            address(11),
-            Ballot {
-                weight: 5,
-                scores: &none,
-            },
-        ),
-    ]);
-    let settlement = settle(&trainers, &ballots, POOL, VALIDATOR_SHARE, TOLERANCE);
+    let settlement = settle_with(6);
     assert_eq!(settlement.scores[&address(1)], 700_000);
 }

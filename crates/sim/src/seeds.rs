@@ -39,14 +39,9 @@ impl SeedRange {
         self.first..=self.last
     }
 
-    /// How many seeds.
-    pub fn len(&self) -> u64 {
+    /// How many seeds (at least one: `last >= first`).
+    pub fn count(&self) -> u64 {
         self.last - self.first + 1
-    }
-
-    /// Never empty (`last >= first`).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -69,10 +64,10 @@ impl FromStr for SeedRange {
             ));
         }
         let range = Self { first, last };
-        if range.len() > MAX_SEEDS {
+        if range.count() > MAX_SEEDS {
             return Err(format!(
                 "seed range `{text}` holds {} seeds; at most {MAX_SEEDS} run at once",
-                range.len()
+                range.count()
             ));
         }
         Ok(range)
@@ -439,7 +434,7 @@ mod tests {
 
     #[test]
     fn seed_ranges_are_inclusive_and_checked() {
-        assert_eq!("1..50".parse::<SeedRange>().unwrap().len(), 50);
+        assert_eq!("1..50".parse::<SeedRange>().unwrap().count(), 50);
         assert_eq!(
             "7..7"
                 .parse::<SeedRange>()

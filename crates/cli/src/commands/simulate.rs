@@ -315,9 +315,9 @@ fn run_many(args: &SimulateArgs, scenario: &Scenario, range: SeedRange) -> anyho
             .unwrap_or_default(),
         range.first,
         range.last,
-        range.len()
+        range.count()
     );
-    let bar = seeds_bar(range.len());
+    let bar = seeds_bar(range.count());
     let started = Instant::now();
     let many = run_seeds(scenario, range, workers, &|_| bar.inc(1)).map_err(|(seed, error)| {
         anyhow::Error::new(error).context(format!("the run at seed {seed} failed"))

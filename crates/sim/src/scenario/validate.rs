@@ -751,14 +751,7 @@ fn positive(field: &str, value: u64, max: u64) -> Result<(), ScenarioError> {
             field: field.to_owned(),
         });
     }
-    if value > max {
-        return Err(ScenarioError::TooLarge {
-            field: field.to_owned(),
-            value,
-            max,
-        });
-    }
-    Ok(())
+    not_above(field, value, max)
 }
 
 fn not_empty(field: &str, value: &str) -> Result<(), ScenarioError> {
