@@ -1,13 +1,16 @@
 //! Money waits for verification: a finalized round's rewards are paid only once its audit window
 //! is over, a trainer with an open dispute over the round waits for the dispute, a trainer that
-//! loses one forfeits the round's reward, and a task settles (unspent escrow refunded, bonds
+//! loses one forfeits the round's reward, a validator that skipped an audit it was drawn for
+//! forfeits its own, and a task settles (unspent escrow refunded, bonds
 //! unlocked) only when its last audit window is over and no dispute is open.
 
 use crate::account;
 use crate::address::Address;
 use crate::execute::{Env, TxError};
 use crate::lifecycle;
-use crate::round::{Outcome, Round};
+use std::collections::BTreeSet;
+
+use crate::round::{AuditStatus, Outcome, Round};
 use crate::schedule::{self, Event};
 use crate::state::{keys, Overlay};
 use crate::task::{Task, TaskStatus};
@@ -69,8 +72,8 @@ pub fn has_open_dispute(
     Ok(false)
 }
 
-/// Pays a finalized round's rewards (a scheduled event after its audit window): validators in
-/// full; each trainer unless it lost a dispute over the round (forfeited) or one is still open
+/// Pays a finalized round's rewards (a scheduled event after its audit window): each validator
+/// in full unless it left an audit it was drawn for unreported (forfeited); each trainer unless it lost a dispute over the round (forfeited) or one is still open
 /// (withheld until it resolves).
 pub fn vest_round(state: &mut Overlay, _env: &Env, id: u64, number: u32) -> Result<(), TxError> {
     let mut task = lifecycle::load(state, id)?;
@@ -93,7 +96,28 @@ pub fn vest_round(state: &mut Overlay, _env: &Env, id: u64, number: u32) -> Resu
         round.vesting = Some(vesting);
         return Ok(());
     }
+    // An auditor that never reported on an audit it was drawn for (neither passed nor
+    // challenged by the end of the audit window) did not audit: it forfeits the round's
+    // validator reward, which would otherwise pay it as much as one that did the work.
+    let silent_auditors: BTreeSet<Address> = round
+        .audits
+        .values()
+        .flat_map(|audit| {
+            audit
+                .auditors
+                .iter()
+                .filter(|(_, status)| **status == AuditStatus::Assigned)
+                .map(|(auditor, _)| *auditor)
+        })
+        .collect();
     for (validator, amount) in &validator_rewards {
+        if silent_auditors.contains(validator) {
+            if *amount > 0 {
+                vesting.forfeited.insert(*validator, *amount);
+                task.pending = task.pending.saturating_sub(*amount);
+            }
+            continue;
+        }
         pay(state, &mut task, validator, *amount)?;
     }
     for (trainer, amount) in &trainer_rewards {

@@ -101,8 +101,8 @@ struct Slot {
     handle: Option<Handle<Result<(), NodeError>>>,
 }
 
-/// How long a node waits for a blob chunk before asking the next peer on this network: two
-/// worst-case round trips (`4 x (latency + jitter)`), at least 250 ms and at most the default
+/// How long a node waits for a blob chunk (or a consensus fetch) before asking the next peer on
+/// this network: two worst-case round trips (`4 x (latency + jitter)`), at least 250 ms and at most the default
 /// 2 s. Sized to the links, a lost request costs a few round trips rather than seconds that
 /// would outlast a round's short windows.
 fn blob_request_timeout(link: &Link) -> Duration {
@@ -200,6 +200,13 @@ impl Cluster {
                 publics.clone(),
             );
             node_config.timeouts = config.timeouts.clone();
+            // A lost block or certificate is fetched again after a few round trips, not after
+            // seconds: a validator that falls blocks behind misses a round's short windows
+            // (and is slashed for the attestation it could not reveal in time).
+            node_config.timeouts.fetch = config
+                .timeouts
+                .fetch
+                .min(blob_request_timeout(&config.link));
             node_config.datasets = config.datasets.clone();
             node_config.blobs.request_timeout = blob_request_timeout(&config.link);
             // The simulated network is one shared oracle: the first validator keeps its peer

@@ -580,9 +580,16 @@ where
                 fetcher,
                 fetch_order,
             );
+            let defaults = FollowerConfig::new(config.chain_id, config.validators.clone());
             let follower = FollowerConfig {
                 datasets: config.datasets.clone(),
-                ..FollowerConfig::new(config.chain_id, config.validators.clone())
+                // A follower asks again as soon as a validator would re-fetch a missing block,
+                // but never faster than blocks come.
+                retry: defaults
+                    .retry
+                    .min(config.timeouts.fetch)
+                    .max(config.block_interval),
+                ..defaults
             };
             match consensus::feed::start_follower_with_penalties(
                 context.child("follower"),

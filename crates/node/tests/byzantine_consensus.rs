@@ -415,3 +415,60 @@ fn follower_blocks_a_peer_that_keeps_sending_garbage_on_the_feed() {
         assert_eq!(store.root(), genesis_root);
     });
 }
+
+/// A block a validator finalized only as the ancestor of a later one travels without a
+/// certificate ([`FeedMessage::Ancestor`]); a follower must never apply such a block on its
+/// own word. A peer that sends made-up ancestors for the next heights moves the follower nowhere.
+#[test]
+fn a_follower_never_applies_an_uncertified_ancestor_on_its_own() {
+    runner(29).start(|context| async move {
+        let keys = validator_keys();
+        let publics: Vec<ed25519::PublicKey> = keys.iter().map(NodeKey::public_key).collect();
+        let set = Set::try_from(publics.clone()).expect("distinct keys");
+        let follower = NodeKey::derive(2, 0).public_key();
+        let attacker = NodeKey::derive(3, 0).public_key();
+        let oracle = network(&context, &publics, &[follower.clone(), attacker.clone()]).await;
+        let (store, genesis_block) =
+            init_store(MemoryStore::new(), &genesis(&keys), Default::default()).unwrap();
+        let store = Arc::new(Mutex::new(store));
+        let genesis_root = store.lock().unwrap().root();
+        let control = oracle.control(follower.clone());
+        let feed = control.register(channels::FEED, QUOTA).await.unwrap();
+        let _follower = start_follower_with_penalties(
+            context.child("follower"),
+            cairn_node::consensus::FollowerConfig::new(CHAIN, set),
+            store.clone(),
+            Arc::new(Mutex::new(Recorder::default())),
+            feed,
+            control,
+            PenaltyConfig::default(),
+        );
+        let (mut attacker_feed, _attacker_rx) = oracle
+            .control(attacker.clone())
+            .register(channels::FEED, QUOTA)
+            .await
+            .unwrap();
+        // A chain of made-up blocks on top of the real genesis, each the parent of the next:
+        // consistent among themselves, certified by nobody.
+        let mut parent = genesis_block.header.hash();
+        for height in 1..=3 {
+            let mut block: Block = genesis_block.clone();
+            block.header.height = height;
+            block.header.parent = parent;
+            block.header.state_root = [height as u8; 32];
+            parent = block.header.hash();
+            let message = FeedMessage::Ancestor {
+                block: cairn_node::consensus::CairnBlock::new(block),
+            };
+            attacker_feed.send(
+                Recipients::One(follower.clone()),
+                bytes::Bytes::from(message.to_bytes()),
+                false,
+            );
+        }
+        context.sleep(Duration::from_secs(3)).await;
+        let store = store.lock().unwrap();
+        assert_eq!(store.height(), Some(0));
+        assert_eq!(store.root(), genesis_root);
+    });
+}

@@ -52,6 +52,19 @@ pub fn held_out(plan: &TaskPlan) -> Result<Dataset, ValidatorError> {
     Ok(test.clone())
 }
 
+/// How many held-out evaluations [`score_updates`] runs: the input model's, and one per
+/// distinct update not in `stale` (a duplicated update is evaluated once). A measure of a
+/// validator's scoring cost.
+pub fn evaluations(aggregated: &Aggregated, stale: &BTreeSet<Hash>) -> u64 {
+    let distinct: BTreeSet<&Hash> = aggregated
+        .updates
+        .iter()
+        .map(|update| &update.hash)
+        .filter(|hash| !stale.contains(*hash))
+        .collect();
+    1 + distinct.len() as u64
+}
+
 /// Contribution scores in ppm for every revealed trainer (excluded ones get 0).
 ///
 /// The raw score of a valid update is its **individual gain** on the held-out data at the

@@ -12,8 +12,12 @@ use crate::encoding::{read_text, serialize_hash, text_size, write_text, Hash};
 pub const DEFAULT_TRACE_EVERY: u32 = 5;
 /// Blocks after a round closes during which its trainers can still be challenged.
 pub const DEFAULT_AUDIT_WINDOW: u64 = 6;
-/// Blocks each party of a dispute has for its move.
-pub const DEFAULT_MOVE_WINDOW: u64 = 3;
+/// Blocks each party of a dispute has for its move: two re-broadcast periods of a node's outbox
+/// (4 blocks each), so that an honest party a few blocks behind the chain, or whose move was
+/// lost once, still answers in time (silence loses the whole bond). At 3 blocks, a false
+/// challenger met an honest trainer catching up after a partition heal and won by silence
+/// (`examples/simulate-faults.toml`, seed 32).
+pub const DEFAULT_MOVE_WINDOW: u64 = 8;
 
 /// How a task's work is checked: the trace every trainer commits, how often trainers are
 /// audited, and the timing and stake of disputes. See `docs/verification.md`.

@@ -16,7 +16,7 @@ use cairn_sim::adversary::coalition::Coalition;
 use cairn_sim::adversary::trainer::{
     Crafting, FreeRide, FreeRiding, LabelFlipping, Malforming, Withholding,
 };
-use cairn_sim::adversary::validator::{Mute, ScoreCopier, WrongHash};
+use cairn_sim::adversary::validator::{LazyAuditor, Mute, ScoreCopier, WrongHash};
 use common::{simulate, spec, Run, Setup};
 
 const SEED: u64 = 2026;
@@ -24,8 +24,8 @@ const ROUNDS: u32 = 3;
 
 /// Golden outputs of the faults scenario with seed [`SEED`]: any change to training,
 /// aggregation, scoring, audits, the ledger or the blob format shows up here.
-const GOLDEN_STATE_ROOT: &str = "5657b8926cbbc041efbf9a96fc4c0d88ec6306067d1faa5c9d1c171b5f3c5f3c";
-const GOLDEN_MODEL_HASH: &str = "50aee20aa2b4d6e69436e3aae0c7c44a17acc2037afc0bcdced62296fcffdf51";
+const GOLDEN_STATE_ROOT: &str = "8cc2bb97c101bc310011f05d0b1881e2fb13ef335807f8778f8ae9498ad18740";
+const GOLDEN_MODEL_HASH: &str = "ea204fed693db91951097ecb9e1a1aa061599262089db8551497a61b1eea29f7";
 
 /// The verification settings of these runs: no random audits (forced ones still happen).
 fn verification() -> Verification {
@@ -383,4 +383,61 @@ fn blobs_arriving_late_are_fetched_and_change_nothing_in_the_round() {
         panic!("round 0 finalized in both runs");
     };
     assert_eq!(on_time, delayed);
+}
+
+/// Every update audited by two of four validators: the lazy auditor is drawn in every round,
+/// never reports, and forfeits each such round's validator reward; the auditors that re-ran the
+/// trainers' rounds are paid in full.
+#[test]
+fn a_validator_that_skips_its_audits_forfeits_the_rounds_it_was_drawn_for() {
+    let mut validators = honest_validators();
+    validators[3] = Box::new(LazyAuditor);
+    let run = simulate(Setup {
+        seed: SEED + 7,
+        delay: 0,
+        spec: spec(
+            "digits",
+            "mlp:64-16-10",
+            "trimmed_mean:1",
+            3,
+            Verification::with_audit_ppm(1_000_000, 100),
+        ),
+        validators,
+        trainers: Box::new(|_: &[Address]| {
+            (0..4)
+                .map(|_| Box::new(HonestTrainer) as Box<dyn TrainerConduct>)
+                .collect()
+        }),
+        trainer_count: 4,
+    });
+    let store = run.chain.store();
+    let lazy = run.validators[3];
+    let mut forfeited_rounds = 0;
+    for number in 0..3 {
+        let round = query::round(store, 0, number)
+            .unwrap()
+            .expect("round exists");
+        let drawn = round
+            .audits
+            .values()
+            .any(|a| a.auditors.contains_key(&lazy));
+        let forfeited = round
+            .vesting
+            .as_ref()
+            .map(|v| v.forfeited.clone())
+            .unwrap_or_default();
+        assert_eq!(forfeited.contains_key(&lazy), drawn, "round {number}");
+        for honest in &run.validators[..3] {
+            assert!(!forfeited.contains_key(honest), "round {number}");
+        }
+        forfeited_rounds += usize::from(drawn);
+    }
+    assert!(forfeited_rounds > 0, "the lazy auditor was never drawn");
+    let earned = |v: &Address| query::rewards(store, v).unwrap();
+    let honest_least = run.validators[..3].iter().map(earned).min().unwrap();
+    assert!(
+        earned(&lazy) < honest_least,
+        "the lazy auditor earned {}, an honest one {honest_least}",
+        earned(&lazy)
+    );
 }

@@ -136,7 +136,11 @@ pub struct Follower<S, O> {
     verifier: Scheme,
     participants: usize,
     observer: Arc<Mutex<O>>,
+    /// Blocks trusted but not yet applied: certified ones, and ancestors a certified block's
+    /// parent hashes reached.
     buffer: BTreeMap<u64, CairnBlock>,
+    /// Ancestors received without a certificate, not yet linked to a certified block.
+    uncertified: BTreeMap<u64, CairnBlock>,
     max_buffered: usize,
 }
 
@@ -153,6 +157,7 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
             participants: config.validators.len(),
             observer,
             buffer: BTreeMap::new(),
+            uncertified: BTreeMap::new(),
             max_buffered: config.max_buffered,
         })
     }
@@ -168,41 +173,94 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
         rng: &mut impl CryptoRng,
         bytes: &[u8],
     ) -> Result<FeedOutcome, FeedError> {
-        let (block, finalization) = match FeedMessage::from_bytes(bytes, self.participants)? {
+        let (block, certified) = match FeedMessage::from_bytes(bytes, self.participants)? {
             FeedMessage::Finalized {
                 block,
                 finalization,
-            } => (block, finalization),
+            } => {
+                let height = block.block().header.height;
+                if finalization.proposal.payload != block.digest() {
+                    return Err(FeedError::DigestMismatch { height });
+                }
+                if !finalization.verify(rng, &self.verifier, &Sequential) {
+                    return Err(FeedError::BadCertificate { height });
+                }
+                (block, true)
+            }
+            FeedMessage::Ancestor { block } => (block, false),
             FeedMessage::Request { .. } => return Err(FeedError::NotServing),
         };
         let height = block.block().header.height;
-        if finalization.proposal.payload != block.digest() {
-            return Err(FeedError::DigestMismatch { height });
-        }
-        if !finalization.verify(rng, &self.verifier, &Sequential) {
-            return Err(FeedError::BadCertificate { height });
-        }
         let next = self.next_height()?;
-        if height < next {
+        if height < next || (!certified && self.buffer.contains_key(&height)) {
             return Ok(FeedOutcome::Ignored);
         }
-        if height > next {
-            if self.buffer.len() >= self.max_buffered && !self.buffer.contains_key(&height) {
-                return Ok(FeedOutcome::Ignored);
-            }
+        let held = self.buffer.len() + self.uncertified.len();
+        let known = self.buffer.contains_key(&height) || self.uncertified.contains_key(&height);
+        if height > next && held >= self.max_buffered && !known {
+            return Ok(FeedOutcome::Ignored);
+        }
+        if certified {
+            self.uncertified.remove(&height);
             self.buffer.insert(height, block);
+        } else {
+            self.uncertified.insert(height, block);
+        }
+        self.link_ancestors(next);
+        let applied = self.apply_ready()?;
+        if applied == 0 {
             return Ok(FeedOutcome::Buffered);
         }
-        self.apply(&block)?;
-        let mut applied = 1;
-        let mut next = height + 1;
+        Ok(FeedOutcome::Applied(applied))
+    }
+
+    /// Moves into the trusted buffer every uncertified block that is the parent (by hash) of a
+    /// trusted one, walking down from each trusted block towards `next`.
+    fn link_ancestors(&mut self, next: u64) {
+        let tops: Vec<u64> = self.buffer.keys().copied().collect();
+        for top in tops {
+            let mut child = top;
+            while child > next {
+                let parent_height = child - 1;
+                if self.buffer.contains_key(&parent_height) {
+                    break;
+                }
+                let Some(parent_hash) = self.buffer.get(&child).map(|b| b.block().header.parent)
+                else {
+                    break;
+                };
+                match self.uncertified.get(&parent_height) {
+                    Some(candidate) if candidate.digest().0 == parent_hash => {
+                        if let Some(block) = self.uncertified.remove(&parent_height) {
+                            self.buffer.insert(parent_height, block);
+                        }
+                        child = parent_height;
+                    }
+                    // A block that is not the parent: whoever sent it lied; drop it so that
+                    // the right one can take its place.
+                    Some(_) => {
+                        self.uncertified.remove(&parent_height);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Applies trusted blocks from the next height on while they are contiguous; returns how
+    /// many, and forgets everything below the new tip.
+    fn apply_ready(&mut self) -> Result<u64, FeedError> {
+        let mut next = self.next_height()?;
+        let mut applied = 0;
         while let Some(block) = self.buffer.remove(&next) {
             self.apply(&block)?;
             applied += 1;
             next += 1;
         }
-        self.buffer.retain(|h, _| *h > next);
-        Ok(FeedOutcome::Applied(applied))
+        self.buffer.retain(|h, _| *h >= next);
+        self.uncertified.retain(|h, _| *h >= next);
+        Ok(applied)
     }
 
     fn apply(&mut self, block: &CairnBlock) -> Result<(), FeedError> {
@@ -424,7 +482,7 @@ pub(crate) async fn serve<Snd, Rcv>(
                 let (from, count) = match FeedMessage::from_bytes(bytes.as_ref(), participants) {
                     Ok(FeedMessage::Request { from, count }) => (from, count),
                     // Validators learn finality from consensus, not from the feed.
-                    Ok(FeedMessage::Finalized { .. }) => continue,
+                    Ok(FeedMessage::Finalized { .. } | FeedMessage::Ancestor { .. }) => continue,
                     Err(error) => {
                         tracing::debug!(%peer, %error, "bad feed request");
                         continue;
@@ -443,15 +501,21 @@ pub(crate) async fn serve<Snd, Rcv>(
     }
 }
 
+/// The feed message for a finalized height: the block with its finalization, or, when
+/// consensus finalized it only as the ancestor of a later block (no certificate names it), the
+/// block alone ([`FeedMessage::Ancestor`]); `None` when the height is not finalized here yet.
 async fn finalized(
     marshal: &Mailbox<Scheme, Standard<CairnBlock>>,
     height: u64,
 ) -> Option<FeedMessage> {
-    let finalization = marshal.get_finalization(Height::new(height)).await?;
     let block = marshal.get_block(Height::new(height)).await?;
-    Some(FeedMessage::Finalized {
-        block: block.inner().clone(),
-        finalization,
+    let block = block.inner().clone();
+    Some(match marshal.get_finalization(Height::new(height)).await {
+        Some(finalization) => FeedMessage::Finalized {
+            block,
+            finalization,
+        },
+        None => FeedMessage::Ancestor { block },
     })
 }
 

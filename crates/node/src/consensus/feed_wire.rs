@@ -15,6 +15,7 @@ pub const MAX_REQUEST_HEIGHTS: u16 = 64;
 
 const TAG_FINALIZED: u8 = 0;
 const TAG_REQUEST: u8 = 1;
+const TAG_ANCESTOR: u8 = 2;
 
 /// A message on the finality feed channel.
 // Messages live only between decoding and handling; boxing the large variant buys nothing.
@@ -27,6 +28,14 @@ pub enum FeedMessage {
         block: CairnBlock,
         /// The finalization whose payload is the block's digest.
         finalization: Finalization,
+    },
+    /// A finalized block that has no certificate of its own (validator to follower): consensus
+    /// finalized it as an ancestor of a later block (a finalization of height `h + 1` finalizes
+    /// `h` too), so no certificate names it. A follower trusts it only once a certified block's
+    /// chain of parent hashes reaches it.
+    Ancestor {
+        /// The block.
+        block: CairnBlock,
     },
     /// Asks a validator for the finalized blocks `from .. from + count` (follower to
     /// validator); `count` is at most [`MAX_REQUEST_HEIGHTS`].
@@ -66,6 +75,10 @@ impl FeedMessage {
                 block.write(&mut out);
                 finalization.write(&mut out);
             }
+            Self::Ancestor { block } => {
+                out.put_u8(TAG_ANCESTOR);
+                block.write(&mut out);
+            }
             Self::Request { from, count } => {
                 out.put_u8(TAG_REQUEST);
                 from.write(&mut out);
@@ -81,6 +94,7 @@ impl FeedMessage {
                 block,
                 finalization,
             } => block.encode_size() + finalization.encode_size(),
+            Self::Ancestor { block } => block.encode_size(),
             Self::Request { from, count } => from.encode_size() + count.encode_size(),
         }
     }
@@ -103,6 +117,9 @@ impl FeedMessage {
                     finalization,
                 }
             }
+            TAG_ANCESTOR => Self::Ancestor {
+                block: CairnBlock::read_cfg(&mut buf, &())?,
+            },
             TAG_REQUEST => {
                 let from = u64::read(&mut buf)?;
                 let count = u16::read(&mut buf)?;
@@ -144,6 +161,27 @@ mod tests {
     }
 
     #[test]
+    fn an_ancestor_round_trips_and_must_be_whole() {
+        let block = cairn_ledger::block::Block {
+            header: cairn_ledger::block::Header {
+                chain_id: 1,
+                height: 11,
+                parent: [7; 32],
+                transactions_root: [0; 32],
+                state_root: [1; 32],
+            },
+            transactions: Vec::new(),
+        };
+        let message = FeedMessage::Ancestor {
+            block: CairnBlock::new(block),
+        };
+        let bytes = message.to_bytes();
+        assert_eq!(bytes[1], TAG_ANCESTOR);
+        assert_eq!(FeedMessage::from_bytes(&bytes, 4).unwrap(), message);
+        assert!(FeedMessage::from_bytes(&bytes[..bytes.len() - 1], 4).is_err());
+    }
+
+    #[test]
     fn unknown_tags_trailing_bytes_and_other_versions_are_errors() {
         let mut bytes = FeedMessage::Request { from: 1, count: 1 }.to_bytes();
         bytes.push(0);
@@ -152,6 +190,7 @@ mod tests {
             Err(FeedWireError::Codec(_))
         ));
         assert!(FeedMessage::from_bytes(&[FEED_VERSION, 9], 4).is_err());
+        assert!(FeedMessage::from_bytes(&[FEED_VERSION, TAG_ANCESTOR], 4).is_err());
         assert!(matches!(
             FeedMessage::from_bytes(&[2, TAG_REQUEST], 4),
             Err(FeedWireError::Version(2))

@@ -78,6 +78,10 @@ pub struct Submission {
     pub trajectory: Arc<dyn Trajectory>,
     /// Mean training loss (0 when it did not train).
     pub mean_loss: f32,
+    /// Training steps actually run to produce it: the task's local steps for honest work, what
+    /// [`Submission::trained`] says for a crafted one (0 unless set). A measurement of the
+    /// trainer's cost for reports, never an input to the protocol.
+    pub steps_trained: u32,
 }
 
 impl fmt::Debug for Submission {
@@ -92,8 +96,16 @@ impl fmt::Debug for Submission {
 impl Submission {
     /// The honest submission of an assignment: it trains every step.
     pub fn honest(assignment: Assignment) -> Result<Submission, TrainerError> {
+        let steps = assignment.run.steps();
         let work = assignment.train()?;
-        Ok(Submission::from_work(work, Arc::new(assignment)))
+        Ok(Submission::from_work(work, Arc::new(assignment)).trained(steps))
+    }
+
+    /// The same submission, recording that `steps` training steps were run to produce it.
+    #[must_use]
+    pub fn trained(mut self, steps: u32) -> Submission {
+        self.steps_trained = steps;
+        self
     }
 
     /// The submission a trajectory answers for: its checkpoints at the leaf steps of `plan`'s
@@ -116,6 +128,7 @@ impl Submission {
             last,
             trajectory,
             mean_loss: 0.0,
+            steps_trained: 0,
         })
     }
 
@@ -127,6 +140,7 @@ impl Submission {
             last: work.last,
             trajectory,
             mean_loss: work.mean_loss,
+            steps_trained: 0,
         }
     }
 
@@ -205,6 +219,13 @@ pub trait ValidatorConduct: Send + fmt::Debug {
     /// The attestation to commit, given the honest one; `None` attests nothing.
     fn attest(&mut self, _input: &AttestInput<'_>, honest: Attestation) -> Option<Attestation> {
         Some(honest)
+    }
+
+    /// Whether to score the round's updates on the held-out data: the protocol always does.
+    /// A conduct that does not gets an honest attestation with no scores (and spends nothing
+    /// on evaluation).
+    fn scores(&mut self) -> bool {
+        true
     }
 
     /// Whether to run the audits it was drawn for: the protocol always does.

@@ -21,7 +21,7 @@ pub mod conduct;
 pub mod outbox;
 
 pub use crate::blobs::BlobView;
-pub use agent::{Agent, AgentError, Intent};
+pub use agent::{Agent, AgentError, AuditStats, Intent, WorkStats};
 pub use cairn_round::{dataset, params, plan};
 pub use cairn_round::{DatasetRegistry, PlanError, RegisteredDataset, TaskPlan};
 pub use conduct::{

@@ -24,14 +24,17 @@ fn ready(result: Result<Submission, TrainerError>) -> Decision<Submission> {
     }
 }
 
-/// `inner`'s trajectory revealing `update` instead of its own.
+/// `inner`'s trajectory revealing `update` instead of its own, recording `trained` steps of
+/// work done for it.
 fn with_update(
     input: &RoundInput<'_>,
     inner: Arc<dyn Trajectory>,
     update: Vec<f32>,
+    trained: u32,
 ) -> Result<Submission, TrainerError> {
     let replaced = Replaced::new(inner, input.plan.local_steps, &update);
     Submission::from_trajectory(input.plan, Arc::new(replaced), update)
+        .map(|submission| submission.trained(trained))
 }
 
 /// A trajectory that never trained: the start state repeated (what a free rider answers with).
@@ -136,7 +139,12 @@ impl TrainerConduct for Crafting {
             Err(_) => Some(Ok(honest.update.clone())),
         };
         match exchanged {
-            Some(Ok(crafted)) => ready(with_update(input, honest.trajectory, crafted)),
+            Some(Ok(crafted)) => ready(with_update(
+                input,
+                honest.trajectory,
+                crafted,
+                honest.steps_trained,
+            )),
             Some(Err(error)) => {
                 tracing::warn!(%error, "attack could not be crafted; submitting the honest update");
                 Decision::Ready(honest)
@@ -193,7 +201,7 @@ impl TrainerConduct for FreeRiding {
                 Err(reason) => return Decision::Skip(reason),
             },
         };
-        ready(with_update(input, untrained(input), update))
+        ready(with_update(input, untrained(input), update, 0))
     }
 }
 
@@ -212,7 +220,7 @@ impl TrainerConduct for StaleReplay {
         };
         let noise = noise(input, step.len(), self.noise);
         let update = step.iter().zip(&noise).map(|(s, n)| s + n).collect();
-        ready(with_update(input, untrained(input), update))
+        ready(with_update(input, untrained(input), update, 0))
     }
 }
 
@@ -239,7 +247,12 @@ impl TrainerConduct for Malforming {
                 if let Some(first) = update.first_mut() {
                     *first = f32::NAN;
                 }
-                ready(with_update(input, honest.trajectory, update))
+                ready(with_update(
+                    input,
+                    honest.trajectory,
+                    update,
+                    honest.steps_trained,
+                ))
             }
             Err(error) => Decision::Skip(error.to_string()),
         }
@@ -268,11 +281,10 @@ impl TrainerConduct for Lazy {
                     ((f64::from(steps) * fraction).floor() as u32).min(steps.saturating_sub(1));
                 let trajectory = Deviated::new(input.assignment(), Deviation::FreezeAfter(done));
                 match trajectory.update() {
-                    Ok(update) => ready(Submission::from_trajectory(
-                        input.plan,
-                        Arc::new(trajectory),
-                        update,
-                    )),
+                    Ok(update) => ready(
+                        Submission::from_trajectory(input.plan, Arc::new(trajectory), update)
+                            .map(|submission| submission.trained(done)),
+                    ),
                     Err(error) => Decision::Skip(error.to_string()),
                 }
             }
@@ -313,11 +325,10 @@ impl TrainerConduct for Forging {
             &[input.address.as_bytes(), &input.round.seed],
         );
         let forged = Forged::new(assignment, seed, &update);
-        ready(Submission::from_trajectory(
-            input.plan,
-            Arc::new(forged),
-            update,
-        ))
+        ready(
+            Submission::from_trajectory(input.plan, Arc::new(forged), update)
+                .map(|submission| submission.trained(1)),
+        )
     }
 }
 
@@ -390,7 +401,7 @@ impl TrainerConduct for NoiseSybil {
             Some(run) => {
                 let noise = noise(input, run.update.len(), self.noise);
                 let update = run.update.iter().zip(&noise).map(|(u, n)| u + n).collect();
-                ready(with_update(input, run.trajectory, update))
+                ready(with_update(input, run.trajectory, update, 0))
             }
             None if input.last_chance => Decision::Skip("the Sybil's run is not ready".into()),
             None => Decision::Wait(Vec::new()),
@@ -410,7 +421,12 @@ impl TrainerConduct for Scaling {
         match input.train() {
             Ok(honest) => {
                 let update = honest.update.iter().map(|v| v * self.factor).collect();
-                ready(with_update(input, honest.trajectory, update))
+                ready(with_update(
+                    input,
+                    honest.trajectory,
+                    update,
+                    honest.steps_trained,
+                ))
             }
             Err(error) => Decision::Skip(error.to_string()),
         }
@@ -435,11 +451,10 @@ impl TrainerConduct for Lying {
         };
         let trajectory = Deviated::new(input.assignment(), deviation);
         match trajectory.update() {
-            Ok(update) => ready(Submission::from_trajectory(
-                input.plan,
-                Arc::new(trajectory),
-                update,
-            )),
+            Ok(update) => ready(
+                Submission::from_trajectory(input.plan, Arc::new(trajectory), update)
+                    .map(|submission| submission.trained(input.plan.local_steps)),
+            ),
             Err(error) => Decision::Skip(error.to_string()),
         }
     }

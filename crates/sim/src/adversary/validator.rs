@@ -30,6 +30,10 @@ impl ValidatorConduct for WrongHash {
 pub struct ScoreCopier;
 
 impl ValidatorConduct for ScoreCopier {
+    fn scores(&mut self) -> bool {
+        false
+    }
+
     fn attest(&mut self, input: &AttestInput<'_>, honest: Attestation) -> Option<Attestation> {
         let previous = match input.round.number.checked_sub(1) {
             Some(r) => query::scores(input.state, input.task.id, r).unwrap_or_default(),
@@ -57,6 +61,10 @@ impl ValidatorConduct for ScoreCopier {
 pub struct Mute;
 
 impl ValidatorConduct for Mute {
+    fn scores(&mut self) -> bool {
+        false
+    }
+
     fn attest(&mut self, _input: &AttestInput<'_>, _honest: Attestation) -> Option<Attestation> {
         None
     }

@@ -34,6 +34,8 @@ pub(crate) struct Validator {
     rounds: BTreeMap<u32, Attested>,
     failed: BTreeSet<u32>,
     pub(crate) audits: Audits,
+    /// What its scoring cost.
+    pub(crate) work: super::WorkStats,
 }
 
 impl Validator {
@@ -44,6 +46,7 @@ impl Validator {
             rounds: BTreeMap::new(),
             failed: BTreeSet::new(),
             audits: Audits::default(),
+            work: super::WorkStats::default(),
         }
     }
 
@@ -149,22 +152,29 @@ impl Validator {
             })
             .collect();
         let aggregated = aggregate_round(step.plan, &model, &inputs);
-        let held_out = match self.held_out(step) {
-            Ok(data) => data,
-            Err(reason) => {
-                tracing::warn!(round = number, %reason, "no held-out data; not attesting");
-                self.failed.insert(number);
-                return Ok(Vec::new());
+        let scores = if self.conduct.scores() {
+            let held_out = match self.held_out(step) {
+                Ok(data) => data,
+                Err(reason) => {
+                    tracing::warn!(round = number, %reason, "no held-out data; not attesting");
+                    self.failed.insert(number);
+                    return Ok(Vec::new());
+                }
+            };
+            let stale = stale_hashes(step, previous.as_ref(), &model);
+            let evaluations = scoring::evaluations(&aggregated, &stale);
+            self.work.evaluations += evaluations;
+            self.work.samples_evaluated += evaluations * held_out.len() as u64;
+            match score_updates(step.plan, &model, &aggregated, &held_out, &stale) {
+                Ok(scores) => scores,
+                Err(error) => {
+                    tracing::warn!(round = number, %error, "scoring failed; not attesting");
+                    self.failed.insert(number);
+                    return Ok(Vec::new());
+                }
             }
-        };
-        let stale = stale_hashes(step, previous.as_ref(), &model);
-        let scores = match score_updates(step.plan, &model, &aggregated, &held_out, &stale) {
-            Ok(scores) => scores,
-            Err(error) => {
-                tracing::warn!(round = number, %error, "scoring failed; not attesting");
-                self.failed.insert(number);
-                return Ok(Vec::new());
-            }
+        } else {
+            BTreeMap::new()
         };
         let honest = Attestation {
             model_hash: aggregated.model_hash,
@@ -223,6 +233,7 @@ impl Validator {
             return Vec::new();
         }
         attested.revealed = true;
+        tracing::debug!(task = step.task.id, round = round.number, validator = %step.address, height = step.height, "attestation revealed");
         vec![Intent::Submit(Payload::RevealAttestation {
             task: step.task.id,
             round: round.number,

@@ -30,6 +30,21 @@ use super::BlobView;
 /// many updates at once.
 pub const CHALLENGE_RESERVE: u128 = 4;
 
+/// What an agent's own round work cost: a measurement for reports (a simulation prices it in
+/// its cost model), never an input to the protocol. Audits are counted in [`AuditStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkStats {
+    /// Updates committed (trainers).
+    pub commits: u64,
+    /// Training steps run to produce them ([`super::Submission::steps_trained`]).
+    pub steps_trained: u64,
+    /// Held-out evaluations run to score updates (validators): the input model's and one per
+    /// distinct update scored, each over the whole held-out set.
+    pub evaluations: u64,
+    /// Samples those evaluations ran through the model.
+    pub samples_evaluated: u64,
+}
+
 /// How many recent tasks a creator scans to find the one it created.
 const CREATOR_SCAN: u64 = 64;
 
@@ -89,7 +104,10 @@ struct CreatorState {
     validators: usize,
     created: bool,
     task: Option<u64>,
-    started: bool,
+    /// The height at which the creator first saw its task on the ledger.
+    seen_at: Option<u64>,
+    /// The height of its last `StartTask`, if it sent one.
+    start_sent_at: Option<u64>,
 }
 
 /// What a member does in its rounds.
@@ -159,7 +177,8 @@ impl std::fmt::Debug for Agent {
 
 impl Agent {
     /// A task creator: derives `M_0` from `spec` (filling `spec.initial_model`), stores it,
-    /// posts the task, and starts it once `trainers` trainers and `validators` validators joined.
+    /// posts the task, and starts it once `trainers` trainers and `validators` validators joined,
+    /// or [`JOIN_WAIT_BLOCKS`] after the task appeared once two thirds of each have.
     pub fn creator(
         key: &SigningKey,
         mut spec: TaskSpec,
@@ -178,7 +197,8 @@ impl Agent {
                 validators: validators.max(1),
                 created: false,
                 task: None,
-                started: false,
+                seen_at: None,
+                start_sent_at: None,
             }),
         ))
     }
@@ -264,6 +284,22 @@ impl Agent {
         }
     }
 
+    /// What this agent's round work cost so far (training for trainers, scoring for
+    /// validators; zero for creators).
+    pub fn work_stats(&self) -> WorkStats {
+        match &self.part {
+            Part::Member(MemberState {
+                duty: Duty::Trainer(trainer),
+                ..
+            }) => trainer.work,
+            Part::Member(MemberState {
+                duty: Duty::Validator(validator),
+                ..
+            }) => validator.work,
+            Part::Creator(_) => WorkStats::default(),
+        }
+    }
+
     /// The spec a creator posts (with `initial_model` filled in); `None` for members.
     pub fn spec(&self) -> Option<&TaskSpec> {
         match &self.part {
@@ -291,7 +327,7 @@ impl Agent {
         blobs: &dyn BlobView,
     ) -> Vec<Intent> {
         let result = match &mut self.part {
-            Part::Creator(creator) => creator_step(creator, &self.address, state),
+            Part::Creator(creator) => creator_step(creator, &self.address, (height, state)),
             Part::Member(member) => member_step(
                 member,
                 &self.registry,
@@ -306,10 +342,18 @@ impl Agent {
     }
 }
 
+/// Blocks a creator waits for every expected member to join before it starts with those that
+/// did (a member that crashed before joining must not hold the task back for ever).
+pub const JOIN_WAIT_BLOCKS: u64 = 40;
+
+/// Blocks after which a creator sends `StartTask` again while its task is still open (the last
+/// one was refused, e.g. too little validator stake had joined yet, or never included).
+const START_RETRY_BLOCKS: u64 = 10;
+
 fn creator_step(
     creator: &mut CreatorState,
     address: &Address,
-    state: &dyn StateRead,
+    (height, state): (u64, &dyn StateRead),
 ) -> Result<Vec<Intent>, AgentError> {
     if !creator.created {
         creator.created = true;
@@ -346,10 +390,30 @@ fn creator_step(
     let Some(task) = query::task(state, id)? else {
         return Ok(Vec::new());
     };
-    let ready =
+    if task.status != TaskStatus::Open {
+        return Ok(Vec::new());
+    }
+    let seen_at = *creator.seen_at.get_or_insert(height);
+    let everyone =
         task.trainers.len() >= creator.trainers && task.validators.len() >= creator.validators;
-    if task.status == TaskStatus::Open && ready && !creator.started {
-        creator.started = true;
+    // After the wait, two thirds of the expected trainers and validators will do (the ledger
+    // still requires 2/3 of the consensus stake among the validators).
+    let enough = 3 * task.trainers.len() >= 2 * creator.trainers
+        && 3 * task.validators.len() >= 2 * creator.validators;
+    let waited = height >= seen_at.saturating_add(JOIN_WAIT_BLOCKS);
+    let due = creator
+        .start_sent_at
+        .is_none_or(|sent| height >= sent.saturating_add(START_RETRY_BLOCKS));
+    if (everyone || (waited && enough)) && due {
+        if !everyone {
+            tracing::info!(
+                task = id,
+                trainers = task.trainers.len(),
+                validators = task.validators.len(),
+                "starting without every expected member"
+            );
+        }
+        creator.start_sent_at = Some(height);
         return Ok(vec![Intent::Submit(Payload::StartTask { task: id })]);
     }
     Ok(Vec::new())

@@ -32,6 +32,8 @@ pub(crate) struct Trainer {
     failed: BTreeMap<u32, String>,
     /// Dispute moves already sent: (dispute, move count or witness offset).
     pub(crate) sent: std::collections::BTreeSet<(u64, u64)>,
+    /// What its commits cost.
+    pub(crate) work: super::WorkStats,
 }
 
 impl Trainer {
@@ -42,6 +44,7 @@ impl Trainer {
             rounds: BTreeMap::new(),
             failed: BTreeMap::new(),
             sent: Default::default(),
+            work: super::WorkStats::default(),
         }
     }
 
@@ -116,6 +119,8 @@ impl Trainer {
         };
         let commitment = update_commitment(&scope, &update_hash, &salt);
         let trace_root = submission.trace_root();
+        self.work.commits += 1;
+        self.work.steps_trained += u64::from(submission.steps_trained);
         tracing::debug!(task = step.task.id, round = number, trainer = %step.address, loss = submission.mean_loss, "update committed");
         self.rounds.insert(
             number,
