@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Simulate a whole network (trainers, validators, attackers) on one machine; write a report.
     Simulate(commands::simulate::SimulateArgs),
+    /// Sweep a scenario's parameters over many seeds: each attack's profit and its frontier.
+    Economics(commands::economics::EconomicsArgs),
     /// Train a model centrally, bit-exactly (the baseline federated runs are compared with).
     Train(commands::train::TrainArgs),
     /// Combine an (n, d) .npy array of updates with a Byzantine-robust rule.
@@ -47,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Economics(args) => commands::economics::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Aggregate(args) => commands::aggregate::run(args),
         Command::Attack(args) => commands::attack::run(args),

@@ -205,7 +205,7 @@ fn many_seeds_write_a_summary_per_node_group_and_bad_ranges_are_refused() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("2 seeds (1..2)"), "{stdout}");
-    assert!(stdout.contains("net per node [95% CI]"), "{stdout}");
+    assert!(stdout.contains("profit per node [95% CI]"), "{stdout}");
     for name in ["seeds.json", "scenario.toml", "groups.csv", "seeds.csv"] {
         assert!(out.join(name).is_file(), "{name} missing");
     }
@@ -226,4 +226,70 @@ fn many_seeds_write_a_summary_per_node_group_and_bad_ranges_are_refused() {
     }
     let stderr = refused(&["simulate", "--seeds", "1..3", "--seed", "4"]);
     assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+#[test]
+fn economics_sweeps_a_parameter_writes_its_report_and_refuses_bad_axes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(
+        &scenario,
+        "dataset = \"digits\"\nmodel = \"logistic:64-10\"\nrounds = 2\nlocal_steps = 5\n\
+         rule = \"median\"\n[[trainers]]\ncount = 4\n[[trainers]]\ncount = 1\n\
+         behaviour = \"free_rider\"\nfree_ride = \"zero\"\n[[validators]]\ncount = 4\n",
+    )
+    .unwrap();
+    let out = dir.path().join("sweep");
+    let output = cairn(&[
+        "economics",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--vary",
+        "slash_fraction=0,0.5",
+        "--seeds",
+        "1..2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("4 runs"), "{stdout}");
+    assert!(
+        stdout.contains("trainer free_rider:zero: never profitable"),
+        "{stdout}"
+    );
+    for name in [
+        "sweep.json",
+        "sweep.csv",
+        "frontier.csv",
+        "scenario.toml",
+        "profit-trainer-free-rider-zero.png",
+        "profit-trainer-honest.svg",
+    ] {
+        assert!(out.join(name).is_file(), "{name} missing");
+    }
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert!(csv.starts_with("slash_fraction,role,behaviour,"), "{csv}");
+
+    for (axis, words) in [
+        ("speed=1,2", "not a parameter a sweep can vary"),
+        ("audit_rate=", "gives audit_rate no value"),
+        ("attackers=1.5", "takes whole numbers"),
+        ("slash_fraction=0.5,2", "slash_fraction"),
+    ] {
+        let stderr = refused(&["economics", "--vary", axis, "--out", out.to_str().unwrap()]);
+        assert!(stderr.contains(words), "{axis}: {stderr}");
+    }
+    let stderr = refused(&[
+        "economics",
+        "--vary",
+        "audit_rate=0.1",
+        "--vary",
+        "audit_rate=0.2",
+    ]);
+    assert!(stderr.contains("given twice"), "{stderr}");
 }

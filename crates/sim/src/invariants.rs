@@ -6,6 +6,8 @@
 //! - no tokens appear: the supply never exceeds genesis, and every token of it is held
 //!   somewhere (balances, stakes, escrows);
 //! - every finalized model hash is the one each honest validator that stayed up attested;
+//! - rounds resume: one of the first [`RECOVERY_ROUNDS`] rounds opened after the last fault
+//!   healed finalizes ([`recovery`], checked by the runner, which knows when rounds opened);
 //! - no honest node that stayed up is slashed. (A node that crashes between a commitment and its
 //!   reveal loses the slash for a hidden commitment: the ledger cannot tell the two apart.)
 
@@ -54,6 +56,14 @@ pub enum Violation {
         node: String,
         /// Tokens slashed.
         amount: u128,
+    },
+    /// Rounds kept failing long after the network's faults healed.
+    #[error("the faults healed at {healed_ms} ms but none of the {rounds} rounds opened after that finalized")]
+    NoRecovery {
+        /// When the last fault healed (simulated milliseconds).
+        healed_ms: u64,
+        /// Rounds opened after it, none finalized.
+        rounds: usize,
     },
     /// The ledger state could not be read.
     #[error("the final state could not be read: {0}")]
@@ -126,6 +136,29 @@ pub fn check<S: StateStore>(
     Ok(())
 }
 
+/// Rounds that may open after the faults heal before one of them must finalize.
+pub const RECOVERY_ROUNDS: usize = 3;
+
+/// Liveness after faults: of the rounds opened at or after `healed_ms` (each given as its
+/// opening time in simulated milliseconds and whether it finalized, in round order), one of the
+/// first [`RECOVERY_ROUNDS`] finalizes. Runs whose faults last to the end (fewer rounds opened
+/// after them) are checked on the rounds there are only when there are that many.
+pub fn recovery(healed_ms: u64, rounds: &[(u64, bool)]) -> Result<(), Violation> {
+    let after: Vec<bool> = rounds
+        .iter()
+        .filter(|(opened, _)| *opened >= healed_ms)
+        .map(|(_, finalized)| *finalized)
+        .take(RECOVERY_ROUNDS)
+        .collect();
+    if after.len() < RECOVERY_ROUNDS || after.iter().any(|f| *f) {
+        return Ok(());
+    }
+    Err(Violation::NoRecovery {
+        healed_ms,
+        rounds: after.len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -165,7 +198,33 @@ mod tests {
             disputes_won: 0,
             disputes_lost: 0,
             rewards_per_round: Vec::new(),
+            work: Default::default(),
+            costs: Default::default(),
         }
+    }
+
+    #[test]
+    fn rounds_must_resume_within_a_bound_once_faults_heal() {
+        // Healed at 100: rounds opened at 120, 150, 180 all failed.
+        let stuck = [
+            (10, true),
+            (50, false),
+            (120, false),
+            (150, false),
+            (180, false),
+        ];
+        assert_eq!(
+            recovery(100, &stuck),
+            Err(Violation::NoRecovery {
+                healed_ms: 100,
+                rounds: 3
+            })
+        );
+        let resumed = [(50, false), (120, false), (150, true), (180, false)];
+        assert_eq!(recovery(100, &resumed), Ok(()));
+        // Too few rounds after the heal to judge; no faults at all.
+        assert_eq!(recovery(100, &[(50, false), (120, false)]), Ok(()));
+        assert_eq!(recovery(0, &[(0, true), (5, false)]), Ok(()));
     }
 
     #[test]

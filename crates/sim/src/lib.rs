@@ -9,6 +9,9 @@
 //! | [`report`] | the report folder: `results.json`, `rounds.csv`, plots, the summary table |
 //! | [`progress`] | live feedback while rounds finish ([`Progress`], [`ProgressBarReporter`]) |
 //! | [`runner`] | runs a scenario on the real node code and fills the [`RunResult`] |
+//! | [`seeds`] | one scenario at many seeds: a mean and 95% interval per node group |
+//! | [`sweep`] | a grid of parameter values, each at many seeds: profit surfaces and frontiers |
+//! | [`invariants`] | what must hold at the end of every run |
 #![warn(missing_docs)]
 
 pub mod adversary;
@@ -19,10 +22,13 @@ pub mod report;
 pub mod result;
 pub mod scenario;
 pub mod seeds;
+pub mod sweep;
+mod sweep_plots;
 mod tally;
 
 pub use progress::{NoProgress, Progress, ProgressBarReporter};
 pub use report::{summary_table, write_report, ReportError, ReportFiles};
 pub use result::{NodeRecord, NodeRole, RoundRecord, RunResult};
 pub use scenario::{Scenario, ScenarioError, ScenarioOverrides};
+pub use sweep_plots::{render_sweep, sweep_plot_files};
 pub mod runner;

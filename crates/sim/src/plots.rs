@@ -15,9 +15,9 @@ use crate::result::{NodeRecord, NodeRole, RunResult};
 /// DejaVu Sans 2.37 (licence in `assets/DejaVuSans-LICENSE.txt`).
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// The font family every text of the plots uses.
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 /// Pixel size of every plot.
-const SIZE: (u32, u32) = (1024, 640);
+pub(crate) const SIZE: (u32, u32) = (1024, 640);
 /// Most node names written under the stake bars (beyond it, some are skipped).
 const MAX_NODE_LABELS: usize = 40;
 

@@ -24,7 +24,9 @@ pub const ROUNDS_CSV_HEADER: &str =
     "round,finalized,accuracy,loss,latency_ms,rewards_paid,slashed,audited,disputes,model_hash";
 /// Header of `nodes.csv`.
 pub const NODES_CSV_HEADER: &str = "name,role,behaviour,address,stake_initial,stake_final,\
-balance_final,rewards_total,slashed_total,forfeited_total,revealed,audited,disputes_won,disputes_lost";
+balance_final,rewards_total,slashed_total,forfeited_total,revealed,audited,disputes_won,disputes_lost,\
+steps_trained,samples_evaluated,steps_audited,cost_training,cost_scoring,cost_auditing,cost_stake,\
+costs_total,profit";
 
 /// Why the report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +196,7 @@ pub fn nodes_csv(result: &RunResult) -> String {
     for node in &result.nodes {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             field(&node.name),
             node.role.label(),
             field(&node.behaviour),
@@ -208,7 +210,16 @@ pub fn nodes_csv(result: &RunResult) -> String {
             node.revealed,
             node.audited,
             node.disputes_won,
-            node.disputes_lost
+            node.disputes_lost,
+            node.work.steps_trained,
+            node.work.samples_evaluated,
+            node.work.steps_audited,
+            node.costs.training,
+            node.costs.scoring,
+            node.costs.auditing,
+            node.costs.stake,
+            node.costs.total(),
+            node.profit()
         );
     }
     csv
@@ -224,9 +235,11 @@ pub fn summary_table(result: &RunResult) -> String {
         "stake end",
         "rewards",
         "slashed",
+        "costs",
+        "profit",
         "disputes won/lost",
     ];
-    let rows: Vec<[String; 8]> = result
+    let rows: Vec<[String; 10]> = result
         .nodes
         .iter()
         .map(|n| {
@@ -238,6 +251,8 @@ pub fn summary_table(result: &RunResult) -> String {
                 n.stake_final.to_string(),
                 n.rewards_total.to_string(),
                 n.slashed_total.to_string(),
+                n.costs.total().to_string(),
+                n.profit().to_string(),
                 format!("{}/{}", n.disputes_won, n.disputes_lost),
             ]
         })

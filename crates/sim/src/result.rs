@@ -157,6 +157,73 @@ pub struct NodeRecord {
     /// Rewards received in each round, in round order (same length as [`RunResult::rounds`]).
     #[serde(with = "amounts")]
     pub rewards_per_round: Vec<u128>,
+    /// The work this node did, as its agent counted it.
+    pub work: NodeWork,
+    /// What that work and its locked stake cost, under the scenario's `[costs]`.
+    pub costs: NodeCosts,
+}
+
+/// The work one node did over a run (what the cost model prices).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeWork {
+    /// Training steps it ran for the updates it committed (a crafted update counts only the
+    /// steps actually trained for it).
+    pub steps_trained: u64,
+    /// Held-out samples it evaluated to score updates.
+    pub samples_evaluated: u64,
+    /// Training steps it re-executed in audits and to answer disputes.
+    pub steps_audited: u64,
+}
+
+/// One node's costs over a run, in whole tokens (each rounded to the nearest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCosts {
+    /// Training: steps × batch size × `train_per_sample`.
+    #[serde(with = "amount")]
+    pub training: u128,
+    /// Scoring: samples evaluated × `score_per_sample`.
+    #[serde(with = "amount")]
+    pub scoring: u128,
+    /// Audits and dispute answers: steps × batch size × `audit_per_sample`.
+    #[serde(with = "amount")]
+    pub auditing: u128,
+    /// Stake locked: initial stake × `stake_per_round` × rounds.
+    #[serde(with = "amount")]
+    pub stake: u128,
+}
+
+impl NodeCosts {
+    /// The costs of `work` and of `stake` locked for `rounds` rounds at the scenario's prices.
+    pub fn of(
+        work: &NodeWork,
+        stake: u128,
+        rounds: u32,
+        batch_size: u32,
+        prices: &crate::scenario::CostModel,
+    ) -> Self {
+        let tokens = |amount: f64| -> u128 {
+            if amount.is_finite() && amount > 0.0 {
+                amount.round() as u128
+            } else {
+                0
+            }
+        };
+        let batch = f64::from(batch_size);
+        Self {
+            training: tokens(work.steps_trained as f64 * batch * prices.train_per_sample),
+            scoring: tokens(work.samples_evaluated as f64 * prices.score_per_sample),
+            auditing: tokens(work.steps_audited as f64 * batch * prices.audit_per_sample),
+            stake: tokens(stake as f64 * prices.stake_per_round * f64::from(rounds)),
+        }
+    }
+
+    /// All of them.
+    pub fn total(&self) -> u128 {
+        self.training
+            .saturating_add(self.scoring)
+            .saturating_add(self.auditing)
+            .saturating_add(self.stake)
+    }
 }
 
 impl NodeRecord {
@@ -170,6 +237,12 @@ impl NodeRecord {
         let rewards = i128::try_from(self.rewards_total).unwrap_or(i128::MAX);
         let slashed = i128::try_from(self.slashed_total).unwrap_or(i128::MAX);
         rewards.saturating_sub(slashed)
+    }
+
+    /// Tokens gained net of costs: rewards − slashes − [`NodeCosts::total`].
+    pub fn profit(&self) -> i128 {
+        let costs = i128::try_from(self.costs.total()).unwrap_or(i128::MAX);
+        self.net_tokens().saturating_sub(costs)
     }
 
     /// Rewards accumulated up to and including each round.

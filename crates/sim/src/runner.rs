@@ -32,7 +32,9 @@ use commonware_utils::NZU32;
 use crate::adversary::coalition::{Coalition, SybilPool};
 use crate::adversary::{self, Accomplices};
 use crate::progress::Progress;
-use crate::result::{NodeRecord, NodeRole, RoundRecord, RunResult, VerificationRecord};
+use crate::result::{
+    NodeCosts, NodeRecord, NodeRole, NodeWork, RoundRecord, RunResult, VerificationRecord,
+};
 use crate::scenario::{Scenario, ScenarioError, TrainerBehaviour, ValidatorBehaviour};
 use crate::tally::{tally, Member as Tallied, Tally};
 
@@ -128,6 +130,10 @@ pub fn run_timed(
     progress: &mut (dyn Progress + Send),
 ) -> Result<(RunResult, RunTiming), SimError> {
     scenario.validate()?;
+    // Random faults are drawn from the seed now; the run and its report see them written out.
+    let drawn = scenario.with_drawn_faults();
+    let scenario = &drawn;
+    scenario.validate()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(scenario.threads.max(1))
         .build()
@@ -167,6 +173,9 @@ struct Member {
 /// [`run`] does the same checks first; this is for callers that want the verdict without the run
 /// (`cairn simulate --print-scenario`). Loads the scenario's dataset.
 pub fn check(scenario: &Scenario) -> Result<(), SimError> {
+    scenario.validate()?;
+    let drawn = scenario.with_drawn_faults();
+    let scenario = &drawn;
     scenario.validate()?;
     let (_, _, _, plan) = plan(scenario)?;
     let trainers: Vec<Address> = (0..scenario.trainer_count())
@@ -282,7 +291,10 @@ fn run_in_pool(
     let budget = u128::from(scenario.reward_per_round) * u128::from(scenario.rounds);
     let mut genesis = Genesis {
         chain_id: CHAIN_ID,
-        params: Params::default(),
+        params: Params {
+            slash_fraction_ppm: scenario.slash_ppm(),
+            ..Params::default()
+        },
         balances: BTreeMap::new(),
         validators: BTreeMap::new(),
         datasets: std::collections::BTreeSet::from([sealed.dataset]),
@@ -665,7 +677,8 @@ async fn drive(
             }
         }
     }
-    for (i, member) in members.iter().enumerate() {
+    let mut work = vec![NodeWork::default(); members.len()];
+    for (i, done) in work.iter_mut().enumerate() {
         let Some(node) = cluster.state(i) else {
             continue;
         };
@@ -678,10 +691,11 @@ async fn drive(
             timing.audit_ms += stats.time.as_millis() as u64;
             timing.audit_steps += stats.steps;
             timing.dispute_steps += stats.dispute_steps;
-        }
-        if member.role == NodeRole::Trainer {
-            timing.training_steps += u64::from(scenario.local_steps)
-                * records.iter().filter(|r| r.finalized).count() as u64;
+            let own = agent.work_stats();
+            timing.training_steps += own.steps_trained;
+            done.steps_trained += own.steps_trained;
+            done.samples_evaluated += own.samples_evaluated;
+            done.steps_audited += stats.steps + stats.dispute_steps;
         }
     }
     let store = cluster.store(observer);
@@ -703,9 +717,21 @@ async fn drive(
         })
         .collect();
     let Tally {
-        nodes,
+        mut nodes,
         verification,
     } = tally(state, (TASK, plan), &tallied, &mut records);
+    // The tally keeps the members' order, which is the cluster's.
+    let rounds_run = records.len() as u32;
+    for (node, done) in nodes.iter_mut().zip(&work) {
+        node.work = *done;
+        node.costs = NodeCosts::of(
+            done,
+            node.stake_initial,
+            rounds_run,
+            scenario.batch_size,
+            &scenario.costs,
+        );
+    }
     let addressed: Vec<(Address, &NodeRecord)> = nodes
         .iter()
         .filter_map(|node| {
@@ -713,12 +739,19 @@ async fn drive(
             Some((member.key.address(), node))
         })
         .collect();
-    crate::invariants::check(&*store, TASK, scenario, genesis_supply, &addressed).map_err(
-        |violation| SimError::Invariant {
+    let opened: Vec<(u64, bool)> = records
+        .iter()
+        .map(|record| {
+            let at = opened_at.get(&record.round).copied().unwrap_or(u64::MAX);
+            (at, record.finalized)
+        })
+        .collect();
+    crate::invariants::check(&*store, TASK, scenario, genesis_supply, &addressed)
+        .and_then(|()| crate::invariants::recovery(scenario.faults_heal_ms(), &opened))
+        .map_err(|violation| SimError::Invariant {
             seed: scenario.seed,
             violation: Box::new(violation),
-        },
-    )?;
+        })?;
     Ok((
         records,
         FinalState {

@@ -85,6 +85,10 @@ pub struct GroupAtSeed {
     pub slashed: f64,
     /// Mean rewards minus slashes per node.
     pub net: f64,
+    /// Mean costs of work and stake per node (the scenario's `[costs]`).
+    pub costs: f64,
+    /// Mean profit per node: rewards − slashes − costs.
+    pub profit: f64,
 }
 
 /// One seed's run, summarized.
@@ -184,6 +188,10 @@ pub struct GroupSummary {
     pub slashed: Estimate,
     /// Rewards minus slashes per node.
     pub net: Estimate,
+    /// Costs of work and stake per node.
+    pub costs: Estimate,
+    /// Profit per node: rewards − slashes − costs. The verdict reads this.
+    pub profit: Estimate,
 }
 
 /// What a many-seed run gives.
@@ -207,24 +215,26 @@ pub struct ManySeeds {
 
 /// Summarizes one run.
 pub fn summarize(seed: u64, result: &RunResult) -> SeedSummary {
-    let mut members: BTreeMap<String, Vec<(u128, u128)>> = BTreeMap::new();
+    let mut members: BTreeMap<String, Vec<[u128; 3]>> = BTreeMap::new();
     for node in &result.nodes {
         members
             .entry(group_key(node.role.label(), &node.behaviour))
             .or_default()
-            .push((node.rewards_total, node.slashed_total));
+            .push([node.rewards_total, node.slashed_total, node.costs.total()]);
     }
     let groups = members
         .into_iter()
         .map(|(key, nodes)| {
             let count = nodes.len().max(1) as f64;
-            let rewards = nodes.iter().map(|(r, _)| *r as f64).sum::<f64>() / count;
-            let slashed = nodes.iter().map(|(_, s)| *s as f64).sum::<f64>() / count;
+            let mean = |i: usize| nodes.iter().map(|n| n[i] as f64).sum::<f64>() / count;
+            let (rewards, slashed, costs) = (mean(0), mean(1), mean(2));
             let group = GroupAtSeed {
                 nodes: nodes.len(),
                 rewards,
                 slashed,
                 net: rewards - slashed,
+                costs,
+                profit: rewards - slashed - costs,
             };
             (key, group)
         })
@@ -319,6 +329,8 @@ pub fn combine(scenario: &Scenario, range: SeedRange, seeds: Vec<SeedSummary>) -
                 rewards: Estimate::of(&field(|g| g.rewards)),
                 slashed: Estimate::of(&field(|g| g.slashed)),
                 net: Estimate::of(&field(|g| g.net)),
+                costs: Estimate::of(&field(|g| g.costs)),
+                profit: Estimate::of(&field(|g| g.profit)),
             }
         })
         .collect();
@@ -338,12 +350,14 @@ impl ManySeeds {
     pub fn groups_csv(&self) -> String {
         let mut out = String::from(
             "role,behaviour,nodes,seeds,rewards_mean,rewards_low,rewards_high,slashed_mean,\
-             slashed_low,slashed_high,net_mean,net_low,net_high\n",
+             slashed_low,slashed_high,net_mean,net_low,net_high,costs_mean,costs_low,costs_high,\
+             profit_mean,profit_low,profit_high\n",
         );
         for g in &self.groups {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2}",
+                "{},{},{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},\
+                 {:.2},{:.2},{:.2},{:.2}",
                 g.role,
                 g.behaviour,
                 g.nodes,
@@ -356,7 +370,13 @@ impl ManySeeds {
                 g.slashed.high,
                 g.net.mean,
                 g.net.low,
-                g.net.high
+                g.net.high,
+                g.costs.mean,
+                g.costs.low,
+                g.costs.high,
+                g.profit.mean,
+                g.profit.low,
+                g.profit.high
             );
         }
         out
@@ -365,14 +385,15 @@ impl ManySeeds {
     /// `seeds.csv`: one line per seed and node group.
     pub fn seeds_csv(&self) -> String {
         let mut out = String::from(
-            "seed,finalized,rounds,final_accuracy,role,behaviour,nodes,rewards,slashed,net\n",
+            "seed,finalized,rounds,final_accuracy,role,behaviour,nodes,rewards,slashed,net,costs,\
+             profit\n",
         );
         for s in &self.seeds {
             for (key, g) in &s.groups {
                 let (role, behaviour) = key.split_once(' ').unwrap_or((key.as_str(), ""));
                 let _ = writeln!(
                     out,
-                    "{},{},{},{:.4},{role},{behaviour},{},{:.2},{:.2},{:.2}",
+                    "{},{},{},{:.4},{role},{behaviour},{},{:.2},{:.2},{:.2},{:.2},{:.2}",
                     s.seed,
                     s.finalized,
                     s.rounds,
@@ -380,15 +401,18 @@ impl ManySeeds {
                     g.nodes,
                     g.rewards,
                     g.slashed,
-                    g.net
+                    g.net,
+                    g.costs,
+                    g.profit
                 );
             }
         }
         out
     }
 
-    /// A table for the terminal: each group's net tokens per node with its interval, and a
-    /// verdict (`loses` when the whole interval is below zero, `profits` above, else `unclear`).
+    /// A table for the terminal: each group's profit per node (rewards − slashes − costs) with
+    /// its interval, and a verdict (`loses` when the whole interval is below zero, `profits`
+    /// above, else `unclear`).
     pub fn table(&self) -> String {
         let mut out = format!(
             "{} seeds ({}..{}): final accuracy {:.2}% [{:.2}, {:.2}], rounds finalized {:.1}%\n\n",
@@ -402,26 +426,30 @@ impl ManySeeds {
         );
         let _ = writeln!(
             out,
-            "{:<10} {:<24} {:>5} {:>12} {:>12} {:>26}  verdict",
-            "role", "behaviour", "nodes", "rewards", "slashed", "net per node [95% CI]"
+            "{:<10} {:<24} {:>5} {:>10} {:>10} {:>9} {:>28}  verdict",
+            "role", "behaviour", "nodes", "rewards", "slashed", "costs", "profit per node [95% CI]"
         );
         for g in &self.groups {
-            let verdict = if g.net.surely_negative() {
+            let verdict = if g.profit.surely_negative() {
                 "loses"
-            } else if g.net.surely_positive() {
+            } else if g.profit.surely_positive() {
                 "profits"
             } else {
                 "unclear"
             };
             let _ = writeln!(
                 out,
-                "{:<10} {:<24} {:>5} {:>12.1} {:>12.1} {:>26}  {verdict}",
+                "{:<10} {:<24} {:>5} {:>10.1} {:>10.1} {:>9.1} {:>28}  {verdict}",
                 g.role,
                 g.behaviour,
                 g.nodes,
                 g.rewards.mean,
                 g.slashed.mean,
-                format!("{:.1} [{:.1}, {:.1}]", g.net.mean, g.net.low, g.net.high),
+                g.costs.mean,
+                format!(
+                    "{:.1} [{:.1}, {:.1}]",
+                    g.profit.mean, g.profit.low, g.profit.high
+                ),
             );
         }
         out

@@ -12,7 +12,7 @@ use cairn_ledger::{query, Address};
 use cairn_round::audit::AuditReason;
 use cairn_round::{witness, TaskPlan};
 
-use crate::result::{NodeRecord, NodeRole, RoundRecord, VerificationRecord};
+use crate::result::{NodeCosts, NodeRecord, NodeRole, NodeWork, RoundRecord, VerificationRecord};
 
 /// One node as the tally needs it.
 pub(crate) struct Member<'a> {
@@ -190,5 +190,7 @@ fn node_record(
         disputes_won: won.get(&address).copied().unwrap_or(0),
         disputes_lost: lost.get(&address).copied().unwrap_or(0),
         rewards_per_round,
+        work: NodeWork::default(),
+        costs: NodeCosts::default(),
     }
 }

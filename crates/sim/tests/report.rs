@@ -92,6 +92,8 @@ fn node(
         disputes_won: 0,
         disputes_lost: u32::from(slashed > 0),
         rewards_per_round: rewards.to_vec(),
+        work: Default::default(),
+        costs: Default::default(),
     }
 }
 
@@ -268,7 +270,7 @@ fn nodes_csv_lists_every_node_with_its_economics() {
         lines[14]
     );
     assert!(
-        lines[14].ends_with(",1000,500,0,0,500,0,3,1,0,1"),
+        lines[14].ends_with(",1000,500,0,0,500,0,3,1,0,1,0,0,0,0,0,0,0,0,-500"),
         "{}",
         lines[14]
     );

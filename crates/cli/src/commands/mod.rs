@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod attack;
+pub mod economics;
 pub mod ledger;
 pub mod simulate;
 pub mod train;

@@ -55,13 +55,19 @@ SCENARIO FILES (--scenario FILE)
     rule = \"nnm:2>trimmed_mean:2\"   (pre-aggregations > rule, as cairn aggregate names them;
                                      write f out: the task does not know n when it is created)
     reward_per_round = 10000
+    slash_fraction = 0.1         # bond share lost for a commitment never revealed
     [windows] commit = 5, reveal = 5, attest = 5   (blocks per phase of a round)
+    [costs]                      # prices of the work each node really did, in tokens
+    train_per_sample = 0.01      # per sample of a training step
+    score_per_sample = 0.0033    # per held-out sample a validator evaluates
+    audit_per_sample = 0.01      # per sample of a step re-executed in an audit or dispute
+    stake_per_round = 0.0001     # share of its stake a node forgoes per round
     [verification]
     audit_rate = 0.05            # fraction of updates audited a round; leave out for the
                                  #   deterrent rate (docs/verification.md)
     trace_every = 5              # a trace checkpoint every 5 local steps
     audit_window = 6             # blocks after a round closes during which it can be challenged
-    move_window = 3              # blocks per dispute move (silence loses)
+    move_window = 8              # blocks per dispute move (silence loses)
     challenge_bond = 500         # tokens a challenger locks (lost to the trainer if wrong)
 
   Trainer groups, expanded in order into nodes t0, t1, ...:
@@ -101,6 +107,14 @@ SCENARIO FILES (--scenario FILE)
     node = \"v3\"
     at_ms = 10000
     restart_ms = 30000           # leave out: it stays down
+  Or random faults, drawn anew at every seed within what BFT survives (examples/simulate-faults.toml):
+    [faults]
+    validator_crashes = 1        # crash and restart (with Byzantine ones at most f = (n-1)/3)
+    trainer_crashes = 1          # crash for good
+    partitions = 1               # validators split in halves, neither with 2/3
+    max_loss = 0.1               # messages lost, drawn up to this
+    byzantine_validators = true  # honest validators drawn Byzantine (up to f)
+    until_ms = 60000             # every fault heals by then
 
 FLAGS OVERRIDE THE FILE
   --trainers N sets the total of trainer nodes and --validators N the total of validators; the
@@ -113,7 +127,8 @@ THE REPORT (--out DIR, default cairn-sim-out)
   scenario.toml   the scenario that ran, every default filled in (rerun it with --scenario)
   rounds.csv      round, finalized, accuracy, loss, latency_ms, rewards_paid, slashed, model_hash
   nodes.csv       name, role, behaviour, address, stakes, balance, rewards, slashes, audits,
-                  disputes won and lost
+                  disputes won and lost, work done, its costs and the profit
+                  (rewards - slashes - costs)
   accuracy.png/.svg   test accuracy per round (crosses: rounds that did not finalize)
   rewards.png/.svg    cumulative reward per node; honest and attacking nodes in different colours
   stake.png/.svg      final stake per node over an outline of its initial stake (slashing shows)
@@ -122,8 +137,12 @@ THE REPORT (--out DIR, default cairn-sim-out)
 MANY SEEDS (--seeds FIRST..LAST)
   Runs the same scenario at every seed of the range (inclusive), --threads runs at a time
   (default: every core), with a progress bar, and reports per node group (role and behaviour)
-  the mean rewards, slashes and net tokens per node with a 95% interval (Student's t), plus a
-  verdict: `loses` when the whole interval of net tokens is below zero. --out then holds
+  the mean rewards, slashes, costs and profit per node with a 95% interval (Student's t), plus a
+  verdict: `loses` when the whole interval of profit is below zero. Every run checks the
+  invariants (no fork, supply conserved, finalized models the honest validators', no steady
+  honest node slashed, rounds resuming after faults); a violation fails it with its seed.
+  To sweep parameters (audit rate, slash fraction, rewards, attacker share, prices) and find
+  where an attack turns profitable: cairn economics --help. --out then holds
   seeds.json (everything), groups.csv (one line per group), seeds.csv (one line per seed and
   group) and scenario.toml. The summary is the same bytes whatever --threads is.
     cairn simulate --scenario examples/simulate-free-riders.toml --seeds 1..50 --out free";
@@ -141,7 +160,7 @@ pub struct SimulateArgs {
     pub seed: Option<u64>,
 
     /// Run the scenario at every seed of FIRST..LAST (inclusive), --threads seeds at a time, and
-    /// report each node group's rewards, slashes and net tokens with a 95% interval
+    /// report each node group's rewards, slashes, costs and profit with a 95% interval
     /// (groups.csv, seeds.csv, seeds.json in --out) instead of one run's report.
     #[arg(long, value_name = "FIRST..LAST")]
     pub seeds: Option<SeedRange>,
@@ -367,28 +386,39 @@ fn seeds_bar(seeds: u64) -> indicatif::ProgressBar {
 /// may be the scenario file being read (a report's `scenario.toml` would overwrite it) or a
 /// symbolic link or other non-regular file, and `--timing` must lie in an existing folder.
 fn check_outputs(args: &SimulateArgs, files: &[&str]) -> anyhow::Result<()> {
-    if args.out.exists() && !args.out.is_dir() {
+    prepare_out(
+        &args.out,
+        args.scenario.as_deref(),
+        args.timing.as_deref(),
+        files,
+    )
+}
+
+/// [`check_outputs`] for any command writing a report folder `out` read from `scenario`, with
+/// an extra `--timing` file.
+pub(crate) fn prepare_out(
+    out: &Path,
+    scenario: Option<&Path>,
+    timing: Option<&Path>,
+    files: &[&str],
+) -> anyhow::Result<()> {
+    if out.exists() && !out.is_dir() {
         anyhow::bail!(
             "--out {} exists and is not a folder; the report is a folder of files: choose \
              another --out",
-            args.out.display()
+            out.display()
         );
     }
     // The folders this check creates, deepest first, removed again if a later check fails: a
     // refused run leaves nothing behind.
-    let created: Vec<PathBuf> = args
-        .out
+    let created: Vec<PathBuf> = out
         .ancestors()
         .take_while(|folder| !folder.as_os_str().is_empty() && !folder.exists())
         .map(Path::to_path_buf)
         .collect();
-    std::fs::create_dir_all(&args.out).with_context(|| {
-        format!(
-            "--out {}: cannot create the report folder",
-            args.out.display()
-        )
-    })?;
-    let checked = check_report_files(args, files);
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("--out {}: cannot create the report folder", out.display()))?;
+    let checked = check_report_files(out, scenario, timing, files);
     if checked.is_err() {
         for folder in &created {
             // Only empty folders go; anything else stays as it is.
@@ -399,18 +429,23 @@ fn check_outputs(args: &SimulateArgs, files: &[&str]) -> anyhow::Result<()> {
 }
 
 /// The part of [`check_outputs`] that needs `--out` to exist.
-fn check_report_files(args: &SimulateArgs, files: &[&str]) -> anyhow::Result<()> {
+fn check_report_files(
+    out: &Path,
+    scenario: Option<&Path>,
+    timing: Option<&Path>,
+    files: &[&str],
+) -> anyhow::Result<()> {
     let mut taken: Vec<(&str, PathBuf)> = Vec::new();
-    if let Some(scenario) = &args.scenario {
-        taken.push(("--scenario", scenario.clone()));
+    if let Some(scenario) = scenario {
+        taken.push(("--scenario", scenario.to_path_buf()));
     }
     for name in files {
-        let path = args.out.join(name);
+        let path = out.join(name);
         let inputs: Vec<(&str, &Path)> = taken.iter().map(|(f, p)| (*f, p.as_path())).collect();
         crate::output::check_output("--out", &path, &inputs)?;
         taken.push(("--out", path));
     }
-    if let Some(timing) = &args.timing {
+    if let Some(timing) = timing {
         let inputs: Vec<(&str, &Path)> = taken.iter().map(|(f, p)| (*f, p.as_path())).collect();
         crate::output::check_output("--timing", timing, &inputs)?;
     }

@@ -18,6 +18,7 @@
 //! assert_eq!(scenario.trainer_nodes().unwrap().len(), 10);
 //! ```
 
+mod faults;
 mod groups;
 mod network;
 mod overrides;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use cairn_ml::data::BuiltinDataset;
 use serde::{Deserialize, Serialize};
 
+pub use faults::RandomFaults;
 pub use groups::{
     BadNodeName, FreeRide, LazyKind, NodeName, TrainerBehaviour, TrainerBehaviourKind,
     TrainerGroup, TrainerNode, ValidatorBehaviour, ValidatorGroup, ValidatorNode,
@@ -43,7 +45,7 @@ pub use network::{
 pub use overrides::ScenarioOverrides;
 pub use validate::{
     ScenarioError, MAX_BATCH_SIZE, MAX_EVENT_MS, MAX_LATENCY_MS, MAX_LOCAL_STEPS, MAX_NODES,
-    MAX_ROUNDS, MAX_THREADS, MAX_TOML_INTEGER, MAX_WINDOW_BLOCKS,
+    MAX_PRICE, MAX_ROUNDS, MAX_THREADS, MAX_TOML_INTEGER, MAX_WINDOW_BLOCKS,
 };
 
 /// Default seed of every random choice in a run.
@@ -99,6 +101,12 @@ pub struct Scenario {
     pub rule: String,
     /// Tokens paid to trainers and validators per finalized round.
     pub reward_per_round: u64,
+    /// Fraction of its bond a member loses for a commitment it never reveals (an update or an
+    /// attestation held back), in [0, 1]. Lost disputes take the whole bond whatever this is.
+    pub slash_fraction: f64,
+    /// What work and locked stake cost the nodes, in tokens: each node's profit in the report is
+    /// rewards − slashes − these costs.
+    pub costs: CostModel,
     /// Lengths of the round's windows, in blocks.
     pub windows: Windows,
     /// Traces, audits and disputes.
@@ -109,12 +117,61 @@ pub struct Scenario {
     pub validators: Vec<ValidatorGroup>,
     /// Latency, jitter, loss, partitions and crashes.
     pub network: NetworkConditions,
+    /// Random faults drawn per seed (crashes, partitions, loss, Byzantine validators), added to
+    /// `network` and `validators` when the run starts; absent, only the scripted ones happen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<RandomFaults>,
     /// Worker threads for training and aggregation. Any value gives the same bits, so it is an
     /// execution setting, not part of the experiment: it is read but never written (not in
     /// `results.json` nor `scenario.toml`), and reports of runs on different thread counts are
     /// byte-identical.
     #[serde(skip_serializing)]
     pub threads: usize,
+}
+
+/// The `[costs]` table: the price of a node's work and of its locked stake, in tokens. The
+/// simulation counts the work each node actually did (steps it trained, held-out samples it
+/// evaluated, steps it re-ran in audits and disputes) and prices it here; nothing of this
+/// reaches the ledger. A free rider that trains nothing pays nothing for training, a validator
+/// that copies scores pays nothing for scoring: the prices make those savings visible.
+///
+/// The defaults are a reference point, not a market price: a training step on one sample (a
+/// forward and a backward pass) costs 0.01 token, evaluating one sample (a forward pass, about
+/// a third of that) 0.0033, re-executing in an audit the same as training, and a locked token
+/// 0.0001 of itself per round (its use elsewhere forgone). At these prices honest work costs
+/// a trainer about 1% and a validator about a quarter of its reward at the default scenario;
+/// `cairn economics` sweeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CostModel {
+    /// Tokens per sample of one training step.
+    pub train_per_sample: f64,
+    /// Tokens per held-out sample evaluated when scoring updates.
+    pub score_per_sample: f64,
+    /// Tokens per sample of one training step re-executed in an audit or a dispute answer.
+    pub audit_per_sample: f64,
+    /// Fraction of a node's initial stake it forgoes per round the task runs.
+    pub stake_per_round: f64,
+}
+
+/// Default price of one sample of a training step.
+pub const DEFAULT_TRAIN_PER_SAMPLE: f64 = 0.01;
+/// Default price of evaluating one held-out sample (a third of a training step's).
+pub const DEFAULT_SCORE_PER_SAMPLE: f64 = 0.0033;
+/// Default stake opportunity cost per round.
+pub const DEFAULT_STAKE_PER_ROUND: f64 = 0.0001;
+/// Default slash fraction for a commitment never revealed.
+pub const DEFAULT_SLASH_FRACTION: f64 = 0.1;
+
+impl Default for CostModel {
+    fn default() -> Self {
+        Self {
+            train_per_sample: DEFAULT_TRAIN_PER_SAMPLE,
+            score_per_sample: DEFAULT_SCORE_PER_SAMPLE,
+            audit_per_sample: DEFAULT_TRAIN_PER_SAMPLE,
+            stake_per_round: DEFAULT_STAKE_PER_ROUND,
+        }
+    }
 }
 
 /// The `[windows]` table: how many blocks each phase of a round lasts.
@@ -190,6 +247,8 @@ impl Default for Scenario {
             optimizer: DEFAULT_OPTIMIZER.to_owned(),
             rule: DEFAULT_RULE.to_owned(),
             reward_per_round: DEFAULT_REWARD_PER_ROUND,
+            slash_fraction: DEFAULT_SLASH_FRACTION,
+            costs: CostModel::default(),
             windows: Windows::default(),
             verification: VerificationSettings::default(),
             trainers: vec![TrainerGroup::honest(8), TrainerGroup::attack(2, "alie")],
@@ -198,6 +257,7 @@ impl Default for Scenario {
                 ..ValidatorGroup::default()
             }],
             network: NetworkConditions::default(),
+            faults: None,
             threads: 1,
         }
     }
@@ -349,6 +409,11 @@ impl Scenario {
             })
             .min()
             .unwrap_or(0)
+    }
+
+    /// The slash fraction in parts per million, as the chain's parameters take it.
+    pub fn slash_ppm(&self) -> u32 {
+        (self.slash_fraction.clamp(0.0, 1.0) * 1e6).round() as u32
     }
 
     /// Every node name, validators first, in index order.

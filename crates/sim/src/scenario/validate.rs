@@ -35,6 +35,8 @@ pub const MAX_LOCAL_STEPS: u32 = 100_000;
 pub const MAX_BATCH_SIZE: u32 = 65_536;
 /// Longest window, in blocks.
 pub const MAX_WINDOW_BLOCKS: u64 = 10_000;
+/// Highest price per sample in the cost model, in tokens.
+pub const MAX_PRICE: f64 = 1_000_000.0;
 /// Most worker threads.
 pub const MAX_THREADS: usize = 1024;
 /// Longest one-way link latency, in simulated milliseconds. The run's simulated time limit grows
@@ -307,6 +309,7 @@ impl Scenario {
         self.validate_trainers()?;
         self.validate_validators()?;
         self.validate_verification()?;
+        self.validate_economics()?;
         let nodes = self.trainer_count() + self.validator_count();
         if nodes > MAX_NODES {
             return Err(ScenarioError::TooManyNodes {
@@ -325,7 +328,73 @@ impl Scenario {
             });
         }
         self.validate_network()?;
+        self.validate_faults()?;
         self.validate_toml_integers()
+    }
+
+    /// Random faults come on top of no scripted ones, with a loss below one half and a horizon
+    /// within the simulated hour.
+    fn validate_faults(&self) -> Result<(), ScenarioError> {
+        let Some(faults) = &self.faults else {
+            return Ok(());
+        };
+        if !self.network.partitions.is_empty() || !self.network.crashes.is_empty() {
+            return Err(ScenarioError::BadNumber {
+                field: "faults".to_owned(),
+                value: (self.network.partitions.len() + self.network.crashes.len()) as f64,
+                range: "used without scripted [[network.partitions]] or [[network.crashes]] \
+                        (this many are given); draw them all or script them all",
+            });
+        }
+        if !(0.0..=0.5).contains(&faults.max_loss) {
+            return Err(ScenarioError::BadNumber {
+                field: "faults.max_loss".to_owned(),
+                value: faults.max_loss,
+                range: "a share of messages between 0 and 0.5",
+            });
+        }
+        not_above("faults.until_ms", faults.until_ms, MAX_EVENT_MS)?;
+        for (field, value) in [
+            ("faults.validator_crashes", faults.validator_crashes),
+            ("faults.trainer_crashes", faults.trainer_crashes),
+            ("faults.partitions", faults.partitions),
+        ] {
+            not_above(field, u64::from(value), MAX_NODES)?;
+        }
+        Ok(())
+    }
+
+    /// The slash fraction is a probability-like fraction and every price a finite amount.
+    fn validate_economics(&self) -> Result<(), ScenarioError> {
+        if !(0.0..=1.0).contains(&self.slash_fraction) {
+            return Err(ScenarioError::BadNumber {
+                field: "slash_fraction".to_owned(),
+                value: self.slash_fraction,
+                range: "a fraction between 0 and 1",
+            });
+        }
+        let costs = &self.costs;
+        for (field, value) in [
+            ("costs.train_per_sample", costs.train_per_sample),
+            ("costs.score_per_sample", costs.score_per_sample),
+            ("costs.audit_per_sample", costs.audit_per_sample),
+        ] {
+            if !(0.0..=MAX_PRICE).contains(&value) {
+                return Err(ScenarioError::BadNumber {
+                    field: field.to_owned(),
+                    value,
+                    range: "a price in tokens between 0 and 1000000",
+                });
+            }
+        }
+        if !(0.0..=1.0).contains(&costs.stake_per_round) {
+            return Err(ScenarioError::BadNumber {
+                field: "costs.stake_per_round".to_owned(),
+                value: costs.stake_per_round,
+                range: "a fraction of the stake between 0 and 1",
+            });
+        }
+        Ok(())
     }
 
     /// Every u64 key must fit TOML's signed 64-bit integers, so the report can write the scenario.
