@@ -138,6 +138,15 @@ fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     (low - 0.08 * span)..(high + 0.08 * span)
 }
 
+/// A tick label: whole numbers without decimals, others as they are.
+fn number_label(value: &f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value}")
+    }
+}
+
 /// One line of a group's profit: `(x, mean, low, high)` per point, in axis order.
 type Line = Vec<(f64, f64, f64, f64)>;
 
@@ -189,6 +198,7 @@ fn draw_profit<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc(x_name)
+        .x_label_formatter(&number_label)
         .y_desc("profit per node over the run (tokens)")
         .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FAMILY, 16))
@@ -255,7 +265,11 @@ fn draw_frontier<DB: DrawingBackend>(
         .build_cartesian_2d(xs, ys)?;
     chart
         .configure_mesh()
-        .x_desc(second.knob.name())
+        .x_desc(format!(
+            "{} (a triangle: profitable at every {} swept)",
+            second.knob, first.knob
+        ))
+        .x_label_formatter(&number_label)
         .y_desc(format!("{} at which mean profit = 0", first.knob))
         .label_style((FAMILY, 16))
         .axis_desc_style((FAMILY, 18))
@@ -268,14 +282,28 @@ fn draw_frontier<DB: DrawingBackend>(
     }
     for (i, group) in attack_groups.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
+        // A crossing at its value; profitable at every value swept, at the top of the range
+        // (drawn as a triangle: the attack needs more than the range gave).
+        let top = first
+            .values
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
         let points: Vec<(f64, f64)> = sweep
             .frontiers
             .iter()
             .filter(|f| f.group == *group)
             .filter_map(|f| match f.crossing {
                 Crossing::Crosses { value, .. } => Some((f.at?, value)),
-                _ => None,
+                Crossing::AlwaysProfitable => Some((f.at?, top)),
+                Crossing::NeverProfitable => None,
             })
+            .collect();
+        let above: Vec<(f64, f64)> = sweep
+            .frontiers
+            .iter()
+            .filter(|f| f.group == *group && f.crossing == Crossing::AlwaysProfitable)
+            .filter_map(|f| Some((f.at?, top)))
             .collect();
         let never = sweep
             .frontiers
@@ -294,11 +322,21 @@ fn draw_frontier<DB: DrawingBackend>(
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(3)));
-        chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled())))?;
+        chart.draw_series(
+            points
+                .iter()
+                .filter(|p| !above.contains(p))
+                .map(|p| Circle::new(*p, 4, colour.filled())),
+        )?;
+        chart.draw_series(
+            above
+                .iter()
+                .map(|p| TriangleMarker::new(*p, 9, colour.filled())),
+        )?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .label_font((FAMILY, 16))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)

@@ -198,7 +198,11 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
         let held = self.buffer.len() + self.uncertified.len();
         let known = self.buffer.contains_key(&height) || self.uncertified.contains_key(&height);
         if height > next && held >= self.max_buffered && !known {
-            return Ok(FeedOutcome::Ignored);
+            // A certified block displaces the highest uncertified one: made-up ancestors sent
+            // to fill the buffer cannot crowd out the blocks that carry proof.
+            if !certified || self.uncertified.pop_last().is_none() {
+                return Ok(FeedOutcome::Ignored);
+            }
         }
         if certified {
             self.uncertified.remove(&height);
