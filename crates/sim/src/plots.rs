@@ -86,7 +86,8 @@ pub(crate) fn render(
     Ok([png, svg])
 }
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+pub(crate) type DrawResult<DB> =
+    Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn draw<DB: DrawingBackend>(
     plot: Plot,
@@ -180,9 +181,17 @@ fn draw_accuracy<DB: DrawingBackend>(
             .label("centralized training")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     }
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
+}
+
+/// Draws the series' legend at `position`, in the style every plot shares.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(position)
         .label_font((FAMILY, 16))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -253,13 +262,7 @@ fn draw_rewards<DB: DrawingBackend>(
             });
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FAMILY, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn draw_stake<DB: DrawingBackend>(
@@ -330,11 +333,5 @@ fn draw_stake<DB: DrawingBackend>(
             .enumerate()
             .map(|(i, node)| bar(i, node.stake_initial, BLACK.stroke_width(1))),
     )?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::plots::{ensure_font, FAMILY, SIZE};
+use crate::plots::{draw_legend, ensure_font, DrawResult, FAMILY, SIZE};
 use crate::sweep::{Crossing, Sweep};
 
 /// Colours of successive lines.
@@ -82,8 +82,6 @@ enum SweepPlot {
     /// Each attack's frontier against the second axis.
     Frontier,
 }
-
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn draw<DB: DrawingBackend>(
     plot: &SweepPlot,
@@ -235,13 +233,7 @@ fn draw_profit<DB: DrawingBackend>(
                 .map(|p| Circle::new((p.0, p.1), 4, colour.filled())),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 fn draw_frontier<DB: DrawingBackend>(
@@ -334,13 +326,7 @@ fn draw_frontier<DB: DrawingBackend>(
                 .map(|p| TriangleMarker::new(*p, 9, colour.filled())),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FAMILY, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ pub fn run(args: EconomicsArgs) -> anyhow::Result<()> {
         args.seeds.first,
         args.seeds.last,
     );
-    let bar = runs_bar(runs);
+    let bar = super::simulate::runs_bar(runs, "run");
     let started = Instant::now();
     let sweep = run_sweep(&scenario, args.axes.clone(), args.seeds, workers, &|_| {
         bar.inc(1)
@@ -156,21 +156,4 @@ fn write_plots(sweep: &cairn_sim::sweep::Sweep, out: &Path) -> anyhow::Result<us
     let files = cairn_sim::render_sweep(sweep, out)
         .map_err(|(path, error)| anyhow::anyhow!("cannot draw {}: {error}", path.display()))?;
     Ok(files.len())
-}
-
-/// A bar over runs on stderr, hidden when stderr is not a terminal.
-fn runs_bar(runs: u64) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    let target = if std::io::stderr().is_terminal() {
-        indicatif::ProgressDrawTarget::stderr()
-    } else {
-        indicatif::ProgressDrawTarget::hidden()
-    };
-    let bar = indicatif::ProgressBar::with_draw_target(Some(runs), target);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "run {pos:>5}/{len} [{bar:30.cyan/blue}] {elapsed_precise} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }

@@ -336,7 +336,7 @@ fn run_many(args: &SimulateArgs, scenario: &Scenario, range: SeedRange) -> anyho
         range.last,
         range.count()
     );
-    let bar = seeds_bar(range.count());
+    let bar = runs_bar(range.count(), "seed");
     let started = Instant::now();
     let many = run_seeds(scenario, range, workers, &|_| bar.inc(1)).map_err(|(seed, error)| {
         anyhow::Error::new(error).context(format!("the run at seed {seed} failed"))
@@ -364,18 +364,19 @@ fn run_many(args: &SimulateArgs, scenario: &Scenario, range: SeedRange) -> anyho
     Ok(())
 }
 
-/// A bar over seeds on stderr, hidden when stderr is not a terminal.
-fn seeds_bar(seeds: u64) -> indicatif::ProgressBar {
+/// A bar over `len` runs named `unit` (`seed`, `run`) on stderr, hidden when stderr is not a
+/// terminal.
+pub(crate) fn runs_bar(len: u64, unit: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     let target = if std::io::stderr().is_terminal() {
         indicatif::ProgressDrawTarget::stderr()
     } else {
         indicatif::ProgressDrawTarget::hidden()
     };
-    let bar = indicatif::ProgressBar::with_draw_target(Some(seeds), target);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "seed {pos:>5}/{len} [{bar:30.cyan/blue}] {elapsed_precise} eta {eta}",
-    ) {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), target);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{unit} {{pos:>5}}/{{len}} [{{bar:30.cyan/blue}}] {{elapsed_precise}} eta {{eta}}"
+    )) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
