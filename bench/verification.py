@@ -34,6 +34,7 @@ dataset = "digits"
 [windows]
 commit = 2
 reveal = 2
+availability = 2
 attest = 2
 [network]
 latency_ms = 10

@@ -30,6 +30,7 @@ fn plan() -> &'static TaskPlan {
             robust_rule: "median".into(),
             commit_window: 1,
             reveal_window: 1,
+            availability_window: 1,
             attest_window: 1,
             min_stake: 1,
             reward_per_round: 1,

@@ -1,7 +1,10 @@
-//! Audits on the ledger: at the first block after a round's reveal window a seed that did not
-//! exist when trainers committed chooses which revealed updates are audited and by which
-//! validators (`cairn_round::audit`); an auditor whose re-run matches reports it, one whose
-//! re-run differs opens a dispute (`crate::dispute`).
+//! Availability and audits on the ledger: at the first block after a round's availability
+//! window the updates that count are fixed (those validators holding at least 2/3 of stake voted
+//! they hold), a trainer that provably served its update to nobody in this round and the one
+//! before is slashed,
+//! and a seed that did not exist when trainers committed chooses which counted updates are
+//! audited and by which validators (`cairn_round::audit`); an auditor whose re-run matches
+//! reports it, one whose re-run differs opens a dispute (`crate::dispute`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,12 +15,15 @@ use crate::encoding::{domain_hash, Hash};
 use crate::execute::{Env, TxError};
 use crate::lifecycle;
 use crate::round::{Audit, AuditStatus, Round};
+use crate::settlement::slash_bond;
 use crate::state::{keys, Overlay};
+use crate::task::Task;
 
-/// Draws a round's audits (a scheduled event at the first block of its attestation-commit
-/// window), seeded by the round's seed and the beacon of its update reveals.
-pub fn draw(state: &mut Overlay, _env: &Env, task_id: u64, number: u32) -> Result<(), TxError> {
-    let task = lifecycle::load(state, task_id)?;
+/// Fixes a round's available updates, slashes repeated withholders and draws its audits (a
+/// scheduled event at the first block of its attestation-commit window), seeded by the round's
+/// seed and the beacon of its update reveals.
+pub fn draw(state: &mut Overlay, env: &Env, task_id: u64, number: u32) -> Result<(), TxError> {
+    let mut task = lifecycle::load(state, task_id)?;
     let key = keys::round(task_id, number);
     let Some(mut round) = state.read::<Round>(&key)? else {
         return Ok(());
@@ -29,18 +35,24 @@ pub fn draw(state: &mut Overlay, _env: &Env, task_id: u64, number: u32) -> Resul
     // a parent hash that spares a friend's update, but no one can choose the beacon.
     let entropy = domain_hash(b"cairn/audit-entropy/v1", &[&round.seed, &round.beacon]);
     let seed = audit_seed(&entropy, task_id, number);
+    let available = round.tally_available(&task.validators);
+    round.available = Some(available.clone());
+    round.unserved = round.tally_unserved(&task.validators);
     let revealed: BTreeMap<Address, Hash> = round
-        .commits
-        .iter()
-        .filter_map(|(trainer, commit)| Some((*trainer, commit.update_hash?)))
+        .revealed()
+        .filter(|(trainer, _)| available.contains(*trainer))
+        .map(|(trainer, hash)| (*trainer, *hash))
         .collect();
-    let replayed: BTreeSet<Hash> = match number.checked_sub(1) {
-        Some(previous) => state
-            .read::<Round>(&keys::round(task_id, previous))?
-            .map(|p| p.commits.values().filter_map(|c| c.update_hash).collect())
-            .unwrap_or_default(),
-        None => BTreeSet::new(),
+    let previous = match number.checked_sub(1) {
+        Some(previous) => state.read::<Round>(&keys::round(task_id, previous))?,
+        None => None,
     };
+    let replayed: BTreeSet<Hash> = previous
+        .as_ref()
+        .map(|p| p.commits.values().filter_map(|c| c.update_hash).collect())
+        .unwrap_or_default();
+    let withheld_before = previous.map(|p| p.unserved).unwrap_or_default();
+    slash_withholders(state, env, &mut task, &mut round, &withheld_before)?;
     let validators: Vec<Address> = task.validators.keys().copied().collect();
     let drawn = draw_rules::draw(
         &seed,
@@ -67,6 +79,34 @@ pub fn draw(state: &mut Overlay, _env: &Env, task_id: u64, number: u32) -> Resul
         "audits drawn"
     );
     state.write(key, &round);
+    Ok(())
+}
+
+/// Slashes every trainer that provably did not serve its revealed update ([`Round::unserved`])
+/// in this round and in the round before (`slash_fraction_ppm` of its task bond, rounded up). A
+/// first miss costs only the round's reward, so one lost connection is not punished; a trainer
+/// that keeps revealing what it does not serve pays for every round it does it again.
+fn slash_withholders(
+    state: &mut Overlay,
+    env: &Env,
+    task: &mut Task,
+    round: &mut Round,
+    withheld_before: &BTreeSet<Address>,
+) -> Result<(), TxError> {
+    let repeated: Vec<Address> = round
+        .unserved
+        .intersection(withheld_before)
+        .copied()
+        .collect();
+    if repeated.is_empty() {
+        return Ok(());
+    }
+    for trainer in repeated {
+        let amount = slash_bond(state, env, &mut task.trainers, &trainer, round.opened_at)?;
+        round.add_penalty(&trainer, amount);
+        tracing::info!(task = task.id, round = round.number, %trainer, amount, "repeated withholding slashed");
+    }
+    lifecycle::save(state, task);
     Ok(())
 }
 

@@ -282,6 +282,9 @@ fn apply_payload(
             last,
             proof,
         ),
+        Payload::VoteAvailability { task, round, held } => {
+            participation::vote_availability(state, env, sender, (*task, *round), held)
+        }
         Payload::CommitAttestation {
             task,
             round,

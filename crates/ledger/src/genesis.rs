@@ -29,7 +29,9 @@ pub enum SlashDestination {
 pub struct Params {
     /// Blocks between an unbond and the tokens returning to the balance.
     pub unbond_delay: u64,
-    /// Fraction (ppm) of a member's task bond slashed for a commit never revealed.
+    /// Fraction (ppm) of a member's task bond slashed, rounded up, for a commitment never
+    /// revealed, an update served to nobody a second round in a row, a provably wrong
+    /// attestation, a drawn audit left unreported, or a pass of work the referee proved wrong.
     pub slash_fraction_ppm: u32,
     /// Where slashed tokens go.
     pub slash_destination: SlashDestination,

@@ -70,6 +70,7 @@ macro_rules! tag_enum_codec {
 }
 
 pub mod account;
+pub mod accountability;
 pub mod address;
 pub mod amount;
 pub mod audit;

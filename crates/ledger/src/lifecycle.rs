@@ -146,13 +146,15 @@ pub fn validate_spec(spec: &TaskSpec) -> Result<(), TaskError> {
     let windows = [
         spec.commit_window,
         spec.reveal_window,
+        spec.availability_window,
         spec.attest_window,
         verification.audit_window,
         verification.move_window,
     ];
     if windows.iter().any(|w| *w == 0 || *w > MAX_WINDOW) {
         return Err(TaskError::InvalidSpec(
-            "commit, reveal, attest, audit and move windows must be between 1 and 1000000 blocks",
+            "commit, reveal, availability, attest, audit and move windows must be between 1 and \
+             1000000 blocks",
         ));
     }
     if verification.audit_ppm > PPM {
@@ -374,6 +376,9 @@ pub fn open_round(
         beacon: [0; 32],
         model_hash: task.model_hash,
         commits: BTreeMap::new(),
+        votes: BTreeMap::new(),
+        available: None,
+        unserved: BTreeSet::new(),
         attestations: BTreeMap::new(),
         outcome: None,
         audit_seed: None,

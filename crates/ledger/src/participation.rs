@@ -1,7 +1,8 @@
-//! What members do during a round: trainers commit and reveal updates, validators commit and
-//! reveal attestations. Each action is accepted only in its phase and only once.
+//! What members do during a round: trainers commit and reveal updates, validators vote which
+//! revealed updates they hold, then commit and reveal attestations. Each action is accepted only
+//! in its phase and only once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_round::trace::{self, Checkpoint};
 
@@ -72,6 +73,15 @@ pub enum RoundError {
     /// The trainer lost a dispute in this task and takes no further part.
     #[error("{0} lost a dispute in this task and can no longer commit")]
     Expelled(Address),
+    /// An availability vote names someone who revealed no update this round.
+    #[error("availability vote names {0}, who revealed no update this round")]
+    HeldNonParticipant(Address),
+    /// The validator already voted on this round's availability.
+    #[error("{0} already voted on this round's availability")]
+    AlreadyVoted(Address),
+    /// An attestation scores a trainer whose update did not count this round.
+    #[error("attestation scores {0}, whose update was not available to 2/3 of validator stake")]
+    ScoredUnavailable(Address),
     /// The revealed last checkpoint does not open the committed trace root.
     #[error("the revealed last checkpoint and its proof do not match the committed trace root")]
     BadTraceProof,
@@ -224,6 +234,36 @@ pub fn reveal_update(
     Ok(())
 }
 
+/// A validator votes which revealed updates it holds (once, in the availability window).
+pub fn vote_availability(
+    state: &mut Overlay,
+    env: &Env,
+    validator: &Address,
+    (task_id, number): (u64, u32),
+    held: &BTreeSet<Address>,
+) -> Result<(), TxError> {
+    let (task, mut round) = current(state, task_id, number)?;
+    if !task.validators.contains_key(validator) {
+        return Err(RoundError::NotValidator(*validator).into());
+    }
+    require_phase(&task, &round, env, Phase::Availability)?;
+    if round.votes.contains_key(validator) {
+        return Err(RoundError::AlreadyVoted(*validator).into());
+    }
+    for trainer in held {
+        let revealed = round
+            .commits
+            .get(trainer)
+            .is_some_and(|commit| commit.update_hash.is_some());
+        if !revealed {
+            return Err(RoundError::HeldNonParticipant(*trainer).into());
+        }
+    }
+    round.votes.insert(*validator, held.clone());
+    state.write(keys::round(task_id, number), &round);
+    Ok(())
+}
+
 /// A validator commits to its attestation.
 pub fn commit_attestation(
     state: &mut Overlay,
@@ -270,6 +310,9 @@ pub fn reveal_attestation(
             .is_some_and(|commit| commit.update_hash.is_some());
         if !revealed {
             return Err(RoundError::ScoredNonParticipant(*trainer).into());
+        }
+        if !round.counts(trainer) {
+            return Err(RoundError::ScoredUnavailable(*trainer).into());
         }
         if *score > PPM {
             return Err(RoundError::ScoreTooHigh(*score).into());

@@ -29,6 +29,9 @@ pub enum Phase {
     Commit,
     /// Trainers reveal the update hash and salt.
     Reveal,
+    /// Validators vote which revealed updates they hold; the updates held by at least 2/3 of
+    /// validator stake are the ones that count.
+    Availability,
     /// Validators commit to their attestation.
     AttestCommit,
     /// Validators reveal model hash and scores.
@@ -45,12 +48,14 @@ impl Phase {
         }
         let elapsed = height - opened_at - 1;
         let reveal = spec.commit_window;
-        let attest_commit = reveal + spec.reveal_window;
+        let availability = reveal + spec.reveal_window;
+        let attest_commit = availability + spec.availability_window;
         let attest_reveal = attest_commit + spec.attest_window;
         let closed = attest_reveal + spec.attest_window;
         match elapsed {
             e if e < reveal => Self::Commit,
-            e if e < attest_commit => Self::Reveal,
+            e if e < availability => Self::Reveal,
+            e if e < attest_commit => Self::Availability,
             e if e < attest_reveal => Self::AttestCommit,
             e if e < closed => Self::AttestReveal,
             _ => Self::Closed,
@@ -144,12 +149,14 @@ pub enum Outcome {
         trainer_rewards: BTreeMap<Address, u128>,
         /// Paid to each validator that agreed.
         validator_rewards: BTreeMap<Address, u128>,
-        /// Slashed from each trainer that committed and never revealed.
+        /// Slashed at the close: each member that committed and never revealed, and each
+        /// validator whose attestation was provably wrong (`crate::accountability`).
         slashed: BTreeMap<Address, u128>,
     },
     /// No model hash reached 2/3 of validator stake: nobody is paid.
     TimedOut {
-        /// Slashed from each trainer that committed and never revealed.
+        /// Slashed at the close: each member that committed and never revealed (with no
+        /// finalized hash, no attestation is proven wrong).
         slashed: BTreeMap<Address, u128>,
     },
 }
@@ -177,6 +184,15 @@ pub struct Round {
     pub model_hash: Hash,
     /// Trainer commitments.
     pub commits: BTreeMap<Address, UpdateCommit>,
+    /// Availability votes: each validator's set of revealed trainers whose update it holds.
+    pub votes: BTreeMap<Address, BTreeSet<Address>>,
+    /// The trainers whose updates count this round (held by at least 2/3 of validator stake,
+    /// [`Round::tally_available`]), fixed at the first block of the attestation-commit window.
+    pub available: Option<BTreeSet<Address>>,
+    /// Revealed trainers that provably did not serve their update: validators holding at least
+    /// 2/3 of stake voted, and those holding it had less than 1/3 ([`Round::tally_unserved`]).
+    /// Fixed with [`Round::available`]; a second such round in a row is slashed.
+    pub unserved: BTreeSet<Address>,
     /// Validator attestations.
     pub attestations: BTreeMap<Address, Attestation>,
     /// Set when the round closes.
@@ -189,7 +205,8 @@ pub struct Round {
     /// Disputes opened over this round's updates.
     pub disputes: BTreeSet<u64>,
     /// Tokens each member lost in this round's disputes (a trainer's bond, or a wrong
-    /// challenger's bond).
+    /// challenger's bond, an auditor that passed work the referee proved wrong), for serving its
+    /// update to nobody a second round in a row, and for a drawn audit left unreported.
     pub penalties: BTreeMap<Address, u128>,
     /// Set when a finalized round closes.
     pub vesting: Option<Vesting>,
@@ -199,6 +216,98 @@ impl Round {
     /// Height of the block that closes the round.
     pub fn closes_at(&self, spec: &TaskSpec) -> u64 {
         self.opened_at.saturating_add(spec.round_length())
+    }
+
+    /// Trainers that revealed an update this round, with its hash.
+    pub fn revealed(&self) -> impl Iterator<Item = (&Address, &Hash)> {
+        self.commits
+            .iter()
+            .filter_map(|(trainer, commit)| Some((trainer, commit.update_hash.as_ref()?)))
+    }
+
+    /// The revealed trainers whose update validators holding at least 2/3 of the task's
+    /// validator stake voted they hold (`validators`: each validator's bond). What
+    /// [`Round::available`] is set to once the availability window closes; computable by
+    /// anyone from the votes before that.
+    pub fn tally_available(&self, validators: &BTreeMap<Address, u128>) -> BTreeSet<Address> {
+        let total: u128 = validators.values().sum();
+        let mut held: BTreeMap<&Address, u128> = BTreeMap::new();
+        for (validator, trainers) in &self.votes {
+            let Some(bond) = validators.get(validator) else {
+                continue;
+            };
+            for trainer in trainers {
+                let stake = held.entry(trainer).or_default();
+                *stake = stake.saturating_add(*bond);
+            }
+        }
+        self.revealed()
+            .filter(|(trainer, _)| {
+                held.get(trainer)
+                    .is_some_and(|stake| crate::settlement::is_supermajority(*stake, total))
+            })
+            .map(|(trainer, _)| *trainer)
+            .collect()
+    }
+
+    /// The revealed trainers that provably did not serve their update: validators holding at
+    /// least 2/3 of stake voted, yet those that hold it have less than 1/3. With at most 1/3 of
+    /// stake faulty, at least 1/3 is honest and voted; had the trainer served every validator,
+    /// those alone would hold it. A trainer that served only some validators, or whose update a
+    /// partition cut off, may miss 2/3 (it earns nothing) without being here (it is not
+    /// slashed): the ledger punishes only what it can tell from a fault.
+    pub fn tally_unserved(&self, validators: &BTreeMap<Address, u128>) -> BTreeSet<Address> {
+        let total: u128 = validators.values().sum();
+        let voted: u128 = self
+            .votes
+            .keys()
+            .filter_map(|validator| validators.get(validator))
+            .sum();
+        if !crate::settlement::is_supermajority(voted, total) {
+            return BTreeSet::new();
+        }
+        self.revealed()
+            .filter(|(trainer, _)| {
+                let held: u128 = self
+                    .votes
+                    .iter()
+                    .filter(|(_, trainers)| trainers.contains(*trainer))
+                    .filter_map(|(validator, _)| validators.get(validator))
+                    .sum();
+                // held < total / 3, exactly.
+                held.saturating_mul(3) < total
+            })
+            .map(|(trainer, _)| *trainer)
+            .collect()
+    }
+
+    /// Whether `trainer`'s update counts this round: it is available once the availability
+    /// window closed. Before that, nothing counts yet.
+    pub fn counts(&self, trainer: &Address) -> bool {
+        self.available
+            .as_ref()
+            .is_some_and(|available| available.contains(trainer))
+    }
+
+    /// Trainers that revealed but whose update was not available (withheld, or lost), once the
+    /// availability window closed.
+    pub fn unavailable(&self) -> BTreeSet<Address> {
+        match &self.available {
+            Some(available) => self
+                .revealed()
+                .map(|(trainer, _)| *trainer)
+                .filter(|trainer| !available.contains(trainer))
+                .collect(),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// Records that `member` lost `amount` in this round (a dispute, or repeated withholding).
+    pub fn add_penalty(&mut self, member: &Address, amount: u128) {
+        if amount > 0 {
+            let entry = self.penalties.entry(*member).or_default();
+            *entry = entry.saturating_add(amount);
+        }
     }
 
     /// Last height at which a trainer of this round may be challenged.
@@ -459,6 +568,9 @@ impl Write for Round {
         self.beacon.write(buf);
         self.model_hash.write(buf);
         self.commits.write(buf);
+        self.votes.write(buf);
+        self.available.write(buf);
+        self.unserved.write(buf);
         self.attestations.write(buf);
         self.outcome.write(buf);
         self.audit_seed.write(buf);
@@ -475,6 +587,9 @@ impl EncodeSize for Round {
             + 8
             + 96
             + self.commits.encode_size()
+            + self.votes.encode_size()
+            + self.available.encode_size()
+            + self.unserved.encode_size()
             + self.attestations.encode_size()
             + self.outcome.encode_size()
             + self.audit_seed.encode_size()
@@ -497,6 +612,18 @@ impl Read for Round {
             beacon: Hash::read_cfg(buf, &())?,
             model_hash: Hash::read_cfg(buf, &())?,
             commits: BTreeMap::read_cfg(buf, &member_map::<UpdateCommit>())?,
+            votes: BTreeMap::read_cfg(
+                buf,
+                &(
+                    RangeCfg::new(..=MAX_TASK_VALIDATORS),
+                    ((), (RangeCfg::new(..=MAX_TASK_MEMBERS), ())),
+                ),
+            )?,
+            available: Option::<BTreeSet<Address>>::read_cfg(
+                buf,
+                &(RangeCfg::new(..=MAX_TASK_MEMBERS), ()),
+            )?,
+            unserved: BTreeSet::read_cfg(buf, &(RangeCfg::new(..=MAX_TASK_MEMBERS), ()))?,
             attestations: BTreeMap::read_cfg(
                 buf,
                 &(RangeCfg::new(..=MAX_TASK_VALIDATORS), ((), ())),
@@ -527,6 +654,7 @@ mod tests {
             robust_rule: "median".into(),
             commit_window: 2,
             reveal_window: 3,
+            availability_window: 3,
             attest_window: 4,
             min_stake: 1,
             reward_per_round: 1,
@@ -554,6 +682,9 @@ mod tests {
                     last_checkpoint: Some([12; 32]),
                 },
             )]),
+            votes: BTreeMap::from([(Address([2; 20]), BTreeSet::from([trainer]))]),
+            available: Some(BTreeSet::from([trainer])),
+            unserved: BTreeSet::from([Address([5; 20])]),
             attestations: BTreeMap::from([(
                 Address([2; 20]),
                 Attestation {
@@ -602,17 +733,18 @@ mod tests {
     #[test]
     fn phases_follow_the_windows_in_order() {
         let spec = spec();
-        let phases: Vec<Phase> = (10..25).map(|h| Phase::at(&spec, 10, h)).collect();
+        let phases: Vec<Phase> = (10..28).map(|h| Phase::at(&spec, 10, h)).collect();
         let expected = [
             [Phase::Opening].as_slice(),
             &[Phase::Commit; 2],
             &[Phase::Reveal; 3],
+            &[Phase::Availability; 3],
             &[Phase::AttestCommit; 4],
             &[Phase::AttestReveal; 4],
             &[Phase::Closed],
         ]
         .concat();
         assert_eq!(phases, expected);
-        assert_eq!(spec.round_length(), 14);
+        assert_eq!(spec.round_length(), 17);
     }
 }

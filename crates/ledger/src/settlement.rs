@@ -1,9 +1,11 @@
-//! Closing a round: slash commitments never revealed (trainers' and validators'), finalize when at least 2/3 of validator stake
+//! Closing a round: slash commitments never revealed (trainers' and validators') and provably
+//! wrong attestations (`crate::accountability`), finalize when at least 2/3 of validator stake
 //! agrees on one model hash (awarding rewards, which vest once the round's audit window is over:
 //! `crate::vesting`) or time out (nobody paid), then open the next round or finish the task.
 
 use std::collections::BTreeMap;
 
+use crate::accountability;
 use crate::address::Address;
 use crate::amount::fraction_up;
 use crate::encoding::Hash;
@@ -51,10 +53,14 @@ pub fn close_round(state: &mut Overlay, env: &Env, id: u64, number: u32) -> Resu
 
     // The quorum is measured against the bonds the round opened with, before its own slashes.
     let winner = winning_model(&task, &round);
-    let slashed = slash_unrevealed(state, env, &mut task, &round)?;
+    let wrong = match &winner {
+        Some(model_hash) => accountability::provably_wrong(&task, &round, model_hash),
+        None => BTreeMap::new(),
+    };
+    let slashed = slash_offenders(state, env, &mut task, &round, &wrong)?;
     let outcome = match winner {
         Some(model_hash) => {
-            let settlement = award(env, &mut task, &round, &model_hash)?;
+            let settlement = award(env, &mut task, &round, &model_hash, &wrong)?;
             state.write(keys::model(id, number), &model_hash);
             task.model_hash = model_hash;
             let vest_at = round
@@ -106,14 +112,17 @@ pub fn close_round(state: &mut Overlay, env: &Env, id: u64, number: u32) -> Resu
     }
 }
 
-/// Slashes every member that committed in this round and never revealed: trainers (an update
-/// held back) and validators (an attestation held back). Each loses `slash_fraction_ppm` of its
-/// task bond, rounded up, so no bond is too small to be slashed. Returns what each lost.
-fn slash_unrevealed(
+/// Slashes every member that committed in this round and never revealed (trainers: an update
+/// held back; validators: an attestation held back) and every validator whose revealed
+/// attestation is provably wrong (`wrong`, [`accountability::provably_wrong`]). Each loses
+/// `slash_fraction_ppm` of its task bond, rounded up, so no bond is too small to be slashed.
+/// Returns what each lost.
+fn slash_offenders(
     state: &mut Overlay,
     env: &Env,
     task: &mut Task,
     round: &Round,
+    wrong: &BTreeMap<Address, accountability::Fault>,
 ) -> Result<BTreeMap<Address, u128>, TxError> {
     let trainers = round
         .commits
@@ -123,7 +132,9 @@ fn slash_unrevealed(
     let validators = round
         .attestations
         .iter()
-        .filter(|(_, attestation)| attestation.reveal.is_none())
+        .filter(|(validator, attestation)| {
+            attestation.reveal.is_none() || wrong.contains_key(*validator)
+        })
         .map(|(validator, _)| (*validator, Role::Validator));
     let offenders: Vec<(Address, Role)> = trainers.chain(validators).collect();
     let mut slashed = BTreeMap::new();
@@ -132,34 +143,54 @@ fn slash_unrevealed(
             Role::Trainer => &mut task.trainers,
             Role::Validator => &mut task.validators,
         };
-        let Some(bond) = bonds.get_mut(&member) else {
-            continue;
-        };
-        let amount = fraction_up(*bond, env.params.slash_fraction_ppm);
+        let amount = slash_bond(state, env, bonds, &member, round.opened_at)?;
         if amount == 0 {
             continue;
         }
-        *bond -= amount;
-        staking::slash(state, env, &member, amount, round.opened_at, None)?;
         slashed.insert(member, amount);
-        tracing::info!(task = task.id, round = round.number, member = %member, ?role, amount, "unrevealed commitment slashed");
+        let fault = wrong.get(&member);
+        tracing::info!(task = task.id, round = round.number, member = %member, ?role, amount, ?fault, "commitment unrevealed or provably wrong: slashed");
     }
     Ok(slashed)
 }
 
+/// Slashes `slash_fraction_ppm` of `member`'s bond in `bonds` (a task's trainer or validator
+/// bonds), rounded up so that no bond is too small to be slashed, from its stake for an offence
+/// in the round opened at `offence`. Returns the amount (0 when it has no bond left).
+pub(crate) fn slash_bond(
+    state: &mut Overlay,
+    env: &Env,
+    bonds: &mut BTreeMap<Address, u128>,
+    member: &Address,
+    offence: u64,
+) -> Result<u128, TxError> {
+    let Some(bond) = bonds.get_mut(member) else {
+        return Ok(0);
+    };
+    let amount = fraction_up(*bond, env.params.slash_fraction_ppm);
+    if amount > 0 {
+        *bond -= amount;
+        staking::slash(state, env, member, amount, offence, None)?;
+    }
+    Ok(amount)
+}
+
 /// Computes the round's rewards and promises them from the escrow (they are paid when the
-/// round vests). Trainers that lost a dispute get nothing.
+/// round vests). Trainers whose update was not available, or that lost a dispute, get nothing.
 fn award(
     env: &Env,
     task: &mut Task,
     round: &Round,
     model_hash: &Hash,
+    wrong: &BTreeMap<Address, accountability::Fault>,
 ) -> Result<reward::Settlement, TxError> {
     let trainers: Vec<Address> = round
         .commits
         .iter()
         .filter(|(trainer, commit)| {
-            commit.update_hash.is_some() && !task.expelled.contains(*trainer)
+            commit.update_hash.is_some()
+                && round.counts(trainer)
+                && !task.expelled.contains(*trainer)
         })
         .map(|(trainer, _)| *trainer)
         .collect();
@@ -169,7 +200,11 @@ fn award(
         .filter_map(|(validator, attestation)| {
             let reveal = attestation.reveal.as_ref()?;
             let weight = *task.validators.get(validator)?;
-            (reveal.model_hash == *model_hash).then_some((
+            // Paid for the round's whole work: its availability vote, then an attestation
+            // that agrees with the finalized model, and no provably wrong score.
+            let voted = round.votes.contains_key(validator);
+            let right = reveal.model_hash == *model_hash && !wrong.contains_key(validator);
+            (voted && right).then_some((
                 *validator,
                 Ballot {
                     weight,

@@ -1,6 +1,6 @@
 //! Signed transactions: what a user asks the ledger to do, bound to a chain and a nonce.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::BufMut;
 use commonware_codec::{
@@ -11,7 +11,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use crate::address::Address;
 use crate::encoding::{
     domain_hash, read_tag, read_text, text_size, write_text, Hash, MAX_SCORES_PER_ATTESTATION,
-    MAX_WITNESS_CHUNK,
+    MAX_TASK_MEMBERS, MAX_WITNESS_CHUNK,
 };
 use crate::task::{Role, TaskSpec};
 use cairn_round::trace::MAX_PROOF_HASHES;
@@ -95,6 +95,17 @@ pub enum Payload {
         last: LastCheckpoint,
         /// Merkle proof of the last checkpoint in the trace.
         proof: Vec<Hash>,
+    },
+    /// A validator says which of the round's revealed updates it holds (once per round, in the
+    /// availability window). An update counts only if validators holding at least 2/3 of the
+    /// task's validator stake hold it.
+    VoteAvailability {
+        /// Task id.
+        task: u64,
+        /// Round number.
+        round: u32,
+        /// The trainers whose revealed update blob this validator holds.
+        held: BTreeSet<Address>,
     },
     /// A validator commits to its attestation (see [`attestation_commitment`]).
     CommitAttestation {
@@ -208,6 +219,7 @@ impl Payload {
             Self::CancelTask { .. } => "cancel_task",
             Self::CommitUpdate { .. } => "commit_update",
             Self::RevealUpdate { .. } => "reveal_update",
+            Self::VoteAvailability { .. } => "vote_availability",
             Self::CommitAttestation { .. } => "commit_attestation",
             Self::RevealAttestation { .. } => "reveal_attestation",
             Self::ListDataset { .. } => "list_dataset",
@@ -383,6 +395,7 @@ tags!(
     DISPUTE_CLAIM = 16,
     DISPUTE_ANSWER = 17,
     DISPUTE_WITNESS = 18,
+    VOTE_AVAILABILITY = 19,
 );
 
 impl Write for Payload {
@@ -425,6 +438,10 @@ impl Write for Payload {
                 (REVEAL_UPDATE, *task, *round, *update_hash, *salt).write(buf);
                 (last.weights, last.optimizer, last.batch).write(buf);
                 proof.write(buf);
+            }
+            Self::VoteAvailability { task, round, held } => {
+                (VOTE_AVAILABILITY, *task, *round).write(buf);
+                held.write(buf);
             }
             Self::CommitAttestation {
                 task,
@@ -496,6 +513,7 @@ impl EncodeSize for Payload {
             Self::StartTask { .. } | Self::CancelTask { .. } => 8,
             Self::CommitUpdate { .. } => 8 + 4 + 32 + 32,
             Self::RevealUpdate { proof, .. } => 8 + 4 + 32 + 32 + 96 + proof.encode_size(),
+            Self::VoteAvailability { held, .. } => 8 + 4 + held.encode_size(),
             Self::CommitAttestation { .. } => 8 + 4 + 32,
             Self::RevealAttestation { scores, .. } => 8 + 4 + 32 + scores.encode_size() + 32,
             Self::ListDataset {
@@ -561,6 +579,11 @@ impl Read for Payload {
                     batch: Hash::read_cfg(buf, &())?,
                 },
                 proof: read_proof(buf)?,
+            },
+            VOTE_AVAILABILITY => Self::VoteAvailability {
+                task: u64::read_cfg(buf, &())?,
+                round: u32::read_cfg(buf, &())?,
+                held: BTreeSet::read_cfg(buf, &(RangeCfg::new(..=MAX_TASK_MEMBERS), ()))?,
             },
             COMMIT_ATTESTATION => Self::CommitAttestation {
                 task: u64::read_cfg(buf, &())?,

@@ -1,7 +1,7 @@
 //! Money waits for verification: a finalized round's rewards are paid only once its audit window
 //! is over, a trainer with an open dispute over the round waits for the dispute, a trainer that
 //! loses one forfeits the round's reward, a validator that skipped an audit it was drawn for
-//! forfeits its own, and a task settles (unspent escrow refunded, bonds
+//! forfeits its own and is slashed, and a task settles (unspent escrow refunded, bonds
 //! unlocked) only when its last audit window is over and no dispute is open.
 
 use crate::account;
@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::round::{AuditStatus, Outcome, Round};
 use crate::schedule::{self, Event};
+use crate::settlement::slash_bond;
 use crate::state::{keys, Overlay};
 use crate::task::{Task, TaskStatus};
 
@@ -73,9 +74,10 @@ pub fn has_open_dispute(
 }
 
 /// Pays a finalized round's rewards (a scheduled event after its audit window): each validator
-/// in full unless it left an audit it was drawn for unreported (forfeited); each trainer unless it lost a dispute over the round (forfeited) or one is still open
-/// (withheld until it resolves).
-pub fn vest_round(state: &mut Overlay, _env: &Env, id: u64, number: u32) -> Result<(), TxError> {
+/// in full unless it left an audit it was drawn for unreported (forfeited, and slashed
+/// `slash_fraction_ppm` of its task bond); each trainer unless it lost a dispute over the round
+/// (forfeited) or one is still open (withheld until it resolves).
+pub fn vest_round(state: &mut Overlay, env: &Env, id: u64, number: u32) -> Result<(), TxError> {
     let mut task = lifecycle::load(state, id)?;
     let key = keys::round(id, number);
     let Some(mut round) = state.read::<Round>(&key)? else {
@@ -98,11 +100,14 @@ pub fn vest_round(state: &mut Overlay, _env: &Env, id: u64, number: u32) -> Resu
     }
     // An auditor that never reported on an audit it was drawn for (neither passed nor
     // challenged by the end of the audit window) did not audit: it forfeits the round's
-    // validator reward, which would otherwise pay it as much as one that did the work.
+    // validator reward, which would otherwise pay it as much as one that did the work. An audit
+    // of a trainer expelled meanwhile (it lost a dispute over another round) is moot: there is
+    // nothing left to take from it, and auditors rightly stop.
     let silent_auditors: BTreeSet<Address> = round
         .audits
-        .values()
-        .flat_map(|audit| {
+        .iter()
+        .filter(|(trainer, _)| !task.expelled.contains(*trainer))
+        .flat_map(|(_, audit)| {
             audit
                 .auditors
                 .iter()
@@ -110,6 +115,14 @@ pub fn vest_round(state: &mut Overlay, _env: &Env, id: u64, number: u32) -> Resu
                 .map(|(auditor, _)| *auditor)
         })
         .collect();
+    // Forfeiting alone would leave skipping profitable whenever the audit costs more than the
+    // round's validator reward: a drawn audit left unreported is also slashed, like a hidden
+    // commitment.
+    for auditor in &silent_auditors {
+        let amount = slash_bond(state, env, &mut task.validators, auditor, round.opened_at)?;
+        round.add_penalty(auditor, amount);
+        tracing::info!(task = id, round = number, %auditor, amount, "audit left unreported: slashed");
+    }
     for (validator, amount) in &validator_rewards {
         if silent_auditors.contains(validator) {
             if *amount > 0 {

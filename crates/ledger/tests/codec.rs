@@ -2,7 +2,7 @@
 //! outside bytes return errors (never panic) on arbitrary, truncated or oversized input. This is
 //! the short proptest version of the `ledger_transaction` and `ledger_block` fuzz targets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_ledger::block::transactions_root;
 use cairn_ledger::dispute::{Dispute, Party, Point, Reason, Resolution, Stage};
@@ -77,6 +77,7 @@ fn spec() -> impl Strategy<Value = TaskSpec> {
             any::<u128>(),
         ),
         verification(),
+        any::<u64>(),
     )
         .prop_map(
             |(
@@ -84,6 +85,7 @@ fn spec() -> impl Strategy<Value = TaskSpec> {
                 (rounds, local_steps, optimizer, robust_rule),
                 (commit_window, reveal_window, attest_window, min_stake, reward_per_round),
                 verification,
+                availability_window,
             )| TaskSpec {
                 model,
                 initial_model,
@@ -95,6 +97,7 @@ fn spec() -> impl Strategy<Value = TaskSpec> {
                 robust_rule,
                 commit_window,
                 reveal_window,
+                availability_window,
                 attest_window,
                 min_stake,
                 reward_per_round,
@@ -214,6 +217,16 @@ fn payload() -> impl Strategy<Value = Payload> {
                 dispute,
                 offset,
                 bytes,
+            }),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            proptest::collection::btree_set(address(), 0..8)
+        )
+            .prop_map(|(task, round, held)| Payload::VoteAvailability {
+                task,
+                round,
+                held
             }),
     ]
 }
@@ -615,6 +628,7 @@ fn golden_block() -> Block {
         robust_rule: "median".into(),
         commit_window: 2,
         reveal_window: 3,
+        availability_window: 2,
         attest_window: 4,
         min_stake: 5,
         reward_per_round: 6,
@@ -705,6 +719,11 @@ fn golden_block() -> Block {
             offset: 0,
             bytes: vec![24, 25, 26],
         },
+        Payload::VoteAvailability {
+            task: 1,
+            round: 0,
+            held: BTreeSet::from([Address([20; 20]), Address([4; 20])]),
+        },
     ];
     let transactions: Vec<SignedTransaction> = payloads
         .into_iter()
@@ -725,17 +744,17 @@ fn golden_block() -> Block {
 
 #[test]
 fn canonical_encoding_matches_the_golden_hash() {
-    // Pins the wire format of every payload (tags 0-18, the task spec with its verification
+    // Pins the wire format of every payload (tags 0-19, the task spec with its verification
     // settings, the reveal with its last checkpoint and proof), the signing message and the
     // block: consensus peers and stored blocks depend on it. Change only with a format version
     // bump. (Changed when the verification payloads and fields were added, and again for
-    // `Verification::min_trainer_bond`; it was
+    // `Verification::min_trainer_bond`, and for the availability window and votes; it was
     // 5b75741a597a3db9b5f57d48df00b6c57b7a472b684b43fb378ecab4911985c4 for tags 0-13.)
     let block = golden_block();
     let encoding = blake3::hash(&block.to_bytes());
     assert_eq!(
         encoding.to_hex().as_str(),
-        "445ad0ca6b7a4137e756cedd29bbbd8bece1000cf84ed0963bb00d126c8e9d12",
+        "2b889953586430f7f09b5c12e312729d0d52c848f817730327a44f2695a5aacb",
         "block encoding changed"
     );
     assert!(block.transactions.iter().all(SignedTransaction::verify));

@@ -4,260 +4,14 @@
 //! side, a witness that is not the agreed state, claims with bad proofs, and the number of moves.
 
 mod common;
+mod trained_round;
 
-use std::sync::Arc;
-
-use cairn_ledger::dispute::{next_claim, Dispute, DisputeError, Party, Reason, Stage};
-use cairn_ledger::encoding::{Hash, MAX_WITNESS_CHUNK};
-use cairn_ledger::store::MemoryStore;
-use cairn_ledger::transaction::{update_commitment, LastCheckpoint};
-use cairn_ledger::{query, Chain, Params, Payload, Role, TaskStatus, TxError};
-use cairn_round::training::{shard_of, Assignment, Trajectory};
-use cairn_round::{params, trace, Checkpoint, TaskPlan, Witness};
+use cairn_ledger::dispute::{next_claim, DisputeError, Party, Reason, Stage};
+use cairn_ledger::{query, Payload, TaskStatus, TxError};
+use cairn_round::trace;
+use cairn_round::training::Trajectory;
 use common::*;
-
-const BOND: u128 = 400;
-
-/// A trainer's committed work: its leaves, its last checkpoint, and its answers in a dispute.
-struct Work {
-    leaves: Vec<Hash>,
-    last: Checkpoint,
-    update: Vec<f32>,
-    /// The honest run behind it.
-    honest: Assignment,
-    /// When set, the update it reveals is its honest update times this (a lie at the last step).
-    scale: Option<f32>,
-}
-
-impl Work {
-    fn checkpoint(&self, step: u32) -> Hash {
-        let mut checkpoint = self.honest.checkpoint(step).expect("checkpoint");
-        if step == STEPS {
-            checkpoint.update = params::hash(&self.update);
-        }
-        checkpoint.hash()
-    }
-
-    fn witness(&self, step: u32) -> Witness {
-        self.honest.witness(step).expect("witness")
-    }
-}
-
-struct Fixture {
-    chain: Chain<MemoryStore>,
-    users: Vec<User>,
-    plan: Arc<TaskPlan>,
-    /// Trainers 1 and 2: 1 honest, 2 revealing its update doubled.
-    work: Vec<Work>,
-}
-
-/// Users: 0 creator, 1..=2 trainers, 3..=4 validators. One round; both trainers commit and
-/// reveal; the height is moved to the first block after the reveal window (audits drawn).
-fn fixture() -> Fixture {
-    let mut users = users(5);
-    let mut chain = chain(&genesis_with_validators(
-        &users,
-        &[(3, BOND), (4, BOND)],
-        Params::default(),
-    ));
-    let spec = spec(1, (2, 2, 2), 10_000);
-    let mut block = vec![users[0].sign(Payload::CreateTask { spec: spec.clone() })];
-    for user in users.iter_mut().skip(1) {
-        block.push(user.sign(Payload::Bond { amount: 5_000 }));
-    }
-    commit(&mut chain, block);
-    let joins = (1..=4)
-        .map(|i| {
-            let role = if i <= 2 {
-                Role::Trainer
-            } else {
-                Role::Validator
-            };
-            users[i].sign(Payload::JoinTask {
-                task: 0,
-                role,
-                bond: BOND,
-            })
-        })
-        .collect();
-    commit(&mut chain, joins);
-    commit(
-        &mut chain,
-        vec![users[0].sign(Payload::StartTask { task: 0 })],
-    );
-    let opened = chain.tip().height;
-    let round = query::round(chain.store(), 0, 0).unwrap().unwrap();
-    let plan = Arc::new(TaskPlan::from_spec(&spec, &datasets()).unwrap());
-    let model: Arc<[f32]> = plan.initial_params(&spec).unwrap().into();
-    let task = query::task(chain.store(), 0).unwrap().unwrap();
-    let trainers: Vec<_> = task.trainers.keys().copied().collect();
-    let mut work = Vec::new();
-    for (i, scale) in [(1, None), (2, Some(2.0f32))] {
-        let address = users[i].address;
-        let shard = shard_of(&plan, 0, &trainers, &address).unwrap();
-        let honest = Assignment::new(
-            plan.clone(),
-            Arc::new(shard),
-            &round.seed,
-            &address,
-            model.clone(),
-        );
-        let done = honest.train().unwrap();
-        let update: Vec<f32> = match scale {
-            Some(scale) => done.update.iter().map(|v| v * scale).collect(),
-            None => done.update.clone(),
-        };
-        let mut last = done.last;
-        last.update = params::hash(&update);
-        let mut leaves = done.leaves.clone();
-        *leaves.last_mut().unwrap() = last.hash();
-        work.push(Work {
-            leaves,
-            last,
-            update,
-            honest,
-            scale,
-        });
-    }
-    let salt = [9u8; 32];
-    let commits = (0..2)
-        .map(|w| {
-            let user = &users[w + 1];
-            let payload = Payload::CommitUpdate {
-                task: 0,
-                round: 0,
-                commitment: update_commitment(
-                    &user.scope(0, 0),
-                    &params::hash(&work[w].update),
-                    &salt,
-                ),
-                trace_root: trace::root(&work[w].leaves),
-            };
-            users[w + 1].sign(payload)
-        })
-        .collect();
-    commit(&mut chain, commits);
-    advance_to(&mut chain, opened + 2);
-    let reveals = (0..2)
-        .map(|w| {
-            let work = &work[w];
-            users[w + 1].sign(Payload::RevealUpdate {
-                task: 0,
-                round: 0,
-                update_hash: params::hash(&work.update),
-                salt,
-                last: LastCheckpoint {
-                    weights: work.last.weights,
-                    optimizer: work.last.optimizer,
-                    batch: work.last.batch,
-                },
-                proof: trace::proof(&work.leaves, work.leaves.len() - 1).unwrap(),
-            })
-        })
-        .collect();
-    commit(&mut chain, reveals);
-    advance_to(&mut chain, opened + 4);
-    Fixture {
-        chain,
-        users,
-        plan,
-        work,
-    }
-}
-
-/// Who stays silent in a played dispute.
-#[derive(Clone, Copy, PartialEq)]
-enum Silent {
-    Nobody,
-    Trainer,
-    Challenger,
-}
-
-/// Validator 3 challenges trainer `trainer` (1 or 2) with the honest trace root; then both sides
-/// play honestly from their own runs (the trainer answers from its committed work), one move per
-/// block, until the dispute ends. Returns the dispute and the trainer's claims.
-fn play(fixture: &mut Fixture, trainer: usize, silent: Silent) -> (Dispute, u32) {
-    let honest_root = trace::root(&fixture.work[trainer - 1].honest.train().unwrap().leaves);
-    let address = fixture.users[trainer].address;
-    let challenge = fixture.users[3].sign(Payload::Challenge {
-        task: 0,
-        round: 0,
-        trainer: address,
-        trace_root: honest_root,
-    });
-    commit(&mut fixture.chain, vec![challenge]);
-    let id = query::task(fixture.chain.store(), 0)
-        .unwrap()
-        .unwrap()
-        .open_disputes
-        .into_iter()
-        .next()
-        .expect("open");
-    let mut claims = 0;
-    for _ in 0..200 {
-        let dispute = query::dispute(fixture.chain.store(), id).unwrap().unwrap();
-        let work = &fixture.work[trainer - 1];
-        let moves: Vec<(usize, Payload)> = match dispute.stage {
-            Stage::Resolved(_) => return (dispute, claims),
-            Stage::Claim { .. } if silent == Silent::Trainer => Vec::new(),
-            Stage::Witness { .. } if silent == Silent::Trainer => Vec::new(),
-            Stage::Answer { .. } if silent == Silent::Challenger => Vec::new(),
-            Stage::Claim { step } => {
-                claims += 1;
-                let leaf = next_claim(dispute.low.step, dispute.high.step, STEPS, TRACE_EVERY)
-                    .and_then(|(_, leaf)| leaf);
-                vec![(
-                    trainer,
-                    Payload::DisputeClaim {
-                        dispute: id,
-                        checkpoint: work.checkpoint(step),
-                        proof: leaf
-                            .map(|i| trace::proof(&work.leaves, i).unwrap())
-                            .unwrap_or_default(),
-                    },
-                )]
-            }
-            Stage::Answer { claim } => {
-                let mine = work.honest.checkpoint(claim.step).unwrap().hash();
-                vec![(
-                    3,
-                    Payload::DisputeAnswer {
-                        dispute: id,
-                        agree: mine == claim.checkpoint,
-                    },
-                )]
-            }
-            Stage::Witness { received, .. } => {
-                let bytes = work.witness(dispute.low.step).encode();
-                vec![(
-                    trainer,
-                    Payload::DisputeWitness {
-                        dispute: id,
-                        offset: received,
-                        bytes: bytes[received as usize..]
-                            .iter()
-                            .take(MAX_WITNESS_CHUNK)
-                            .copied()
-                            .collect(),
-                    },
-                )]
-            }
-        };
-        let transactions = moves
-            .into_iter()
-            .map(|(user, payload)| fixture.users[user].sign(payload))
-            .collect();
-        commit(&mut fixture.chain, transactions);
-    }
-    panic!("the dispute did not end");
-}
-
-fn resolution(dispute: &Dispute) -> cairn_ledger::dispute::Resolution {
-    match dispute.stage {
-        Stage::Resolved(resolution) => resolution,
-        other => panic!("unresolved: {other:?}"),
-    }
-}
+use trained_round::*;
 
 #[test]
 fn a_trainer_that_lied_at_the_last_step_loses_its_bond_after_one_refereed_step() {
@@ -288,10 +42,10 @@ fn a_trainer_that_lied_at_the_last_step_loses_its_bond_after_one_refereed_step()
     assert_eq!(task.trainers[&liar], 0);
     assert!(task.expelled.contains(&liar));
     let round = query::round(store, 0, 0).unwrap().unwrap();
-    assert_eq!(round.penalties[&liar], BOND);
+    assert_eq!(round.penalties[&liar], TRAINER_BOND);
     // The challenger's bond is back and no witness chunk is left in the state.
     let challenger = query::stake(store, &fixture.users[3].address).unwrap();
-    assert_eq!(challenger.locked, BOND);
+    assert_eq!(challenger.locked, VALIDATOR_BOND);
     assert!(query::dispute(store, dispute.id).unwrap().is_some());
 }
 
@@ -372,11 +126,11 @@ fn a_challenger_that_disputes_honest_work_loses_its_bond_to_the_trainer() {
         before + CHALLENGE_BOND
     );
     let challenger = query::stake(store, &fixture.users[3].address).unwrap();
-    // Its genesis weight and the 5 000 it bonded, less the bond it lost.
-    assert_eq!(challenger.bonded, BOND + 5_000 - CHALLENGE_BOND);
+    // Its genesis weight and what it bonded, less the bond it lost.
+    assert_eq!(challenger.bonded, VALIDATOR_BOND + BONDED - CHALLENGE_BOND);
     let task = query::task(store, 0).unwrap().unwrap();
     assert!(task.expelled.is_empty());
-    assert_eq!(task.trainers[&trainer], BOND);
+    assert_eq!(task.trainers[&trainer], TRAINER_BOND);
 }
 
 #[test]

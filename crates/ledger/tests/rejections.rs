@@ -38,8 +38,10 @@ fn running_task() -> (Chain<MemoryStore>, Vec<User>) {
     running_task_with(spec(1, (3, 3, 3), 10_000), 200)
 }
 
-/// Like [`running_task`] with another spec, the validator's weight (and bond) `validator_bond`. With 3-block windows round 0 opens at 3, takes commits at 4..=6 and reveals at 7..=9,
-/// draws its audits at 10, closes at 16 and takes challenges at 10..=18.
+/// Like [`running_task`] with another spec, the validator's weight (and bond) `validator_bond`.
+/// With 3-block windows round 0 opens at 3, takes commits at 4..=6, reveals at 7..=9 and
+/// availability votes at 10..=12, draws its audits at 13, closes at 19 and takes challenges at
+/// 13..=21.
 fn running_task_with(spec: TaskSpec, validator_bond: u128) -> (Chain<MemoryStore>, Vec<User>) {
     let (mut chain, mut users) = fresh_with(validator_bond);
     let block1 = vec![
@@ -536,11 +538,11 @@ fn challenge(challenger: &User, trainer: &User, trace_root: Hash) -> SignedTrans
 }
 
 /// A running task (see [`running_task`]) in which validator 2 opened dispute 0 over trainer 1's
-/// revealed update at height 10.
+/// revealed update at height 13.
 fn open_dispute() -> (Chain<MemoryStore>, Vec<User>) {
     let (mut chain, mut users) = running_task();
     commit_and_reveal(&mut chain, &mut users);
-    advance_to(&mut chain, 9);
+    advance_to(&mut chain, 12);
     let payload = Payload::Challenge {
         task: 0,
         round: 0,
@@ -549,7 +551,7 @@ fn open_dispute() -> (Chain<MemoryStore>, Vec<User>) {
     };
     let opened = users[2].sign(payload);
     commit(&mut chain, vec![opened]);
-    assert_eq!(chain.tip().height, 10);
+    assert_eq!(chain.tip().height, 13);
     (chain, users)
 }
 
@@ -624,18 +626,23 @@ fn reveal_whose_proof_does_not_open_the_committed_trace_is_rejected() {
 
 #[test]
 fn audit_report_by_anyone_not_drawn_to_audit_is_rejected() {
-    // Every revealed update is audited; the task's only validator (2) is the auditor.
+    // Every available update is audited; the task's only validator (2) holds trainer 1's update
+    // and is its auditor.
     let mut spec = spec(1, (3, 3, 3), 10_000);
     spec.verification.audit_ppm = 1_000_000;
     let (mut chain, mut users) = running_task_with(spec, 200);
     commit_and_reveal(&mut chain, &mut users);
     advance_to(&mut chain, 9);
+    let trainer = users[1].address;
+    let vote = users[2].sign(vote_availability(0, 0, [trainer]));
+    commit(&mut chain, vec![vote]);
+    advance_to(&mut chain, 12);
     let report = Payload::ReportAudit {
         task: 0,
         round: 0,
         trainer: users[1].address,
     };
-    // The draw runs at the start of block 10, before its transactions.
+    // The draw runs at the start of block 13, before its transactions.
     for outsider in [0, 1, 3] {
         let user = &users[outsider];
         let error = expect_rejected(
@@ -676,7 +683,7 @@ fn challenge_by_a_member_who_is_not_a_validator_of_the_task_is_rejected() {
         &mut chain,
         vec![users[3].sign(Payload::Bond { amount: 500 })],
     );
-    advance_to(&mut chain, 9);
+    advance_to(&mut chain, 12);
     // Neither an outsider with stake, nor the task's creator, nor the trainer itself.
     for who in [3, 0, 1] {
         let error = expect_rejected(&mut chain, vec![challenge(&users[who], &users[1], [9; 32])]);
@@ -693,7 +700,7 @@ fn challenge_of_a_trainer_that_did_not_reveal_is_rejected() {
     // Trainer 1 commits and never reveals; user 3 never even joined.
     let payload = commit_update(&users[1], 0, 0, &UPDATE, &SALT);
     commit(&mut chain, vec![users[1].sign(payload)]);
-    advance_to(&mut chain, 9);
+    advance_to(&mut chain, 12);
     for trainer in [1, 3] {
         let error = expect_rejected(
             &mut chain,
@@ -709,17 +716,18 @@ fn challenge_of_a_trainer_that_did_not_reveal_is_rejected() {
 #[test]
 fn challenge_outside_the_window_is_rejected() {
     // Two rounds, so the task still runs after round 0's window: round 0 takes challenges from
-    // its audit draw (height 10) to the end of its audit window (16 + 2 = 18).
+    // its audit draw (height 13) to the end of its audit window (19 + 2 = 21).
     let (mut chain, mut users) = running_task_with(spec(2, (3, 3, 3), 10_000), 200);
     commit_and_reveal(&mut chain, &mut users);
     let window = || DisputeError::Window {
-        opens: 10,
-        closes: 18,
+        opens: 13,
+        closes: 21,
     };
-    advance_to(&mut chain, 8);
+    // The last block of the availability window, and the first after the audit window.
+    advance_to(&mut chain, 11);
     let error = expect_rejected(&mut chain, vec![challenge(&users[2], &users[1], [9; 32])]);
     assert!(is_dispute_error(&error, window()), "{error:?}");
-    advance_to(&mut chain, 18);
+    advance_to(&mut chain, 21);
     let error = expect_rejected(&mut chain, vec![challenge(&users[2], &users[1], [9; 32])]);
     assert!(is_dispute_error(&error, window()), "{error:?}");
     assert_eq!(
@@ -732,7 +740,7 @@ fn challenge_outside_the_window_is_rejected() {
 fn challenge_with_the_trainers_own_trace_root_is_rejected() {
     let (mut chain, mut users) = running_task();
     commit_and_reveal(&mut chain, &mut users);
-    advance_to(&mut chain, 9);
+    advance_to(&mut chain, 12);
     let own = synthetic_trace(&UPDATE).root;
     let error = expect_rejected(&mut chain, vec![challenge(&users[2], &users[1], own)]);
     assert!(
@@ -776,7 +784,7 @@ fn challenge_without_free_stake_for_the_bond_is_rejected() {
     commit_and_reveal(&mut chain, &mut users);
     let unbond = users[2].sign(Payload::Unbond { amount: 500 });
     commit(&mut chain, vec![unbond]);
-    advance_to(&mut chain, 9);
+    advance_to(&mut chain, 12);
     let error = expect_rejected(&mut chain, vec![challenge(&users[2], &users[1], [9; 32])]);
     assert!(
         matches!(

@@ -1,5 +1,6 @@
 //! Tasks end to end: a round that finalizes and pays, a round that times out, slashing of
-//! unrevealed commits, cancellation refunds, unbonding delay, dataset escrow, durable replay.
+//! unrevealed commits and of attestations of another model, cancellation refunds, unbonding
+//! delay, dataset escrow, durable replay.
 
 mod common;
 
@@ -16,7 +17,7 @@ const REWARD: u128 = 10_000;
 const BOND: u128 = 300;
 
 /// Users: 0 creator, 1..=3 trainers, 4..=6 validators. Task 0 of `rounds` rounds with 2-block
-/// windows is started at height 3, so round r opens at 3 + 9r.
+/// windows is started at height 3, so round r opens at 3 + 11r.
 fn started(rounds: u32) -> (Chain<MemoryStore>, Vec<User>) {
     let mut users = users(7);
     let mut chain = chain(&genesis_with_validators(
@@ -56,7 +57,8 @@ fn update_hash(trainer: usize) -> [u8; 32] {
 }
 
 /// Plays round `round` (opened at `opened`): trainers 1 and 2 commit and reveal, trainer 3 only
-/// commits; validators reveal the given model hashes and scores.
+/// commits; every validator votes that it holds both revealed updates; validators reveal the
+/// given model hashes and scores.
 fn play_round(
     chain: &mut Chain<MemoryStore>,
     users: &mut [User],
@@ -78,6 +80,17 @@ fn play_round(
         .collect();
     commit(chain, reveals);
     advance_to(chain, opened + 4);
+    let votes = (4..=6)
+        .map(|v| {
+            users[v].sign(vote_availability(
+                0,
+                round,
+                [users[1].address, users[2].address],
+            ))
+        })
+        .collect();
+    commit(chain, votes);
+    advance_to(chain, opened + 6);
     let attest_commits = attestations
         .iter()
         .enumerate()
@@ -95,7 +108,7 @@ fn play_round(
         })
         .collect();
     commit(chain, attest_commits);
-    advance_to(chain, opened + 6);
+    advance_to(chain, opened + 8);
     let attest_reveals = attestations
         .iter()
         .enumerate()
@@ -110,7 +123,7 @@ fn play_round(
         })
         .collect();
     commit(chain, attest_reveals);
-    advance_to(chain, opened + 9);
+    advance_to(chain, opened + 11);
 }
 
 fn scores(users: &[User], first: u32, second: u32) -> BTreeMap<Address, u32> {
@@ -145,16 +158,27 @@ fn round_with_two_thirds_agreement_finalizes_pays_slashes_and_refunds() {
     assert!(trainer_rewards[&users[1].address] > trainer_rewards[&users[2].address]);
     assert!(!trainer_rewards.contains_key(&users[3].address));
     assert!(validator_rewards.contains_key(&users[4].address));
+    assert!(validator_rewards.contains_key(&users[5].address));
     assert!(!validator_rewards.contains_key(&users[6].address));
+    // Trainer 3 hid its update; validator 6 revealed a model hash other than the finalized one,
+    // which the round proves wrong: a tenth of the bond each. The agreeing validators keep theirs.
     let slash = BOND / 10;
-    assert_eq!(slashed, BTreeMap::from([(users[3].address, slash)]));
+    assert_eq!(
+        slashed,
+        BTreeMap::from([(users[3].address, slash), (users[6].address, slash)])
+    );
+    let task = query::task(store, 0).unwrap().unwrap();
+    assert_eq!(task.validators[&users[4].address], BOND);
+    assert_eq!(task.validators[&users[5].address], BOND);
+    assert_eq!(task.validators[&users[6].address], BOND - slash);
 
-    // The slash was burned; everything else is accounted for.
+    // The slashes were burned; everything else is accounted for.
+    let burned = 2 * slash;
     let snapshot = Snapshot::read(store).unwrap();
-    assert_eq!(snapshot.supply, supply_before - slash);
+    assert_eq!(snapshot.supply, supply_before - burned);
     assert_eq!(snapshot.holdings(), Some(snapshot.supply));
 
-    // The round closed at height 12: the rewards are awarded and the task finished, but nothing
+    // The round closed at height 14: the rewards are awarded and the task finished, but nothing
     // is paid or refunded until the 2-block audit window is over.
     let paid: u128 = trainer_rewards
         .values()
@@ -165,9 +189,9 @@ fn round_with_two_thirds_agreement_finalizes_pays_slashes_and_refunds() {
     assert_eq!((task.escrow, task.pending), (REWARD, paid));
     assert_eq!(
         round.closes_at(&task.spec) + task.spec.verification.audit_window + 1,
-        15
+        17
     );
-    advance_to(&mut chain, 15);
+    advance_to(&mut chain, 17);
     let store = chain.store();
 
     // Task settled: rewards paid, unspent escrow back to the creator, bonds unlocked.
@@ -175,7 +199,7 @@ fn round_with_two_thirds_agreement_finalizes_pays_slashes_and_refunds() {
     assert_eq!(task.status, TaskStatus::Settled);
     assert_eq!((task.escrow, task.pending), (0, 0));
     let snapshot = Snapshot::read(store).unwrap();
-    assert_eq!(snapshot.supply, supply_before - slash);
+    assert_eq!(snapshot.supply, supply_before - burned);
     assert_eq!(snapshot.holdings(), Some(snapshot.supply));
     assert_eq!(
         query::balance(store, &users[0].address).unwrap(),
@@ -186,6 +210,10 @@ fn round_with_two_thirds_agreement_finalizes_pays_slashes_and_refunds() {
         query::stake(store, &users[3].address).unwrap().bonded,
         1_000 - slash
     );
+    // Validators also hold their genesis weight (their bond); validator 6 was paid nothing.
+    let wrong = query::stake(store, &users[6].address).unwrap();
+    assert_eq!((wrong.bonded, wrong.locked), (BOND + 1_000 - slash, 0));
+    assert_eq!(query::rewards(store, &users[6].address).unwrap(), 0);
     assert_eq!(
         query::rewards(store, &users[1].address).unwrap(),
         trainer_rewards[&users[1].address]
@@ -211,7 +239,11 @@ fn round_without_agreement_times_out_and_pays_nobody() {
     play_round(&mut chain, &mut users, 0, 3, &attestations);
     let store = chain.store();
     let round = query::round(store, 0, 0).unwrap().unwrap();
-    assert!(matches!(round.outcome, Some(Outcome::TimedOut { .. })));
+    let Some(Outcome::TimedOut { slashed }) = &round.outcome else {
+        panic!("round did not time out: {:?}", round.outcome);
+    };
+    // No model finalized, so no attestation is provably wrong: only the hidden update is slashed.
+    assert_eq!(slashed, &BTreeMap::from([(users[3].address, BOND / 10)]));
     assert_eq!(query::rewards(store, &users[1].address).unwrap(), 0);
     assert_eq!(query::model_hash(store, 0, 0).unwrap(), None);
     // Round 1 opened from the unchanged initial model; escrow untouched.
@@ -222,9 +254,9 @@ fn round_without_agreement_times_out_and_pays_nobody() {
     assert_eq!(next.model_hash, task.spec.initial_model);
     assert_ne!(next.seed, round.seed);
 
-    // Round 1 also times out (closing at height 21): the task finishes, and the whole budget
-    // returns when it settles after the last audit window, at height 24.
-    play_round(&mut chain, &mut users, 1, 12, &attestations);
+    // Round 1 also times out (closing at height 25): the task finishes, and the whole budget
+    // returns when it settles after the last audit window, at height 28.
+    play_round(&mut chain, &mut users, 1, 14, &attestations);
     let store = chain.store();
     let task = query::task(store, 0).unwrap().unwrap();
     assert_eq!(task.status, TaskStatus::Finished);
@@ -232,7 +264,7 @@ fn round_without_agreement_times_out_and_pays_nobody() {
         query::balance(store, &users[0].address).unwrap(),
         BALANCE - 2 * REWARD
     );
-    advance_to(&mut chain, 24);
+    advance_to(&mut chain, 28);
     let store = chain.store();
     let task = query::task(store, 0).unwrap().unwrap();
     assert_eq!(task.status, TaskStatus::Settled);
@@ -441,12 +473,12 @@ fn a_finalized_round_pays_nothing_until_its_vesting_height_then_exactly_what_it_
     play_round(&mut chain, &mut users, 0, 3, &attestations);
     assert_conserved(&chain);
 
-    // Round 0 closed at height 12 (round 1 opened); it vests after its 2-block audit window.
-    assert_eq!(chain.tip().height, 12);
+    // Round 0 closed at height 14 (round 1 opened); it vests after its 2-block audit window.
+    assert_eq!(chain.tip().height, 14);
     let round = query::round(chain.store(), 0, 0).unwrap().unwrap();
     let task = query::task(chain.store(), 0).unwrap().unwrap();
     let vest_at = round.challenge_deadline(&task.spec) + 1;
-    assert_eq!(vest_at, 15);
+    assert_eq!(vest_at, 17);
     let vesting = round.vesting.clone().expect("a finalized round vests");
     assert_eq!((vesting.at, vesting.done), (vest_at, false));
     let awarded = awards(&chain, 0);
@@ -517,16 +549,16 @@ fn a_finished_task_refunds_its_unspent_escrow_and_unlocks_bonds_only_at_settleme
         ([2; 32], scores(&users, 500_000, 500_000)),
         ([3; 32], scores(&users, 500_000, 500_000)),
     ];
-    play_round(&mut chain, &mut users, 1, 12, &split);
+    play_round(&mut chain, &mut users, 1, 14, &split);
     assert_conserved(&chain);
 
-    // The last round closed at height 21: finished, settling after its audit window.
-    assert_eq!(chain.tip().height, 21);
+    // The last round closed at height 25: finished, settling after its audit window.
+    assert_eq!(chain.tip().height, 25);
     let task = query::task(chain.store(), 0).unwrap().unwrap();
     let last = query::round(chain.store(), 0, 1).unwrap().unwrap();
     assert!(matches!(last.outcome, Some(Outcome::TimedOut { .. })));
     let settle_at = last.challenge_deadline(&task.spec) + 1;
-    assert_eq!(settle_at, 24);
+    assert_eq!(settle_at, 28);
     let bonds: BTreeMap<Address, u128> = task
         .trainers
         .iter()
@@ -582,8 +614,8 @@ fn a_finished_task_refunds_its_unspent_escrow_and_unlocks_bonds_only_at_settleme
 
 #[test]
 fn an_open_dispute_withholds_the_trainers_reward_and_delays_settlement_until_it_ends() {
-    // Validator 4 challenges trainer 1 right after round 0 closes (height 13); trainer 1 never
-    // answers, so it loses when its 2-block move window is over (at 16): bond slashed, reward
+    // Validator 4 challenges trainer 1 right after round 0 closes (height 15); trainer 1 never
+    // answers, so it loses when its 2-block move window is over (at 18): bond slashed, reward
     // forfeited to the creator's refund. The task settles once the dispute is over.
     let (mut chain, mut users) = started(1);
     let supply_before = query::supply(chain.store()).unwrap();
@@ -607,18 +639,18 @@ fn an_open_dispute_withholds_the_trainers_reward_and_delays_settlement_until_it_
     assert_conserved(&chain);
     let dispute = query::dispute(chain.store(), 0).unwrap().unwrap();
     assert!(dispute.is_open());
-    assert_eq!((dispute.opened_at, dispute.deadline), (13, 15));
+    assert_eq!((dispute.opened_at, dispute.deadline), (15, 17));
     assert_eq!(
         query::stake(chain.store(), &challenger).unwrap().locked,
         BOND + CHALLENGE_BOND
     );
     let before = earnings(&chain, &users);
 
-    // Height 15: the round vests, but trainer 1's reward waits for the dispute; the task does
+    // Height 17: the round vests, but trainer 1's reward waits for the dispute; the task does
     // not settle while it is open.
     step(&mut chain);
     step(&mut chain);
-    assert_eq!(chain.tip().height, 15);
+    assert_eq!(chain.tip().height, 17);
     let after = earnings(&chain, &users);
     assert_eq!(after[1], before[1], "the disputed trainer was paid");
     for member in [2, 4, 5, 6] {
@@ -635,7 +667,7 @@ fn an_open_dispute_withholds_the_trainers_reward_and_delays_settlement_until_it_
     assert_eq!(task.status, TaskStatus::Finished);
     assert_eq!(task.pending, awarded[&trainer]);
 
-    // Height 16: the trainer let its deadline pass and loses.
+    // Height 18: the trainer let its deadline pass and loses.
     step(&mut chain);
     let dispute = query::dispute(chain.store(), 0).unwrap().unwrap();
     assert!(!dispute.is_open(), "{:?}", dispute.stage);

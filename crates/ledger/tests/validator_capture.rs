@@ -1,9 +1,10 @@
 //! Task capture fails: only consensus validators validate tasks, each with exactly its consensus
 //! weight as bond; a task starts only once validators holding 2/3 of consensus weight joined; so
 //! a coalition below 1/3 of consensus weight can neither join alone, nor buy weight, nor
-//! finalize its own model hash, nor pay its friends. Bonds below the chain's minimum are refused,
-//! slashes round up, and a validator that commits an attestation and never reveals it is
-//! slashed like a trainer that hides its update.
+//! finalize its own model hash, nor pay its friends, and each attempt (another model hash, or
+//! scores other than the honest majority's) costs it a tenth of its bond. Bonds below the
+//! chain's minimum are refused, slashes round up, and a validator that commits an attestation and
+//! never reveals it is slashed like a trainer that hides its update.
 
 mod common;
 
@@ -162,7 +163,9 @@ fn params_with_min(min_bond: u128) -> Params {
 }
 
 /// Runs one round with the coalition validating: both trainers commit, trainer 1 reveals, and
-/// trainer 2 reveals only if `friend_reveals`; honest validators attest `[0xaa; 32]` scoring
+/// trainer 2 reveals only if `friend_reveals`; every validator, the coalition's too, votes that
+/// it holds every revealed update (so the coalition is refused rewards for what it attests, not
+/// for skipping its vote); honest validators attest `[0xaa; 32]` scoring
 /// trainer 1 at 800 000 and the friend at 0; the coalition attests `coalition_model` scoring its
 /// friend 1 000 000, or commits and never reveals when `coalition_reveals` is false.
 fn captured_round(
@@ -201,6 +204,12 @@ fn captured_round(
     commit(&mut chain, reveals);
     advance_to(&mut chain, opened + 4);
     let (trainer, friend) = (users[1].address, users[2].address);
+    let held: Vec<Address> = [trainer, friend][..revealing].to_vec();
+    let votes = (3..=6)
+        .map(|v| users[v].sign(vote_availability(0, 0, held.iter().copied())))
+        .collect();
+    commit(&mut chain, votes);
+    advance_to(&mut chain, opened + 6);
     let mut honest = BTreeMap::from([(trainer, 800_000)]);
     let mut friendly = BTreeMap::from([(trainer, 0)]);
     if friend_reveals {
@@ -225,7 +234,7 @@ fn captured_round(
         })
         .collect();
     commit(&mut chain, attest_commits);
-    advance_to(&mut chain, opened + 6);
+    advance_to(&mut chain, opened + 8);
     let attest_reveals = attestations
         .iter()
         .filter(|(v, _, _)| *v != 6 || coalition_reveals)
@@ -240,7 +249,7 @@ fn captured_round(
         })
         .collect();
     commit(&mut chain, attest_reveals);
-    advance_to(&mut chain, opened + 9);
+    advance_to(&mut chain, opened + 11);
     (chain, users)
 }
 
@@ -269,7 +278,13 @@ fn a_coalition_below_a_third_cannot_finalize_its_model_or_pay_its_friend() {
     assert_eq!(scores[&users[2].address], 0);
     assert!(!trainer_rewards.contains_key(&users[2].address));
     assert!(!validator_rewards.contains_key(&users[6].address));
-    assert!(slashed.is_empty());
+    // Its model hash is not the finalized one: provably wrong, a tenth of its bond burned. The
+    // honest validators keep theirs.
+    assert_eq!(
+        slashed,
+        BTreeMap::from([(users[6].address, COALITION_SLASH)])
+    );
+    assert_coalition_slashed(&chain, &users);
 
     // Attesting the honest model, its scores are clipped to within 10% of the median and weigh
     // 1 400 of 4 400: the friend still gets nothing.
@@ -278,17 +293,50 @@ fn a_coalition_below_a_third_cannot_finalize_its_model_or_pay_its_friend() {
         scores,
         trainer_rewards,
         validator_rewards,
+        slashed,
         ..
     } = outcome(&chain)
     else {
         panic!("finalizes");
     };
     assert_eq!(scores[&users[2].address], 0);
+    assert_eq!(scores[&users[1].address], 800_000);
     assert!(!trainer_rewards.contains_key(&users[2].address));
-    // Its scores lie more than a band's width from the honest ones: it earns nothing, the
-    // honest validators all of the validator pool.
+    // Its scores differ from those the honest 3 000 of 4 400 (more than half) gave: it earns
+    // nothing, the honest validators all of the validator pool, and it is slashed as for a
+    // wrong model hash.
     assert!(!validator_rewards.contains_key(&users[6].address));
-    assert!(validator_rewards[&users[3].address] > 0);
+    for honest in 3..=5 {
+        assert!(validator_rewards[&users[honest].address] > 0);
+    }
+    assert_eq!(
+        slashed,
+        BTreeMap::from([(users[6].address, COALITION_SLASH)])
+    );
+    assert_coalition_slashed(&chain, &users);
+}
+
+/// A tenth of the coalition's bond (1 400).
+const COALITION_SLASH: u128 = 140;
+
+/// Asserts that only the coalition lost bond (its task bond and its stake), and that the slash
+/// left the supply.
+fn assert_coalition_slashed(chain: &Chain<MemoryStore>, users: &[User]) {
+    let task = query::task(chain.store(), 0).unwrap().unwrap();
+    assert_eq!(
+        task.validators[&users[6].address],
+        COALITION_WEIGHT - COALITION_SLASH
+    );
+    for honest in &users[3..=5] {
+        assert_eq!(task.validators[&honest.address], HONEST_WEIGHT);
+    }
+    // Genesis weight plus the 50 000 bonded in `network`.
+    let stake = query::stake(chain.store(), &users[6].address).unwrap();
+    assert_eq!(stake.bonded, COALITION_WEIGHT + 50_000 - COALITION_SLASH);
+    let snapshot = query::Snapshot::read(chain.store()).unwrap();
+    assert_eq!(snapshot.holdings(), Some(snapshot.supply));
+    let genesis_supply = 8 * BALANCE + 3 * HONEST_WEIGHT + COALITION_WEIGHT;
+    assert_eq!(snapshot.supply, genesis_supply - COALITION_SLASH);
 }
 
 #[test]

@@ -59,6 +59,7 @@ fn spec() -> TaskSpec {
         robust_rule: "trimmed_mean:1".into(),
         commit_window: 6,
         reveal_window: 6,
+        availability_window: 6,
         attest_window: 6,
         min_stake: 100,
         reward_per_round: 100_000,

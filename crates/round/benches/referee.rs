@@ -45,6 +45,7 @@ fn assignment(
         robust_rule: "median".into(),
         commit_window: 1,
         reveal_window: 1,
+        availability_window: 1,
         attest_window: 1,
         min_stake: 1,
         reward_per_round: 1,

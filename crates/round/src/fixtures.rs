@@ -46,6 +46,7 @@ pub fn spec(dataset: Hash, model: &str, optimizer: &str, steps: u32, every: u32)
         robust_rule: "mean".into(),
         commit_window: 1,
         reveal_window: 1,
+        availability_window: 1,
         attest_window: 1,
         min_stake: 1,
         reward_per_round: 1,

@@ -83,6 +83,10 @@ pub struct TaskSpec {
     pub commit_window: u64,
     /// Blocks during which trainers may reveal (right after the commit window).
     pub reveal_window: u64,
+    /// Blocks during which validators vote which revealed updates they hold (right after the
+    /// reveal window): an update counts only if validators holding at least 2/3 of the task's
+    /// validator stake vote that they hold it.
+    pub availability_window: u64,
     /// Blocks for attestation commits, then as many for attestation reveals.
     pub attest_window: u64,
     /// Smallest bond a member may lock.
@@ -95,15 +99,20 @@ pub struct TaskSpec {
 
 impl TaskSpec {
     /// Blocks from a round's opening block to the block that closes it: the opening block
-    /// itself, then the commit, reveal, attestation-commit and attestation-reveal windows.
+    /// itself, then the commit, reveal, availability, attestation-commit and attestation-reveal
+    /// windows.
     pub fn round_length(&self) -> u64 {
-        1 + self.commit_window + self.reveal_window + 2 * self.attest_window
+        1 + self.commit_window
+            + self.reveal_window
+            + self.availability_window
+            + 2 * self.attest_window
     }
 
     /// Blocks from a round's opening block to the first block of its attestation-commit
-    /// window, where its audits are drawn (the seed comes from the block before it).
+    /// window, where its available updates are fixed and its audits drawn (the seed comes from
+    /// the block before it).
     pub fn audit_offset(&self) -> u64 {
-        1 + self.commit_window + self.reveal_window
+        1 + self.commit_window + self.reveal_window + self.availability_window
     }
 
     /// The budget escrowed at creation; `None` when it overflows u128.
@@ -156,6 +165,7 @@ impl Write for TaskSpec {
         write_text(&self.robust_rule, buf);
         self.commit_window.write(buf);
         self.reveal_window.write(buf);
+        self.availability_window.write(buf);
         self.attest_window.write(buf);
         self.min_stake.write(buf);
         self.reward_per_round.write(buf);
@@ -171,7 +181,7 @@ impl EncodeSize for TaskSpec {
             + 8
             + text_size(&self.optimizer)
             + text_size(&self.robust_rule)
-            + 24
+            + 32
             + 32
             + self.verification.encode_size()
     }
@@ -192,6 +202,7 @@ impl Read for TaskSpec {
             robust_rule: read_text(buf)?,
             commit_window: u64::read_cfg(buf, &())?,
             reveal_window: u64::read_cfg(buf, &())?,
+            availability_window: u64::read_cfg(buf, &())?,
             attest_window: u64::read_cfg(buf, &())?,
             min_stake: u128::read_cfg(buf, &())?,
             reward_per_round: u128::read_cfg(buf, &())?,

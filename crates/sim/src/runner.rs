@@ -833,6 +833,7 @@ fn task_spec(scenario: &Scenario, registry: &DatasetRegistry) -> Result<TaskSpec
         robust_rule: scenario.rule.clone(),
         commit_window: scenario.windows.commit,
         reveal_window: scenario.windows.reveal,
+        availability_window: scenario.windows.availability,
         attest_window: scenario.windows.attest,
         min_stake: 1,
         reward_per_round: u128::from(scenario.reward_per_round),
@@ -856,6 +857,7 @@ fn simulated_limit(scenario: &Scenario) -> Duration {
     let round_blocks = 1u64
         .saturating_add(windows.commit)
         .saturating_add(windows.reveal)
+        .saturating_add(windows.availability)
         .saturating_add(windows.attest.saturating_mul(2));
     let blocks = u64::from(scenario.rounds)
         .saturating_mul(round_blocks)

@@ -1,7 +1,8 @@
 //! The economics as a researcher reads them: every node's costs come from the work it actually
 //! did (a free rider pays no training, a score copier no scoring), profit is rewards − slashes −
 //! costs, a Sybil selling one run under several identities earns less than the one honest node
-//! it could have been, and a sweep finds where an attack turns profitable.
+//! it could have been, a withholder and shirking validators lose money, and a sweep finds where
+//! an attack turns profitable.
 
 use cairn_sim::result::{NodeCosts, NodeWork};
 use cairn_sim::runner::run;
@@ -86,6 +87,112 @@ behaviour = "copy_scores"
     assert!(honest_trainer.costs.training > 0 && honest_trainer.costs.stake > 0);
     assert_eq!(node("free_rider:zero").costs.training, 0);
     assert!(honest_validator.costs.scoring > node("copy_scores").costs.scoring);
+}
+
+#[test]
+fn a_withholder_earns_nothing_and_pays_for_every_round_it_repeats_while_rounds_finalize() {
+    let scenario = digits(
+        4,
+        r#"
+[[trainers]]
+count = 6
+[[trainers]]
+count = 1
+behaviour = "withholder"
+[[validators]]
+count = 4
+"#,
+    );
+    // The run checks the invariants itself (no fork, honest hashes, supply, no honest slash).
+    let result = run(&scenario, &mut NoProgress).expect("runs");
+    assert!(
+        result.rounds.iter().all(|r| r.finalized),
+        "every round finalizes"
+    );
+    let withholder = result
+        .nodes
+        .iter()
+        .find(|n| n.behaviour == "withholder")
+        .unwrap();
+    assert_eq!(withholder.revealed, 4, "it revealed every round");
+    assert_eq!(withholder.rewards_total, 0);
+    // Unserved in all 4 rounds: slashed in rounds 1, 2 and 3, a tenth of its bond each time.
+    let bond = withholder.stake_initial;
+    let after = (0..3).fold(bond, |b, _| b - (b * 100_000).div_ceil(1_000_000));
+    assert_eq!(withholder.slashed_total, bond - after);
+    assert!(withholder.profit() < 0);
+    for honest in result.nodes.iter().filter(|n| n.is_honest()) {
+        assert_eq!(honest.slashed_total, 0, "{}", honest.name);
+        assert!(honest.profit() > 0, "{}", honest.name);
+    }
+}
+
+#[test]
+fn validators_that_attest_a_wrong_hash_copy_scores_or_skip_audits_lose_money() {
+    let scenario = digits(
+        4,
+        r#"
+[verification]
+audit_rate = 0.5
+[[trainers]]
+count = 6
+[[validators]]
+count = 7
+[[validators]]
+count = 1
+behaviour = "wrong_model_hash"
+[[validators]]
+count = 1
+behaviour = "copy_scores"
+[[validators]]
+count = 1
+behaviour = "lazy_auditor"
+"#,
+    );
+    let result = run(&scenario, &mut NoProgress).expect("runs");
+    assert!(
+        result.rounds.iter().all(|r| r.finalized),
+        "every round finalizes"
+    );
+    for honest in result.nodes.iter().filter(|n| n.is_honest()) {
+        assert_eq!(honest.slashed_total, 0, "{}", honest.name);
+        assert!(honest.profit() > 0, "{}", honest.name);
+    }
+    let least_honest = result
+        .nodes
+        .iter()
+        .filter(|n| n.is_honest() && n.name.starts_with('v'))
+        .map(|n| n.profit())
+        .min()
+        .unwrap();
+    let node = |behaviour: &str| {
+        result
+            .nodes
+            .iter()
+            .find(|n| n.behaviour == behaviour)
+            .unwrap_or_else(|| panic!("no {behaviour} node"))
+    };
+    // Lying about the model or the scores is slashed every round: a loss outright.
+    for behaviour in ["wrong_model_hash", "copy_scores"] {
+        assert!(
+            node(behaviour).slashed_total > 0,
+            "{behaviour} was never slashed"
+        );
+        assert!(
+            node(behaviour).profit() < 0,
+            "{behaviour} made {}",
+            node(behaviour).profit()
+        );
+    }
+    // Skipping audits is slashed in the rounds it was drawn: it does the rest of the work, so it
+    // keeps the other rounds' pay, but skipping costs it more than the audits it saved.
+    let lazy = node("lazy_auditor");
+    assert!(lazy.slashed_total > 0, "the lazy auditor was never slashed");
+    assert!(
+        lazy.profit() < least_honest,
+        "lazy auditor {} against honest {least_honest}",
+        lazy.profit()
+    );
 }
 
 #[test]

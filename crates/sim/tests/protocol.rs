@@ -24,8 +24,8 @@ const ROUNDS: u32 = 3;
 
 /// Golden outputs of the faults scenario with seed [`SEED`]: any change to training,
 /// aggregation, scoring, audits, the ledger or the blob format shows up here.
-const GOLDEN_STATE_ROOT: &str = "8cc2bb97c101bc310011f05d0b1881e2fb13ef335807f8778f8ae9498ad18740";
-const GOLDEN_MODEL_HASH: &str = "ea204fed693db91951097ecb9e1a1aa061599262089db8551497a61b1eea29f7";
+const GOLDEN_STATE_ROOT: &str = "a1ff4c8a2594f6d7f20b6d1b255017910443886cc6002f08cf5f9cff38ff2fce";
+const GOLDEN_MODEL_HASH: &str = "c038ccff7e52667582394783059c9c127a79be60d7d2e1a6fca7a7c73a2a6b33";
 
 /// The verification settings of these runs: no random audits (forced ones still happen).
 fn verification() -> Verification {
@@ -133,20 +133,34 @@ fn the_models_test_accuracy_rises() {
 }
 
 #[test]
-fn a_commit_never_revealed_is_slashed() {
+fn a_commit_never_revealed_and_a_wrong_model_hash_are_slashed() {
     let run = run();
     let non_revealer = run.trainers[6];
+    let wrong_hash = run.validators[3];
     for round in 0..ROUNDS {
         let Outcome::Finalized { slashed, .. } = outcome(run, round) else {
             panic!("round {round} timed out");
         };
+        let mut expected = vec![non_revealer, wrong_hash];
+        expected.sort();
         assert_eq!(
-            slashed.keys().collect::<Vec<_>>(),
-            vec![&non_revealer],
-            "round {round}"
+            slashed.keys().copied().collect::<Vec<_>>(),
+            expected,
+            "round {round}: only the non-revealer and the wrong hash"
         );
     }
     let task = query::task(run.chain.store(), 0).unwrap().unwrap();
+    // The wrong hash is proven wrong against the finalized one (2/3 of stake, so at least one
+    // honest validator, computed it): 10% of its bond each round, rounded up.
+    let bond = 1_000u128;
+    let after = (0..ROUNDS).fold(bond, |b, _| b - (b * 100_000).div_ceil(1_000_000));
+    assert_eq!(task.validators[&wrong_hash], after);
+    for honest in &run.validators[..3] {
+        assert_eq!(
+            task.validators[honest], bond,
+            "an honest validator was slashed"
+        );
+    }
     // 10% of the remaining bond each round: 1000 -> 900 -> 810 -> 729.
     assert_eq!(task.trainers[&non_revealer], 729);
     assert_eq!(query::rewards(run.chain.store(), &non_revealer).unwrap(), 0);

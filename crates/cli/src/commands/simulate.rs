@@ -42,7 +42,7 @@ THE DEFAULT SCENARIO
   mnist_5k (shipped in data/), model mlp:784-64-10, iid partition, 20 rounds of 20 local SGD steps
   (batch 32, sgd:lr=0.1,momentum=0.9), rule nnm:2>trimmed_mean:2, 10 trainers of which 2 run
   ALIE, 4 honest validators, 40000 tokens staked per trainer and 1000 per validator, 10000
-  tokens of reward per round, a trace checkpoint every 5 steps, the deterrent audit rate (3.85%),
+  tokens of reward per round, a trace checkpoint every 5 steps, the deterrent audit rate (4.76%),
   50 ms latency with 10 ms jitter, no loss, seed 7.
 
 SCENARIO FILES (--scenario FILE)

@@ -265,9 +265,14 @@ pub fn open(
     };
     // `advance` counts opening as the first move, so every deadline event names a fresh count.
     advance(state, env, &task, &mut dispute)?;
+    // A pass stays on record: an auditor that reported a match and challenges later (once
+    // another auditor's dispute looks like winning) must not wipe the report a referee's verdict
+    // would slash it for.
     if let Some(audit) = round.audits.get_mut(trainer) {
         if let Some(status) = audit.auditors.get_mut(challenger) {
-            *status = AuditStatus::Challenged;
+            if *status == AuditStatus::Assigned {
+                *status = AuditStatus::Challenged;
+            }
         }
     }
     round.disputes.insert(id);

@@ -3,24 +3,19 @@
 //! The trainer loses: its whole remaining task bond is slashed (burned, or paid to the
 //! challenger when slashes go to challengers), it forfeits the round's reward, it takes no
 //! further part in the task, every other open dispute over the same update ends with it, and the
-//! challenger gets its bond back. The challenger loses: its bond goes to the trainer, and the
+//! challenger gets its bond back; when the referee decided, every auditor that had reported the
+//! update as matching is slashed too. The challenger loses: its bond goes to the trainer, and the
 //! trainer's withheld reward is paid once no other dispute over the round is open.
 
 use super::{Dispute, Party, Reason, Resolution, Stage};
 use crate::execute::{Env, TxError};
 use crate::lifecycle;
-use crate::round::Round;
+use crate::round::{AuditStatus, Round};
+use crate::settlement::slash_bond;
 use crate::staking;
 use crate::state::{keys, Overlay};
 use crate::task::Task;
 use crate::vesting;
-
-fn add_penalty(round: &mut Round, member: &crate::address::Address, amount: u128) {
-    if amount > 0 {
-        let entry = round.penalties.entry(*member).or_default();
-        *entry = entry.saturating_add(amount);
-    }
-}
 
 /// Applies `resolution` to `dispute` and everything it touches, and stores them.
 pub(super) fn resolve(
@@ -46,7 +41,7 @@ pub(super) fn resolve(
                 round.opened_at,
                 Some(&dispute.challenger),
             )?;
-            add_penalty(&mut round, &dispute.trainer, taken);
+            round.add_penalty(&dispute.trainer, taken);
             task.trainers.insert(dispute.trainer, 0);
             task.expelled.insert(dispute.trainer);
             vesting::forfeit(&mut task, &mut round, &dispute.trainer);
@@ -78,11 +73,14 @@ pub(super) fn resolve(
                 staking::unlock(state, &other.challenger, other.bond)?;
                 state.write(key, &other);
             }
+            if resolution.reason == Reason::Referee {
+                slash_false_passes(state, env, &mut task, &mut round, &dispute.trainer)?;
+            }
             tracing::info!(dispute = dispute.id, trainer = %dispute.trainer, slashed = taken, reason = ?resolution.reason, "trainer lost its dispute");
         }
         Party::Trainer => {
             staking::forfeit_locked(state, &dispute.challenger, dispute.bond, &dispute.trainer)?;
-            add_penalty(&mut round, &dispute.challenger, dispute.bond);
+            round.add_penalty(&dispute.challenger, dispute.bond);
             // This dispute is already resolved in `dispute` but not yet stored: skip it.
             let mut still_open = false;
             for id in round.disputes.iter().filter(|id| **id != dispute.id) {
@@ -113,4 +111,35 @@ fn drop_chunks(state: &mut Overlay, dispute: &Dispute) {
             state.delete(keys::witness_chunk(dispute.id, chunk));
         }
     }
+}
+
+/// The referee found `trainer`'s trace wrong at a step: an auditor of that update that reported
+/// its re-run as matching could not have re-run it (an honest re-run gives another trace root),
+/// so it is slashed `slash_fraction_ppm` of its task bond, rounded up. Only a referee's verdict
+/// proves this: a trainer that lost by silence may have committed honest work.
+fn slash_false_passes(
+    state: &mut Overlay,
+    env: &Env,
+    task: &mut Task,
+    round: &mut Round,
+    trainer: &crate::address::Address,
+) -> Result<(), TxError> {
+    let passed: Vec<crate::address::Address> = round
+        .audits
+        .get(trainer)
+        .map(|audit| {
+            audit
+                .auditors
+                .iter()
+                .filter(|(_, status)| **status == AuditStatus::Passed)
+                .map(|(auditor, _)| *auditor)
+                .collect()
+        })
+        .unwrap_or_default();
+    for auditor in passed {
+        let amount = slash_bond(state, env, &mut task.validators, &auditor, round.opened_at)?;
+        round.add_penalty(&auditor, amount);
+        tracing::info!(task = task.id, round = round.number, %auditor, %trainer, amount, "auditor passed work the referee proved wrong: slashed");
+    }
+    Ok(())
 }

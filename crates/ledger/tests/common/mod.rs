@@ -209,6 +209,7 @@ pub fn spec(rounds: u32, windows: (u64, u64, u64), reward_per_round: u128) -> Ta
         robust_rule: "median".into(),
         commit_window: windows.0,
         reveal_window: windows.1,
+        availability_window: windows.1,
         attest_window: windows.2,
         min_stake: 100,
         reward_per_round,
@@ -297,4 +298,62 @@ pub fn reveal_update(task: u64, round: u32, update_hash: &Hash, salt: &Hash) -> 
         last: trace.last,
         proof: trace.proof,
     }
+}
+
+/// A task validator's availability vote in round `round` of task `task`: it holds the revealed
+/// updates of the trainers in `held`.
+pub fn vote_availability(
+    task: u64,
+    round: u32,
+    held: impl IntoIterator<Item = Address>,
+) -> Payload {
+    Payload::VoteAvailability {
+        task,
+        round,
+        held: held.into_iter().collect(),
+    }
+}
+
+/// A chain whose consensus validators are `validators` (user index, weight), with task 0 of
+/// `spec` created by user 0, joined by users 1..=3 as trainers with `trainer_bond` and by the
+/// validators with their weights, and started at height 3. Users: 0 creator, 1..=3 trainers,
+/// then up to index 7 (every user bonds 1 000 first).
+pub fn started_task(
+    spec: TaskSpec,
+    validators: &[(usize, u128)],
+    trainer_bond: u128,
+) -> (Chain<MemoryStore>, Vec<User>) {
+    let mut users = users(8);
+    let mut chain = chain(&genesis_with_validators(
+        &users,
+        validators,
+        Params::default(),
+    ));
+    let mut block = vec![users[0].sign(Payload::CreateTask { spec })];
+    for user in users.iter_mut().skip(1) {
+        block.push(user.sign(Payload::Bond { amount: 1_000 }));
+    }
+    commit(&mut chain, block);
+    let mut joins = Vec::new();
+    for trainer in &mut users[1..=3] {
+        joins.push(trainer.sign(Payload::JoinTask {
+            task: 0,
+            role: cairn_ledger::Role::Trainer,
+            bond: trainer_bond,
+        }));
+    }
+    for (validator, weight) in validators {
+        joins.push(users[*validator].sign(Payload::JoinTask {
+            task: 0,
+            role: cairn_ledger::Role::Validator,
+            bond: *weight,
+        }));
+    }
+    commit(&mut chain, joins);
+    commit(
+        &mut chain,
+        vec![users[0].sign(Payload::StartTask { task: 0 })],
+    );
+    assert_eq!(chain.tip().height, 3);
+    (chain, users)
 }

@@ -5,7 +5,7 @@
 //! usually by calling the honest computation and changing its result. The node itself holds no
 //! adversarial behaviour.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -181,6 +181,13 @@ pub trait TrainerConduct: Send + fmt::Debug {
         true
     }
 
+    /// Whether to let peers fetch the update it reveals: the protocol always does (an update
+    /// that validators holding 2/3 of stake do not hold by the end of the availability window
+    /// does not count).
+    fn publishes(&mut self, _round: u32) -> bool {
+        true
+    }
+
     /// Whether to make its move in this dispute over its work: the protocol always does.
     fn defends(&mut self, _dispute: &Dispute) -> bool {
         true
@@ -210,6 +217,17 @@ pub struct AttestInput<'a> {
     pub round: &'a Round,
     /// The ledger state at this block.
     pub state: &'a dyn StateRead,
+    /// The trainers whose updates count this round (revealed and available to 2/3 of validator
+    /// stake), with their update hashes.
+    pub counted: &'a [(Address, Hash)],
+}
+
+/// What a validator's availability vote is computed from.
+pub struct VoteInput<'a> {
+    /// The task.
+    pub task: &'a Task,
+    /// The round.
+    pub round: &'a Round,
     /// The trainers that revealed, with their update hashes.
     pub revealed: &'a [(Address, Hash)],
 }
@@ -218,6 +236,16 @@ pub struct AttestInput<'a> {
 pub trait ValidatorConduct: Send + fmt::Debug {
     /// The attestation to commit, given the honest one; `None` attests nothing.
     fn attest(&mut self, _input: &AttestInput<'_>, honest: Attestation) -> Option<Attestation> {
+        Some(honest)
+    }
+
+    /// The trainers whose revealed update it says it holds, given the honest answer (those whose
+    /// blob it holds); `None` does not vote.
+    fn vote(
+        &mut self,
+        _input: &VoteInput<'_>,
+        honest: BTreeSet<Address>,
+    ) -> Option<BTreeSet<Address>> {
         Some(honest)
     }
 

@@ -26,6 +26,6 @@ pub use cairn_round::{dataset, params, plan};
 pub use cairn_round::{DatasetRegistry, PlanError, RegisteredDataset, TaskPlan};
 pub use conduct::{
     AttestInput, Attestation, Decision, HonestTrainer, HonestValidator, RoundInput, Submission,
-    TrainerConduct, ValidatorConduct,
+    TrainerConduct, ValidatorConduct, VoteInput,
 };
 pub use outbox::Outbox;

@@ -9,6 +9,7 @@
 //! | `label_flip` | trains on flipped labels ([`trainer::LabelFlipping`]) | audits (its batches hold the wrong labels) |
 //! | `free_rider` | reveals zero or the last global step without training ([`trainer::FreeRiding`]) | scores 0; audits |
 //! | `non_revealer`, `malformed_blob` | withholds, or reveals garbage | slashed at close; excluded and scored 0 |
+//! | `withholder` | reveals the hash, serves the update to nobody ([`trainer::Hoarding`]) | availability votes: it does not count; slashed when it repeats |
 //! | `lazy` | trains a fraction of its steps or shard ([`trainer::Lazy`]) | audits: the first skipped step is wrong |
 //! | `forged_trace` | one step scaled up, a made-up trace ([`trainer::Forging`]) | audits; the referee re-runs step 1 |
 //! | `copier` | recomputes a victim's update ([`trainer::Copying`]) | a duplicate is always audited; the victim is not |
@@ -64,6 +65,7 @@ pub fn trainer_conduct(
             Box::new(trainer::FreeRiding(FreeRide::Stale))
         }
         TrainerBehaviour::NonRevealer => Box::new(trainer::Withholding),
+        TrainerBehaviour::Withholder => Box::new(trainer::Hoarding),
         TrainerBehaviour::MalformedBlob => Box::new(trainer::Malforming),
         TrainerBehaviour::Lazy { kind, fraction } => Box::new(trainer::Lazy(match kind {
             LazyKind::Steps => Laziness::Steps(*fraction),

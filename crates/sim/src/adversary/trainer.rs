@@ -234,6 +234,18 @@ impl TrainerConduct for Withholding {
     }
 }
 
+/// Trains, commits and reveals honestly, but never lets a peer fetch its update: without
+/// availability votes the validators that got it and those that did not would compute different
+/// models. Its update does not count, and a second round in a row is slashed.
+#[derive(Debug, Default)]
+pub struct Hoarding;
+
+impl TrainerConduct for Hoarding {
+    fn publishes(&mut self, _round: u32) -> bool {
+        false
+    }
+}
+
 /// Trains honestly and then reveals an update that does not decode (a NaN among the values),
 /// naming it in its trace's last checkpoint so that the reveal itself is accepted.
 #[derive(Debug, Default)]

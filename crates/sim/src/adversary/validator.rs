@@ -1,12 +1,12 @@
 //! Validators that attest falsely, copy, stay silent, skip their audits or challenge without
 //! cause, each a [`ValidatorConduct`] that changes one decision of the protocol's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_ledger::dispute::Dispute;
 use cairn_ledger::round::Round;
 use cairn_ledger::{query, Address, Task};
-use cairn_node::protocol::{AttestInput, Attestation, ValidatorConduct};
+use cairn_node::protocol::{AttestInput, Attestation, ValidatorConduct, VoteInput};
 
 /// Parts per million.
 const PPM: u32 = 1_000_000;
@@ -40,11 +40,11 @@ impl ValidatorConduct for ScoreCopier {
             None => BTreeMap::new(),
         };
         let scores = if previous.is_empty() {
-            let share = PPM / (input.revealed.len().max(1) as u32);
-            input.revealed.iter().map(|(t, _)| (*t, share)).collect()
+            let share = PPM / (input.counted.len().max(1) as u32);
+            input.counted.iter().map(|(t, _)| (*t, share)).collect()
         } else {
             input
-                .revealed
+                .counted
                 .iter()
                 .map(|(t, _)| (*t, previous.get(t).copied().unwrap_or(0)))
                 .collect()
@@ -56,11 +56,19 @@ impl ValidatorConduct for ScoreCopier {
     }
 }
 
-/// Joins and never attests, audits or challenges.
+/// Joins and never votes, attests, audits or challenges.
 #[derive(Debug, Default)]
 pub struct Mute;
 
 impl ValidatorConduct for Mute {
+    fn vote(
+        &mut self,
+        _input: &VoteInput<'_>,
+        _honest: BTreeSet<Address>,
+    ) -> Option<BTreeSet<Address>> {
+        None
+    }
+
     fn scores(&mut self) -> bool {
         false
     }

@@ -43,6 +43,9 @@ pub enum TrainerBehaviourKind {
     FreeRider,
     /// Commits to an update, then never reveals it (its bond is slashed).
     NonRevealer,
+    /// Commits and reveals its update's hash, then lets nobody fetch the update (it does not
+    /// count; a second round in a row is slashed).
+    Withholder,
     /// Reveals a blob that does not decode as an update of the model's size.
     MalformedBlob,
     /// One attacker split into `identities` small-stake nodes that all submit the same update,
@@ -72,6 +75,7 @@ impl TrainerBehaviourKind {
             Self::LabelFlip => "label_flip",
             Self::FreeRider => "free_rider",
             Self::NonRevealer => "non_revealer",
+            Self::Withholder => "withholder",
             Self::MalformedBlob => "malformed_blob",
             Self::Sybil => "sybil",
             Self::Lazy => "lazy",
@@ -264,6 +268,8 @@ pub enum TrainerBehaviour {
     FreeRider(FreeRide),
     /// Commits and never reveals.
     NonRevealer,
+    /// Reveals and serves the update to nobody.
+    Withholder,
     /// Reveals an undecodable blob.
     MalformedBlob,
     /// One identity of a Sybil attacker; every identity submits the first vector of `attack`.
@@ -315,6 +321,7 @@ impl TrainerBehaviour {
             Self::FreeRider(FreeRide::Zero) => "free_rider:zero".to_owned(),
             Self::FreeRider(FreeRide::Stale) => "free_rider:stale".to_owned(),
             Self::NonRevealer => "non_revealer".to_owned(),
+            Self::Withholder => "withholder".to_owned(),
             Self::MalformedBlob => "malformed_blob".to_owned(),
             Self::Sybil(attack) => format!("sybil:{attack}"),
             Self::Lazy { kind, fraction } => {

@@ -182,6 +182,9 @@ pub struct Windows {
     pub commit: u64,
     /// Blocks during which trainers reveal them (right after the commit window).
     pub reveal: u64,
+    /// Blocks during which validators vote which revealed updates they hold (right after the
+    /// reveal window).
+    pub availability: u64,
     /// Blocks for attestation commits, then as many for attestation reveals.
     pub attest: u64,
 }
@@ -206,10 +209,12 @@ pub struct VerificationSettings {
 
 /// Tokens a challenger locks when the scenario does not say.
 pub const DEFAULT_CHALLENGE_BOND: u64 = 500;
-/// How many times the mean per-round trainer reward the default audit rate covers: a trainer's
-/// share of a round is its score's share, which the default scenario sees up to about twice the
-/// mean.
-pub const AUDIT_SAFETY: u128 = 2;
+/// How many times the mean per-round trainer reward the default audit rate covers, in tenths: a
+/// trainer's share of a round is its score's share, which the default scenario sees up to about
+/// twice the mean, and a cheat that inflates its update (`scaled`) earns about that much
+/// unaudited. At 2 that cheat broke even (−193 tokens, 95% interval −1 986 to 1 600 over 100
+/// seeds); 2.5 leaves it a margin and keeps audits under 10% of the training work.
+pub const AUDIT_SAFETY_TENTHS: u128 = 25;
 
 impl Default for VerificationSettings {
     fn default() -> Self {
@@ -228,6 +233,7 @@ impl Default for Windows {
         Self {
             commit: 5,
             reveal: 5,
+            availability: 3,
             attest: 5,
         }
     }
@@ -378,10 +384,10 @@ impl Scenario {
     }
 
     /// The task's audit rate in ppm: `verification.audit_rate` if set, otherwise the deterrent
-    /// rate `cairn_round::audit::deterrent_rate_ppm(AUDIT_SAFETY × r, B)` for the mean trainer
-    /// reward per round `r = reward × (1 − validator share) / trainers` and the smallest trainer
-    /// stake `B`: the rate at which a cheat earning up to twice the mean share loses more, when
-    /// caught, than it earns when not (`docs/verification.md`).
+    /// rate `cairn_round::audit::deterrent_rate_ppm(2.5 × r, B)` ([`AUDIT_SAFETY_TENTHS`]) for the
+    /// mean trainer reward per round `r = reward × (1 − validator share) / trainers` and the
+    /// smallest trainer stake `B`: the rate at which a cheat earning up to 2.5 times the mean
+    /// share loses more, when caught, than it earns when not (`docs/verification.md`).
     pub fn audit_ppm(&self, validator_share_ppm: u32) -> u32 {
         if let Some(rate) = self.verification.audit_rate {
             return (rate.clamp(0.0, 1.0) * 1e6).round() as u32;
@@ -391,7 +397,8 @@ impl Scenario {
             * u128::from(1_000_000 - validator_share_ppm.min(1_000_000))
             / 1_000_000;
         let mean = pool / trainers;
-        cairn_round::audit::deterrent_rate_ppm(AUDIT_SAFETY * mean, u128::from(self.trainer_bond()))
+        let covered = AUDIT_SAFETY_TENTHS * mean / 10;
+        cairn_round::audit::deterrent_rate_ppm(covered, u128::from(self.trainer_bond()))
     }
 
     /// The smallest stake of a trainer node (a Sybil identity's share of its attacker's stake):

@@ -297,6 +297,11 @@ impl Scenario {
         positive("threads", self.threads as u64, MAX_THREADS as u64)?;
         positive("windows.commit", self.windows.commit, MAX_WINDOW_BLOCKS)?;
         positive("windows.reveal", self.windows.reveal, MAX_WINDOW_BLOCKS)?;
+        positive(
+            "windows.availability",
+            self.windows.availability,
+            MAX_WINDOW_BLOCKS,
+        )?;
         positive("windows.attest", self.windows.attest, MAX_WINDOW_BLOCKS)?;
         positive("reward_per_round", self.reward_per_round, u64::MAX)?;
         if self.dataset.csv_format().is_none() {
@@ -746,6 +751,7 @@ pub(crate) fn resolve_behaviour(
         Kind::LabelFlip => TrainerBehaviour::LabelFlip,
         Kind::FreeRider => TrainerBehaviour::FreeRider(group.free_ride.unwrap_or(FreeRide::Zero)),
         Kind::NonRevealer => TrainerBehaviour::NonRevealer,
+        Kind::Withholder => TrainerBehaviour::Withholder,
         Kind::MalformedBlob => TrainerBehaviour::MalformedBlob,
         Kind::Sybil => {
             sybil_identities()?;

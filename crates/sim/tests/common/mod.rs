@@ -113,6 +113,7 @@ pub fn spec(
         robust_rule: rule.into(),
         commit_window: 2,
         reveal_window: 2,
+        availability_window: 2,
         attest_window: 2,
         min_stake: 100,
         reward_per_round: 100_000,

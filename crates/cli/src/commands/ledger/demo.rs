@@ -145,6 +145,7 @@ fn demo_spec(registry: &DatasetRegistry) -> anyhow::Result<TaskSpec> {
         robust_rule: "median".into(),
         commit_window: 2,
         reveal_window: 2,
+        availability_window: 2,
         attest_window: 2,
         min_stake: 1_000,
         reward_per_round: 60_000,
@@ -337,6 +338,22 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
             .collect();
         apply(chain, reveals)?;
         advance_to(chain, opened + 4)?;
+        // Every validator holds every revealed update and votes so.
+        let held: BTreeSet<Address> = revealing.iter().map(|t| addresses[*t]).collect();
+        let votes = (4..=6)
+            .map(|v| {
+                signer.sign(
+                    v,
+                    Payload::VoteAvailability {
+                        task: 0,
+                        round,
+                        held: held.clone(),
+                    },
+                )
+            })
+            .collect();
+        apply(chain, votes)?;
+        advance_to(chain, opened + 6)?;
         // Every validator aggregates and scores the revealed updates on the held-out test split.
         let blobs: Vec<(Address, Vec<u8>)> = revealing
             .iter()
@@ -379,7 +396,7 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
             })
             .collect();
         apply(chain, commits)?;
-        advance_to(chain, opened + 6)?;
+        advance_to(chain, opened + 8)?;
         let reveals = attestations
             .into_iter()
             .map(|(v, model_hash, scores)| {
@@ -396,7 +413,7 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
             })
             .collect();
         apply(chain, reveals)?;
-        advance_to(chain, opened + 9)?;
+        advance_to(chain, opened + 11)?;
         if round == 1 {
             cheat = played.remove(&3).map(|run| (record, run, model.clone()));
         }

@@ -1,6 +1,8 @@
-//! A validator's rounds: once the reveal window is over, fetch the revealed updates, aggregate,
-//! store `M_{r+1}`, score and commit the attestation, and run the audits it was drawn for
-//! (`super::auditing`); then reveal the attestation. Each once per round.
+//! A validator's rounds: fetch each update as it is revealed; in the availability window vote
+//! which revealed updates it holds; once the updates that count are known (held by 2/3 of
+//! validator stake), fetch any of them it still lacks from the validators that voted for them,
+//! aggregate, store `M_{r+1}`, score and commit the attestation, and run the audits it was drawn
+//! for (`super::auditing`); then reveal the attestation. Each once per round.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use cairn_round::scoring::{self, score_updates};
 
 use super::auditing::Audits;
 use super::{model_params, prune, salt, AgentError, Cached, Intent, Needed, Step};
-use crate::protocol::conduct::{AttestInput, Attestation, ValidatorConduct};
+use crate::protocol::conduct::{AttestInput, Attestation, ValidatorConduct, VoteInput};
 
 /// A validator's attestation for one round.
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub(crate) struct Validator {
     pub(crate) conduct: Box<dyn ValidatorConduct>,
     held_out: Cached,
     rounds: BTreeMap<u32, Attested>,
+    /// Rounds whose availability vote it sent.
+    voted: BTreeSet<u32>,
     failed: BTreeSet<u32>,
     pub(crate) audits: Audits,
     /// What its scoring cost.
@@ -44,6 +48,7 @@ impl Validator {
             conduct,
             held_out: None,
             rounds: BTreeMap::new(),
+            voted: BTreeSet::new(),
             failed: BTreeSet::new(),
             audits: Audits::default(),
             work: super::WorkStats::default(),
@@ -68,12 +73,17 @@ impl Validator {
         let number = round.number;
         prune(&mut self.rounds, number);
         self.failed.retain(|r| r.saturating_add(1) >= number);
+        self.voted.retain(|r| r.saturating_add(1) >= number);
         let spec = &step.task.spec;
         match Phase::at(spec, round.opened_at, step.height + 1) {
             // Fetch each update as soon as it is revealed, so that a lost request costs a retry
-            // within the reveal window rather than the update's place in this validator's
-            // aggregate (and, if validators' sets differ, the round).
+            // within the reveal window rather than the update's place in this round.
             Phase::Reveal => Ok(prefetch(step, round)),
+            Phase::Availability => {
+                let last_chance =
+                    Phase::at(spec, round.opened_at, step.height + 2) != Phase::Availability;
+                Ok(self.vote(step, round, last_chance))
+            }
             Phase::AttestCommit
                 if !self.rounds.contains_key(&number) && !self.failed.contains(&number) =>
             {
@@ -89,6 +99,42 @@ impl Validator {
         }
     }
 
+    /// Votes which revealed updates it holds: as soon as it holds every one, or at the last block
+    /// at which a vote can still land with what it holds by then. Until then it keeps fetching.
+    fn vote(&mut self, step: &Step<'_>, round: &Round, last_chance: bool) -> Vec<Intent> {
+        let number = round.number;
+        if self.voted.contains(&number) || round.votes.contains_key(&step.address) {
+            return Vec::new();
+        }
+        let revealed: Vec<(Address, Hash)> = round
+            .revealed()
+            .map(|(trainer, hash)| (*trainer, *hash))
+            .collect();
+        let held: BTreeSet<Address> = revealed
+            .iter()
+            .filter(|(_, hash)| step.blobs.blob(hash).is_some())
+            .map(|(trainer, _)| *trainer)
+            .collect();
+        if held.len() < revealed.len() && !last_chance {
+            return prefetch(step, round);
+        }
+        self.voted.insert(number);
+        let input = VoteInput {
+            task: step.task,
+            round,
+            revealed: &revealed,
+        };
+        let Some(held) = self.conduct.vote(&input, held) else {
+            return Vec::new();
+        };
+        tracing::debug!(task = step.task.id, round = number, validator = %step.address, held = held.len(), revealed = revealed.len(), "availability voted");
+        vec![Intent::Submit(Payload::VoteAvailability {
+            task: step.task.id,
+            round: number,
+            held,
+        })]
+    }
+
     fn attest(
         &mut self,
         step: &Step<'_>,
@@ -96,36 +142,47 @@ impl Validator {
         last_chance: bool,
     ) -> Result<Vec<Intent>, AgentError> {
         let number = round.number;
-        let revealed: Vec<(Address, Hash)> = round
-            .commits
-            .iter()
-            .filter_map(|(trainer, commit)| Some((*trainer, commit.update_hash?)))
+        // Every vote is on the ledger once the availability window is over: the set the ledger
+        // fixes at the next block is this one.
+        let available = match &round.available {
+            Some(available) => available.clone(),
+            None => round.tally_available(&step.task.validators),
+        };
+        let counted: Vec<(Address, Hash)> = round
+            .revealed()
+            .filter(|(trainer, _)| available.contains(*trainer))
+            .map(|(trainer, hash)| (*trainer, *hash))
             .collect();
         let previous = match number.checked_sub(1) {
             Some(r) => query::round(step.state, step.task.id, r)?,
             None => None,
         };
-        // Blobs still missing: the input model, every revealed update, and the previous input
+        // Blobs still missing: the input model, every counted update, and the previous input
         // model (to recognise a replayed global step).
         let mut missing: Vec<Hash> = std::iter::once(round.model_hash)
-            .chain(revealed.iter().map(|(_, hash)| *hash))
+            .chain(counted.iter().map(|(_, hash)| *hash))
             .chain(previous.as_ref().map(|p| p.model_hash))
             .filter(|hash| step.blobs.blob(hash).is_none())
             .collect();
         missing.sort_unstable();
         missing.dedup();
         if !missing.is_empty() && !last_chance {
-            let holders: BTreeMap<Hash, Address> = revealed
-                .iter()
-                .map(|(trainer, hash)| (*hash, *trainer))
-                .collect();
             return Ok(missing
                 .into_iter()
                 .map(|hash| Intent::Fetch {
                     hash,
-                    holder: holders.get(&hash).copied(),
+                    holder: holder(step, round, &counted, &hash),
                 })
                 .collect());
+        }
+        // Attesting without every counted update would attest a model the others did not
+        // compute, and scoring without the previous input model could score a replayed step
+        // differently: both are provably wrong and slashed (`cairn_ledger::accountability`).
+        // An honest validator that lacks one attests nothing.
+        if let Some(hash) = missing.iter().find(|hash| step.blobs.blob(hash).is_none()) {
+            tracing::warn!(round = number, blob = %cairn_ledger::encoding::to_hex(hash), "a blob the attestation depends on could not be fetched in time; not attesting");
+            self.failed.insert(number);
+            return Ok(Vec::new());
         }
         let model = match model_params(step, &round.model_hash) {
             Needed::Have(values) => values,
@@ -138,11 +195,11 @@ impl Validator {
                 return Ok(Vec::new());
             }
         };
-        let blobs: Vec<Option<Arc<[u8]>>> = revealed
+        let blobs: Vec<Option<Arc<[u8]>>> = counted
             .iter()
             .map(|(_, hash)| step.blobs.blob(hash))
             .collect();
-        let inputs: Vec<Revealed<'_>> = revealed
+        let inputs: Vec<Revealed<'_>> = counted
             .iter()
             .zip(&blobs)
             .map(|((trainer, hash), blob)| Revealed {
@@ -184,7 +241,7 @@ impl Validator {
             task: step.task,
             round,
             state: step.state,
-            revealed: &revealed,
+            counted: &counted,
         };
         let Some(Attestation { model_hash, scores }) = self.conduct.attest(&input, honest) else {
             self.failed.insert(number);
@@ -269,6 +326,31 @@ fn stale_hashes(step: &Step<'_>, previous: Option<&Round>, model: &[f32]) -> BTr
         stale.insert(scoring::global_step_hash(model, &old));
     }
     stale
+}
+
+/// Whom to ask first for a missing blob: for a counted update, one of the validators that voted
+/// they hold it (a different one at each block, so a slow or lying voter costs one block), or
+/// its trainer when no other voter is known.
+fn holder(
+    step: &Step<'_>,
+    round: &Round,
+    counted: &[(Address, Hash)],
+    hash: &Hash,
+) -> Option<Address> {
+    let trainer = counted
+        .iter()
+        .find(|(_, update)| update == hash)
+        .map(|(trainer, _)| *trainer)?;
+    let voters: Vec<Address> = round
+        .votes
+        .iter()
+        .filter(|(voter, held)| **voter != step.address && held.contains(&trainer))
+        .map(|(voter, _)| *voter)
+        .collect();
+    if voters.is_empty() {
+        return Some(trainer);
+    }
+    Some(voters[(step.height % voters.len() as u64) as usize])
 }
 
 /// Asks for every revealed update and the round's input model not yet held, naming each update's

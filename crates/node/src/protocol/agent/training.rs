@@ -160,10 +160,14 @@ impl Trainer {
             return Vec::new();
         }
         work.revealed = true;
+        let publish = self
+            .conduct
+            .publishes(round.number)
+            .then_some(Intent::Publish(work.update_hash));
         let last = &work.submission.last;
-        vec![
-            Intent::Publish(work.update_hash),
-            Intent::Submit(Payload::RevealUpdate {
+        publish
+            .into_iter()
+            .chain([Intent::Submit(Payload::RevealUpdate {
                 task: step.task.id,
                 round: round.number,
                 update_hash: work.update_hash,
@@ -174,8 +178,8 @@ impl Trainer {
                     batch: last.batch,
                 },
                 proof: work.submission.leaves_proof(),
-            }),
-        ]
+            })])
+            .collect()
     }
 
     fn give_up(&mut self, round: u32, reason: String) -> Vec<Intent> {
