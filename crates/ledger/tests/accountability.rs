@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_ledger::accountability;
 use cairn_ledger::audit::AuditError;
-use cairn_ledger::query::{self, Snapshot};
+use cairn_ledger::query;
 use cairn_ledger::round::AuditStatus;
 use cairn_ledger::store::MemoryStore;
 use cairn_ledger::transaction::attestation_commitment;
@@ -195,23 +195,6 @@ fn weight(index: usize) -> u128 {
         .find(|(v, _)| *v == index)
         .map(|(_, w)| *w)
         .expect("a validator")
-}
-
-/// Asserts that every token of the supply is held somewhere and that the supply is `supply`.
-fn assert_conserved(chain: &Chain<MemoryStore>, supply: u128) {
-    let snapshot = Snapshot::read(chain.store()).unwrap();
-    assert_eq!(
-        snapshot.supply,
-        supply,
-        "supply at height {}",
-        chain.tip().height
-    );
-    assert_eq!(
-        snapshot.holdings(),
-        Some(snapshot.supply),
-        "holdings differ from the supply at height {}",
-        chain.tip().height
-    );
 }
 
 /// Asserts that each validator's task bond is its weight less what `slashed` says it lost, and

@@ -10,7 +10,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_ledger::participation::RoundError;
-use cairn_ledger::query::{self, Snapshot};
+use cairn_ledger::query;
 use cairn_ledger::store::MemoryStore;
 use cairn_ledger::transaction::attestation_commitment;
 use cairn_ledger::{Address, Chain, Outcome, Params, Payload, Phase, TxError};
@@ -176,23 +176,6 @@ fn rewards(
         }
         other => panic!("round {number} did not finalize: {other:?}"),
     }
-}
-
-/// Asserts that every token of the supply is held somewhere and that the supply is `supply`.
-fn assert_conserved(chain: &Chain<MemoryStore>, supply: u128) {
-    let snapshot = Snapshot::read(chain.store()).unwrap();
-    assert_eq!(
-        snapshot.supply,
-        supply,
-        "supply at height {}",
-        chain.tip().height
-    );
-    assert_eq!(
-        snapshot.holdings(),
-        Some(snapshot.supply),
-        "holdings differ from the supply at height {}",
-        chain.tip().height
-    );
 }
 
 fn is_round_error(error: &TxError, expected: RoundError) -> bool {

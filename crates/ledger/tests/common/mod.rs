@@ -357,3 +357,20 @@ pub fn started_task(
     assert_eq!(chain.tip().height, 3);
     (chain, users)
 }
+
+/// Asserts that every token of the supply is held somewhere and that the supply is `supply`.
+pub fn assert_conserved(chain: &Chain<MemoryStore>, supply: u128) {
+    let snapshot = cairn_ledger::query::Snapshot::read(chain.store()).unwrap();
+    assert_eq!(
+        snapshot.supply,
+        supply,
+        "supply at height {}",
+        chain.tip().height
+    );
+    assert_eq!(
+        snapshot.holdings(),
+        Some(snapshot.supply),
+        "holdings differ from the supply at height {}",
+        chain.tip().height
+    );
+}
