@@ -1,6 +1,7 @@
 //! Fuzzes the dispute witness decoder (a witness arrives in transactions from a disputing
-//! trainer): arbitrary bytes must decode, for the step the first byte picks, to a typed error or
-//! to a witness that re-encodes to exactly the same bytes.
+//! trainer): arbitrary bytes must decode, for the step the first byte picks (and, by its top
+//! bit, a task with or without worker momentum), to a typed error or to a witness that
+//! re-encodes to exactly the same bytes.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -10,10 +11,17 @@ use cairn_round::spec::{TaskSpec, Verification};
 use cairn_round::{DatasetRegistry, TaskPlan, Witness};
 use libfuzzer_sys::fuzz_target;
 
-/// A logistic regression on 4 features with Adam (both moment buffers), 6 local steps.
-fn plan() -> &'static TaskPlan {
-    static PLAN: OnceLock<TaskPlan> = OnceLock::new();
-    PLAN.get_or_init(|| {
+/// A logistic regression on 4 features with Adam (both moment buffers), 6 local steps; with
+/// `momentum`, worker momentum 0.5 (a carried section at the last step).
+fn plan(momentum: bool) -> &'static TaskPlan {
+    static PLAIN: OnceLock<TaskPlan> = OnceLock::new();
+    static CARRYING: OnceLock<TaskPlan> = OnceLock::new();
+    let (cell, rule) = if momentum {
+        (&CARRYING, "median+wm:0.5")
+    } else {
+        (&PLAIN, "median")
+    };
+    cell.get_or_init(|| {
         let features = (0..40 * 4).map(|i| (i % 7) as f32 / 7.0).collect();
         let labels = (0..40).map(|i| i % 2).collect();
         let data = Dataset::new(features, labels, 2, (1, 1, 4)).expect("dataset");
@@ -27,7 +35,7 @@ fn plan() -> &'static TaskPlan {
             rounds: 1,
             local_steps: 6,
             optimizer: "adam:lr=0.01,batch=4".into(),
-            robust_rule: "median".into(),
+            robust_rule: rule.into(),
             commit_window: 1,
             reveal_window: 1,
             availability_window: 1,
@@ -45,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let step = u32::from(first % 6);
-    if let Ok(witness) = Witness::decode(rest, plan(), step) {
+    if let Ok(witness) = Witness::decode(rest, plan(first >= 128), step) {
         assert_eq!(witness.step, step);
         assert_eq!(witness.encode(), rest);
     }

@@ -62,6 +62,27 @@ pub fn round(state: &dyn StateRead, task: u64, number: u32) -> Result<Option<Rou
     read(state, &keys::round(task, number))
 }
 
+/// With worker momentum: the hash of the vector `trainer` carries into round `number` of
+/// `task`, i.e. the update it revealed in round `number − 1` if that update counted there
+/// (`Round::counts`); `None` in round 0, or when it was not counted (it then starts afresh).
+/// The trainer, its auditors and the referee all take the carried vector from here.
+pub fn carried(
+    state: &dyn StateRead,
+    task: u64,
+    number: u32,
+    trainer: &Address,
+) -> Result<Option<Hash>, StateError> {
+    let Some(previous) = number.checked_sub(1) else {
+        return Ok(None);
+    };
+    Ok(round(state, task, previous)?.and_then(|record| {
+        if !record.counts(trainer) {
+            return None;
+        }
+        record.commits.get(trainer)?.update_hash
+    }))
+}
+
 /// The finalized model hash of a round, if it finalized.
 pub fn model_hash(
     state: &dyn StateRead,

@@ -93,7 +93,7 @@ fn referee(c: &mut Criterion) {
                     BenchmarkId::new(format!("{model_name}_{optimizer_name}"), label),
                     |bench| {
                         bench.iter(|| {
-                            judge(&assignment.run, &model_hash, step, &agreed, &witness)
+                            judge(&assignment.run, &model_hash, None, step, &agreed, &witness)
                                 .expect("judgement")
                         })
                     },

@@ -107,6 +107,12 @@ pub struct TaskPlan {
     pub rule: Rule,
     /// Pre-aggregation steps, applied in order before the rule.
     pub pre: Vec<PreAggregation>,
+    /// Server heavy-ball momentum `β` (the rule's `+sm:β`; 0: none), see
+    /// [`crate::aggregation::server_step`].
+    pub server_momentum: f32,
+    /// Worker momentum `β` across rounds (the rule's `+wm:β`; 0: none): what a trainer sends
+    /// and its trace commits, see [`crate::training::LocalRun::checkpoint`].
+    pub worker_momentum: f32,
     /// Local steps per round (`T`).
     pub local_steps: u32,
     /// A trace checkpoint every this many steps (`k`); step 0 and step `T` always are.
@@ -126,7 +132,8 @@ impl TaskPlan {
         }
         let model = parse_model(&spec.model, &dataset)?;
         let (optimizer, batch_size) = parse_optimizer(&spec.optimizer)?;
-        let witness_bytes = witness::max_len(&model, &optimizer);
+        let (pre, rule, remedies) = parse_rule(&spec.robust_rule)?;
+        let witness_bytes = witness::max_len(&model, &optimizer, remedies.worker_momentum != 0.0);
         if witness_bytes > witness::MAX_WITNESS_BYTES {
             return Err(PlanError::ModelTooLarge {
                 params: model.param_count(),
@@ -135,7 +142,6 @@ impl TaskPlan {
             });
         }
         let partition = parse_partition(&spec.partition)?;
-        let (pre, rule) = parse_rule(&spec.robust_rule)?;
         let trace_every = spec.verification.trace_every;
         let trace_error = |reason: String| PlanError::Trace {
             trace_every,
@@ -160,6 +166,8 @@ impl TaskPlan {
             partition,
             rule,
             pre,
+            server_momentum: remedies.server_momentum,
+            worker_momentum: remedies.worker_momentum,
             local_steps: spec.local_steps,
             trace_every,
             dataset,

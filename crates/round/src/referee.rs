@@ -43,16 +43,23 @@ pub enum RefereeError {
     /// The witness's input model is not the round's `M_r`.
     #[error("the witness's input model is not the round's model")]
     WrongInputModel,
+    /// With worker momentum: the witness's carried vector is not the one the ledger names
+    /// (what the trainer sent in its previous round, or none).
+    #[error("the witness's carried momentum is not what the trainer sent in its previous round")]
+    WrongCarried,
     /// The step itself fails from this state (e.g. the loss diverges).
     #[error("the step cannot be taken from the agreed state: {0}")]
     Step(#[from] TrainerError),
 }
 
 /// Re-executes step `step` (0-based) of `run` from the `witness` of the state after `step`
-/// steps, which must match the `agreed` checkpoint hash; `model_hash` is the round's `M_r`.
+/// steps, which must match the `agreed` checkpoint hash; `model_hash` is the round's `M_r`,
+/// `carried` the hash of the vector the trainer carries into the round with worker momentum
+/// (`None`: it carries none, or the task has no worker momentum).
 pub fn judge(
     run: &LocalRun,
     model_hash: &Hash,
+    carried: Option<&Hash>,
     step: u32,
     agreed: &Hash,
     witness: &[u8],
@@ -81,6 +88,12 @@ pub fn judge(
             return Err(RefereeError::WrongInputModel);
         }
     }
+    if witness.model.is_some()
+        && run.plan.worker_momentum != 0.0
+        && witness.carried.as_deref().map(params::hash).as_ref() != carried
+    {
+        return Err(RefereeError::WrongCarried);
+    }
     let model = Model::new(run.plan.model.clone(), witness.params)
         .map_err(|error| RefereeError::Step(error.into()))?;
     let mut state = TrainState {
@@ -91,7 +104,7 @@ pub fn judge(
     };
     let mut buffers = StepBuffers::new(&state.model);
     run.advance(&mut state, &mut buffers)?;
-    let (next, _) = run.checkpoint(&state, witness.model.as_deref())?;
+    let (next, _) = run.checkpoint(&state, witness.model.as_deref(), witness.carried.as_deref())?;
     Ok(Judgement {
         next,
         steps_executed: state.step - step,
@@ -100,9 +113,12 @@ pub fn judge(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::fixtures;
-    use crate::training::Trajectory;
+    use crate::plan::TaskPlan;
+    use crate::training::{Assignment, Trajectory};
 
     fn judge_step(model: &str, optimizer: &str, steps: u32, step: u32) {
         let plan = fixtures::plan_for(model, optimizer, steps, 3);
@@ -110,7 +126,7 @@ mod tests {
         let agreed = assignment.checkpoint(step).unwrap().hash();
         let witness = assignment.witness(step).unwrap().encode();
         let model_hash = params::hash(&assignment.start);
-        let judgement = judge(&assignment.run, &model_hash, step, &agreed, &witness).unwrap();
+        let judgement = judge(&assignment.run, &model_hash, None, step, &agreed, &witness).unwrap();
         assert_eq!(judgement.steps_executed, 1);
         assert_eq!(judgement.next, assignment.checkpoint(step + 1).unwrap());
     }
@@ -132,7 +148,14 @@ mod tests {
         let mut witness = assignment.witness(3).unwrap();
         witness.params[0] += 1.0;
         assert!(matches!(
-            judge(&assignment.run, &model_hash, 3, &agreed, &witness.encode()),
+            judge(
+                &assignment.run,
+                &model_hash,
+                None,
+                3,
+                &agreed,
+                &witness.encode()
+            ),
             Err(RefereeError::NotAgreed { .. })
         ));
         let agreed = assignment.checkpoint(5).unwrap().hash();
@@ -141,17 +164,119 @@ mod tests {
             model[0] += 1.0;
         }
         assert!(matches!(
-            judge(&assignment.run, &model_hash, 5, &agreed, &last.encode()),
+            judge(
+                &assignment.run,
+                &model_hash,
+                None,
+                5,
+                &agreed,
+                &last.encode()
+            ),
             Err(RefereeError::WrongInputModel)
         ));
         assert!(matches!(
-            judge(&assignment.run, &model_hash, 5, &agreed, b"garbage"),
+            judge(&assignment.run, &model_hash, None, 5, &agreed, b"garbage"),
             Err(RefereeError::Witness(_))
         ));
         let for_step_four = assignment.witness(4).unwrap().encode();
         assert!(matches!(
-            judge(&assignment.run, &model_hash, 5, &agreed, &for_step_four),
+            judge(
+                &assignment.run,
+                &model_hash,
+                None,
+                5,
+                &agreed,
+                &for_step_four
+            ),
             Err(RefereeError::Witness(WitnessError::WrongStep { .. }))
         ));
+    }
+
+    /// A toy plan with worker momentum 0.5, and a trainer's assignment carrying `carried`.
+    fn momentum_assignment(carried: Option<Vec<f32>>) -> Assignment {
+        let plan = fixtures::plan_for("mlp:4-8-2", "sgd:lr=0.5,momentum=0.9,batch=8", 6, 2);
+        let plan = Arc::new(TaskPlan {
+            worker_momentum: 0.5,
+            ..(*plan).clone()
+        });
+        fixtures::assignment(&plan, 2, [6; 32]).carrying(carried.map(Into::into))
+    }
+
+    #[test]
+    fn with_worker_momentum_the_last_step_commits_the_carried_update_and_the_referee_replays_it() {
+        let fresh = fixtures::assignment(
+            &fixtures::plan_for("mlp:4-8-2", "sgd:lr=0.5,momentum=0.9,batch=8", 6, 2),
+            2,
+            [6; 32],
+        );
+        let delta = fresh.train().unwrap().update;
+        let previous: Vec<f32> = (0..delta.len()).map(|i| 0.01 * i as f32).collect();
+        let assignment = momentum_assignment(Some(previous.clone()));
+        let work = assignment.train().unwrap();
+        // The update sent is β m + (1 − β) Δ, bit for bit, and the last checkpoint names it.
+        assert_eq!(
+            work.update,
+            crate::training::carry_momentum(Some(&previous), &delta, 0.5)
+        );
+        assert_eq!(work.last.update, params::hash(&work.update));
+        // The referee re-executes the last step from the witness, carried vector included.
+        let model_hash = params::hash(&assignment.start);
+        let carried_hash = params::hash(&previous);
+        let agreed = assignment.checkpoint(5).unwrap().hash();
+        let witness = assignment.witness(5).unwrap();
+        assert_eq!(witness.carried.as_deref(), Some(previous.as_slice()));
+        let bytes = witness.encode();
+        assert_eq!(
+            bytes.len() as u64,
+            crate::witness::encoded_len(&assignment.run.plan, 5, true)
+        );
+        let judgement = judge(
+            &assignment.run,
+            &model_hash,
+            Some(&carried_hash),
+            5,
+            &agreed,
+            &bytes,
+        )
+        .unwrap();
+        assert_eq!(judgement.next, work.last);
+        // A witness carrying another vector than the ledger names, or none, is refused.
+        assert!(matches!(
+            judge(&assignment.run, &model_hash, None, 5, &agreed, &bytes),
+            Err(RefereeError::WrongCarried)
+        ));
+        let mut other = witness.clone();
+        if let Some(carried) = &mut other.carried {
+            carried[0] += 1.0;
+        }
+        assert!(matches!(
+            judge(
+                &assignment.run,
+                &model_hash,
+                Some(&carried_hash),
+                5,
+                &agreed,
+                &other.encode()
+            ),
+            Err(RefereeError::WrongCarried)
+        ));
+        // A trainer that carries nothing (its first round) commits Δ itself; its witness says so.
+        let first = momentum_assignment(None);
+        assert_eq!(first.train().unwrap().update, delta);
+        let bare = first.witness(5).unwrap();
+        assert!(bare.momentum && bare.carried.is_none());
+        let bytes = bare.encode();
+        assert_eq!(
+            crate::witness::Witness::decode(&bytes, &first.run.plan, 5).unwrap(),
+            bare
+        );
+        let agreed = first.checkpoint(5).unwrap().hash();
+        let judgement = judge(&first.run, &model_hash, None, 5, &agreed, &bytes).unwrap();
+        assert_eq!(judgement.next, first.train().unwrap().last);
+        // Earlier steps carry nothing: their witnesses are the same bytes as without momentum.
+        assert_eq!(
+            assignment.witness(2).unwrap().encode(),
+            fresh.witness(2).unwrap().encode()
+        );
     }
 }

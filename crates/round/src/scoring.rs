@@ -166,7 +166,7 @@ mod tests {
             .enumerate()
             .map(|(i, blob)| revealed(i as u8 + 1, blob))
             .collect();
-        let aggregated = aggregate_round(&plan, &model, &inputs);
+        let aggregated = aggregate_round(&plan, &model, None, &inputs);
         let held_out = &plan.dataset.split.test;
         let scores = score_updates(&plan, &model, &aggregated, held_out, &BTreeSet::new()).unwrap();
         assert_eq!(
@@ -187,7 +187,7 @@ mod tests {
         let two = fixtures::assignment(&plan, 2, [2; 32]).train().unwrap();
         let (a, b) = (params::encode(&one.update), params::encode(&two.update));
         let inputs = [revealed(1, &a), revealed(2, &b), revealed(3, &b)];
-        let aggregated = aggregate_round(&plan, &model, &inputs);
+        let aggregated = aggregate_round(&plan, &model, None, &inputs);
         let held_out = &plan.dataset.split.test;
         let scores = score_updates(&plan, &model, &aggregated, held_out, &BTreeSet::new()).unwrap();
         assert_eq!(scores[&Address([2; 20])], scores[&Address([3; 20])]);

@@ -233,14 +233,67 @@ pub(crate) fn parse_partition(text: &str) -> Result<Partition, PlanError> {
     Ok(partition)
 }
 
-/// Parses `[STEP,STEP,...>]RULE`: an optional pre-aggregation chain (`PreAggregation::
-/// parse_chain` syntax), `>`, then the rule (`Rule::parse` syntax). `f` must be written out
-/// where a rule or step takes one: the number of trainers is not known when a task is created.
-pub(crate) fn parse_rule(text: &str) -> Result<(Vec<PreAggregation>, Rule), PlanError> {
+/// The momentum remedies a defence names after its rule (`RULE+wm:0.9+sm:0.5`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Remedies {
+    /// Worker momentum `β` across rounds (`+wm:β`; 0: none), see
+    /// [`crate::training::carry_momentum`].
+    pub worker_momentum: f32,
+    /// Server heavy-ball momentum `β` (`+sm:β`; 0: none), see
+    /// [`crate::aggregation::server_step`].
+    pub server_momentum: f32,
+}
+
+/// Splits `RULE[+wm:β][+sm:β]` into the rule (with its pre-aggregation chain) and the
+/// remedies; each `β` must lie in `[0, 1)`.
+pub fn split_remedies(text: &str) -> Result<(&str, Remedies), String> {
+    let mut parts = text.split('+');
+    let rule = parts.next().unwrap_or_default().trim();
+    if rule.is_empty() {
+        return Err(format!("`{text}` names no rule before its remedies"));
+    }
+    let mut remedies = Remedies::default();
+    for remedy in parts {
+        let (key, value) = remedy.trim().split_once(':').ok_or_else(|| {
+            format!("remedy `{remedy}` of `{text}` is not KEY:VALUE (wm:0.9 or sm:0.5)")
+        })?;
+        let beta: f32 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|b: &f32| (0.0..1.0).contains(b))
+            .ok_or_else(|| format!("momentum `{value}` of `{text}` is not in [0, 1)"))?;
+        match key.trim() {
+            "wm" => remedies.worker_momentum = beta,
+            "sm" => remedies.server_momentum = beta,
+            other => {
+                return Err(format!(
+                    "unknown remedy `{other}` in `{text}`: wm (worker momentum) or sm (server \
+                     momentum)"
+                ))
+            }
+        }
+    }
+    Ok((rule, remedies))
+}
+
+/// Parses `[STEP,STEP,...>]RULE[+wm:β][+sm:β]`: an optional pre-aggregation chain
+/// (`PreAggregation::parse_chain` syntax), `>`, then the rule (`Rule::parse` syntax), then
+/// optionally the worker and server momentum ([`Remedies`]). `f` must be written out where a
+/// rule or step takes one: the number of trainers is not known when a task is created.
+pub(crate) fn parse_rule(text: &str) -> Result<(Vec<PreAggregation>, Rule, Remedies), PlanError> {
     let error = |source| PlanError::Rule {
         text: text.to_string(),
         source,
     };
+    let parse_error = |reason: String| {
+        error(cairn_robust::RobustError::Parse {
+            what: "remedy",
+            input: text.to_string(),
+            reason,
+        })
+    };
+    let (text, remedies) = split_remedies(text).map_err(parse_error)?;
     let (chain, rule) = text.rsplit_once('>').unwrap_or(("", text));
     if text.contains('>') && chain.trim().is_empty() {
         // `>median` is a typo (a step left out), not a way to say "no steps": refuse it, as a
@@ -254,7 +307,7 @@ pub(crate) fn parse_rule(text: &str) -> Result<(Vec<PreAggregation>, Rule), Plan
     let pre = PreAggregation::parse_chain(chain, 0).map_err(error)?;
     let rule = Rule::parse(rule.trim(), 0).map_err(error)?;
     rule.check_chain(&pre).map_err(error)?;
-    Ok((pre, rule))
+    Ok((pre, rule, remedies))
 }
 
 #[cfg(test)]
@@ -309,13 +362,14 @@ mod tests {
 
     #[test]
     fn rule_syntax_splits_the_chain_from_the_rule() {
-        let (pre, rule) = parse_rule("nnm:2,arc:1>trimmed_mean:2").unwrap();
+        let (pre, rule, _) = parse_rule("nnm:2,arc:1>trimmed_mean:2").unwrap();
         assert_eq!(
             pre,
             vec![PreAggregation::Nnm { f: 2 }, PreAggregation::Arc { f: 1 }]
         );
         assert_eq!(rule, Rule::TrimmedMean { f: 2 });
-        let (pre, rule) = parse_rule("median").unwrap();
+        let (pre, rule, remedies) = parse_rule("median").unwrap();
+        assert_eq!(remedies, Remedies::default());
         assert!(pre.is_empty());
         assert_eq!(rule, Rule::Median);
         assert!(parse_rule("nnm:1>no_such_rule").is_err());

@@ -231,12 +231,16 @@ impl LocalRun {
         Ok(loss)
     }
 
-    /// The checkpoint of `state`; at the last step it carries the update `W_T − start`, which
-    /// `start` (the round's input weights) must then be given for.
+    /// The checkpoint of `state`; at the last step it carries the update the trainer sends,
+    /// which `start` (the round's input weights) must then be given for: `W_T − start`, or
+    /// with the task's worker momentum `β` the carried vector
+    /// [`carry_momentum`]`(carried, W_T − start, β)`, `carried` being what the trainer sent in
+    /// its previous round (`None`: its first, or after a round it was not counted in).
     pub fn checkpoint(
         &self,
         state: &TrainState,
         start: Option<&[f32]>,
+        carried: Option<&[f32]>,
     ) -> Result<(Checkpoint, Option<Vec<f32>>), TrainerError> {
         let weights = state.model.params();
         let mut checkpoint = Checkpoint {
@@ -255,11 +259,22 @@ impl LocalRun {
                 steps: self.steps(),
             });
         };
-        let update = delta(weights, start)
-            .ok_or(TrainError::Diverged {
+        let diverged = || {
+            TrainerError::Train(TrainError::Diverged {
                 step: u64::from(state.step),
             })
-            .map_err(TrainerError::Train)?;
+        };
+        let update = delta(weights, start).ok_or_else(diverged)?;
+        let update = if self.plan.worker_momentum == 0.0 {
+            update
+        } else {
+            let carried = carried.filter(|c| c.len() == update.len());
+            let sent = carry_momentum(carried, &update, self.plan.worker_momentum);
+            if !sent.iter().all(|v| v.is_finite()) {
+                return Err(diverged());
+            }
+            sent
+        };
         checkpoint.update = params::hash(&update);
         Ok((checkpoint, Some(update)))
     }
@@ -269,6 +284,22 @@ impl LocalRun {
 pub fn delta(new: &[f32], old: &[f32]) -> Option<Vec<f32>> {
     let update: Vec<f32> = new.iter().zip(old).map(|(n, o)| n - o).collect();
     update.iter().all(|v| v.is_finite()).then_some(update)
+}
+
+/// Worker momentum carried across rounds (Karimireddy, He and Jaggi 2021): the vector a
+/// trainer sends is `m_r = β m_{r−1} + (1 − β) Δ_r`, element by element, where `m_{r−1}` is what
+/// it sent in its previous round. A trainer's first round sends `Δ` itself (`previous` is
+/// `None`), so the first rounds are not shrunk towards zero. Honest trainers' vectors then vary
+/// less from round to round and from each other, which is what robust rules need.
+pub fn carry_momentum(previous: Option<&[f32]>, delta: &[f32], beta: f32) -> Vec<f32> {
+    match previous {
+        Some(previous) if beta != 0.0 && previous.len() == delta.len() => previous
+            .iter()
+            .zip(delta)
+            .map(|(m, d)| beta * m + (1.0 - beta) * d)
+            .collect(),
+        _ => delta.to_vec(),
+    }
 }
 
 /// What a trainer commits for a round: the update and the trace behind it.
@@ -316,6 +347,9 @@ pub struct Assignment {
     pub run: LocalRun,
     /// `M_r`.
     pub start: Arc<[f32]>,
+    /// With worker momentum, what the trainer sent in its previous round when it was counted
+    /// there (`crate::training::carry_momentum`); `None` otherwise.
+    pub carried: Option<Arc<[f32]>>,
     /// States reached by replays, most recently used last.
     replays: Mutex<Vec<TrainState>>,
     /// Steps taken by replays so far.
@@ -327,6 +361,7 @@ impl Clone for Assignment {
         Self {
             run: self.run.clone(),
             start: self.start.clone(),
+            carried: self.carried.clone(),
             replays: Mutex::default(),
             replayed: AtomicU64::new(0),
         }
@@ -350,9 +385,17 @@ impl Assignment {
                 seed: batch_seed(round_seed, trainer),
             },
             start,
+            carried: None,
             replays: Mutex::default(),
             replayed: AtomicU64::new(0),
         }
+    }
+
+    /// The assignment carrying `carried` into this round's update (worker momentum; see
+    /// [`LocalRun::checkpoint`]). Ignored by tasks without worker momentum.
+    pub fn carrying(mut self, carried: Option<Arc<[f32]>>) -> Self {
+        self.carried = carried;
+        self
     }
 
     /// Training steps replays have taken so far (what answering a dispute cost).
@@ -367,15 +410,17 @@ impl Assignment {
         let mut state = self.run.initial_state(self.start.to_vec())?;
         let mut buffers = StepBuffers::new(&state.model);
         let mut leaves = Vec::with_capacity(trace::leaf_count(steps, every));
-        leaves.push(self.run.checkpoint(&state, None)?.0.hash());
+        leaves.push(self.run.checkpoint(&state, None, None)?.0.hash());
         let mut total = 0.0f64;
         while state.step < steps {
             total += f64::from(self.run.advance(&mut state, &mut buffers)?);
             if state.step < steps && trace::leaf_index(state.step, steps, every).is_some() {
-                leaves.push(self.run.checkpoint(&state, None)?.0.hash());
+                leaves.push(self.run.checkpoint(&state, None, None)?.0.hash());
             }
         }
-        let (last, update) = self.run.checkpoint(&state, Some(&self.start))?;
+        let (last, update) =
+            self.run
+                .checkpoint(&state, Some(&self.start), self.carried.as_deref())?;
         leaves.push(last.hash());
         debug_assert_eq!(leaves.len(), trace::leaf_count(steps, every));
         tracing::debug!(steps, leaves = leaves.len(), "local training done");
@@ -440,7 +485,10 @@ pub trait Trajectory: Send + Sync + std::fmt::Debug {
 impl Trajectory for Assignment {
     fn checkpoint(&self, step: u32) -> Result<Checkpoint, TrainerError> {
         let state = self.state_at(step)?;
-        Ok(self.run.checkpoint(&state, Some(&self.start))?.0)
+        Ok(self
+            .run
+            .checkpoint(&state, Some(&self.start), self.carried.as_deref())?
+            .0)
     }
 
     fn witness(&self, step: u32) -> Result<Witness, TrainerError> {
@@ -454,6 +502,10 @@ impl Trajectory for Assignment {
             params: state.model.into_params(),
             optimizer: state.optimizer,
             model: (step + 1 == steps).then(|| self.start.to_vec()),
+            momentum: self.run.plan.worker_momentum != 0.0,
+            carried: (step + 1 == steps && self.run.plan.worker_momentum != 0.0)
+                .then(|| self.carried.as_deref().map(<[f32]>::to_vec))
+                .flatten(),
         })
     }
 }

@@ -5,6 +5,9 @@
 //!   | weights   (a parameter blob, crate::params)
 //!   | optimizer (an optimizer-state blob, crate::optimizer)
 //!   | flag u8   | model (a parameter blob: M_r), present exactly when step + 1 = T
+//!   [ | flag u8 | carried (a parameter blob) ]   only when step + 1 = T and the task has
+//!                                                worker momentum; flag 1 when the trainer
+//!                                                carried a vector into the round, else 0
 //! ```
 //!
 //! Every length follows from the task's plan and the step, so the decoder knows how many bytes
@@ -38,6 +41,11 @@ pub struct Witness {
     pub optimizer: Optimizer,
     /// The round's input weights `M_r`, needed to compute the update at the last step.
     pub model: Option<Vec<f32>>,
+    /// Whether the task has worker momentum (then a last-step witness has a carried section).
+    pub momentum: bool,
+    /// With worker momentum, at the last step: the vector the trainer carried into the round
+    /// (what it sent in its previous round), whose hash the ledger knows.
+    pub carried: Option<Vec<f32>>,
 }
 
 /// Why bytes are not the witness a dispute expects.
@@ -83,25 +91,36 @@ fn params_len(count: usize) -> u64 {
     params::HEADER_LEN as u64 + 4 * count as u64
 }
 
-/// Exact bytes of the witness of `step` in a run of `steps` steps.
-pub fn encoded_len(plan: &TaskPlan, step: u32) -> u64 {
+/// Exact bytes of the witness of `step` in a run of `steps` steps, for a trainer that carried
+/// a vector into the round (`carried`; only read at the last step of a task with worker
+/// momentum).
+pub fn encoded_len(plan: &TaskPlan, step: u32, carried: bool) -> u64 {
     let count = plan.param_count();
-    let model = if step + 1 == plan.local_steps {
-        params_len(count)
-    } else {
-        0
+    let last = step + 1 == plan.local_steps;
+    let model = if last { params_len(count) } else { 0 };
+    let momentum = match (last && plan.worker_momentum != 0.0, carried) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => 1 + params_len(count),
     };
     HEADER_LEN as u64
         + params_len(count)
         + optimizer::encoded_len(&plan.optimizer, count) as u64
         + 1
         + model
+        + momentum
 }
 
-/// The largest witness a task with this model and optimizer can need (at its last step).
-pub fn max_len(model: &ModelSpec, optimizer: &OptimizerSpec) -> u64 {
+/// The largest witness a task with this model and optimizer can need (at its last step;
+/// `carries`: the task has worker momentum).
+pub fn max_len(model: &ModelSpec, optimizer: &OptimizerSpec, carries: bool) -> u64 {
     let count = model.param_count();
-    HEADER_LEN as u64 + 2 * params_len(count) + optimizer::encoded_len(optimizer, count) as u64 + 1
+    let carried = if carries { 1 + params_len(count) } else { 0 };
+    HEADER_LEN as u64
+        + 2 * params_len(count)
+        + optimizer::encoded_len(optimizer, count) as u64
+        + 1
+        + carried
 }
 
 impl Witness {
@@ -119,6 +138,17 @@ impl Witness {
                 out.extend_from_slice(&params::encode(model));
             }
             None => out.push(0),
+        }
+        // Only a last-step witness of a worker-momentum task has the carried section; the
+        // decoder knows from the plan whether to expect it.
+        if self.model.is_some() && self.momentum {
+            match &self.carried {
+                Some(carried) => {
+                    out.push(1);
+                    out.extend_from_slice(&params::encode(carried));
+                }
+                None => out.push(0),
+            }
         }
         out
     }
@@ -144,30 +174,44 @@ impl Witness {
                 got,
             });
         }
-        let expected = encoded_len(plan, step);
+        let count = plan.param_count();
+        let last = step + 1 == plan.local_steps;
+        let section = last && plan.worker_momentum != 0.0;
+        // Where the carried section's flag sits, when the witness has one: read it (if
+        // present) to know the exact length before any value is read.
+        let flag_at = encoded_len(plan, step, false) as usize - usize::from(section);
+        let carried = section && bytes.get(flag_at) == Some(&1);
+        let expected = encoded_len(plan, step, carried);
         if bytes.len() as u64 != expected {
             return Err(WitnessError::Length {
                 expected,
                 got: bytes.len() as u64,
             });
         }
-        let count = plan.param_count();
         let weights_end = HEADER_LEN + params_len(count) as usize;
         let params = params::decode(&bytes[HEADER_LEN..weights_end], count)?;
         let optimizer_end = weights_end + optimizer::encoded_len(&plan.optimizer, count);
         let optimizer =
             optimizer::decode(&bytes[weights_end..optimizer_end], &plan.optimizer, count)?;
-        let last = step + 1 == plan.local_steps;
+        let model_end = optimizer_end + 1 + if last { params_len(count) as usize } else { 0 };
         let model = match (bytes[optimizer_end], last) {
-            (1, true) => Some(params::decode(&bytes[optimizer_end + 1..], count)?),
+            (1, true) => Some(params::decode(&bytes[optimizer_end + 1..model_end], count)?),
             (0, false) => None,
             (flag, _) => return Err(WitnessError::BadFlag(flag)),
+        };
+        let carried = match (section, bytes.get(model_end)) {
+            (false, _) => None,
+            (true, Some(1)) => Some(params::decode(&bytes[model_end + 1..], count)?),
+            (true, Some(0)) => None,
+            (true, flag) => return Err(WitnessError::BadFlag(flag.copied().unwrap_or(0))),
         };
         Ok(Witness {
             step,
             params,
             optimizer,
             model,
+            momentum: plan.worker_momentum != 0.0,
+            carried,
         })
     }
 }
@@ -190,7 +234,7 @@ mod tests {
             dropout: 0.25,
         };
         assert_eq!(cnn.param_count(), 421_642);
-        let largest = max_len(&cnn, &OptimizerSpec::adam(0.001));
+        let largest = max_len(&cnn, &OptimizerSpec::adam(0.001), false);
         assert!(largest <= MAX_WITNESS_BYTES, "{largest}");
         // Every witness fits in at most 8 chunks of a transaction.
         assert!(MAX_WITNESS_BYTES.div_ceil(1 << 20) <= 8);
@@ -242,6 +286,51 @@ mod tests {
             Witness::decode(&nan, &plan, 2),
             Err(WitnessError::Params(_))
         ));
+    }
+
+    #[test]
+    fn a_worker_momentum_witness_has_its_carried_section_only_at_the_last_step() {
+        let plan = fixtures::plan_for("logistic:4-2", "sgd:lr=0.1,batch=8", 4, 2);
+        let plan = std::sync::Arc::new(TaskPlan {
+            worker_momentum: 0.9,
+            ..(*plan).clone()
+        });
+        let carried: Vec<f32> = vec![0.25; plan.param_count()];
+        let assignment = fixtures::assignment(&plan, 1, [5; 32]).carrying(Some(carried.into()));
+        let last = assignment.witness(3).unwrap();
+        let bytes = last.encode();
+        assert_eq!(Witness::decode(&bytes, &plan, 3).unwrap(), last);
+        // Cut the carried section off, or flag it absent while its bytes follow: refused.
+        let without = bytes.len() - params_len(plan.param_count()) as usize;
+        assert!(matches!(
+            Witness::decode(&bytes[..without], &plan, 3),
+            Err(WitnessError::Length { .. })
+        ));
+        let mut unflagged = bytes.clone();
+        unflagged[without - 1] = 0;
+        assert!(matches!(
+            Witness::decode(&unflagged, &plan, 3),
+            Err(WitnessError::Length { .. })
+        ));
+        let mut flag_two = bytes[..without].to_vec();
+        flag_two[without - 1] = 2;
+        assert!(matches!(
+            Witness::decode(&flag_two, &plan, 3),
+            Err(WitnessError::BadFlag(2))
+        ));
+        // Not at an earlier step.
+        let early = assignment.witness(1).unwrap();
+        assert!(early.carried.is_none());
+        assert_eq!(Witness::decode(&early.encode(), &plan, 1).unwrap(), early);
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic_a_worker_momentum_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512), step in 0u32..4) {
+            let plan = fixtures::plan_for("logistic:4-2", "sgd:lr=0.1,batch=8", 4, 2);
+            let plan = TaskPlan { worker_momentum: 0.5, ..(*plan).clone() };
+            let _ = Witness::decode(&bytes, &plan, step);
+        }
     }
 
     proptest! {

@@ -83,7 +83,12 @@ pub(crate) fn tally(
             Reason::Moot => verification.moot += 1,
             Reason::Referee | Reason::BadWitness => {
                 verification.refereed += 1;
-                verification.witness_bytes += witness::encoded_len(plan, dispute.low.step);
+                let carries = plan.worker_momentum != 0.0
+                    && query::carried(state, dispute.task, dispute.round, &dispute.trainer)
+                        .ok()
+                        .flatten()
+                        .is_some();
+                verification.witness_bytes += witness::encoded_len(plan, dispute.low.step, carries);
             }
             Reason::Silence => {}
         }

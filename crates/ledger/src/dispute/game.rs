@@ -119,14 +119,30 @@ fn plan(task: &Task, env: &Env) -> Result<Arc<TaskPlan>, TxError> {
         .map_err(|error| DisputeError::Plan(error.to_string()).into())
 }
 
-/// The stage after the range changed: another claim, or the witness when one step is left.
-fn next_stage(task: &Task, plan: &TaskPlan, low: u32, high: u32) -> Stage {
+/// With worker momentum, the hash of the vector the disputed trainer carried into the round
+/// (`crate::query::carried`); `None` without worker momentum.
+fn carried(
+    state: &Overlay,
+    plan: &TaskPlan,
+    task: u64,
+    round: u32,
+    trainer: &Address,
+) -> Result<Option<Hash>, TxError> {
+    if plan.worker_momentum == 0.0 {
+        return Ok(None);
+    }
+    Ok(crate::query::carried(state, task, round, trainer)?)
+}
+
+/// The stage after the range changed: another claim, or the witness when one step is left
+/// (`carries`: the trainer carried a vector into the round, which a last-step witness holds).
+fn next_stage(task: &Task, plan: &TaskPlan, low: u32, high: u32, carries: bool) -> Stage {
     let steps = task.spec.local_steps;
     match next_claim(low, high, steps, task.spec.verification.trace_every) {
         Some((step, _)) => Stage::Claim { step },
         None => Stage::Witness {
             received: 0,
-            expected: witness::encoded_len(plan, low),
+            expected: witness::encoded_len(plan, low, carries),
             chunks: 0,
         },
     }
@@ -259,7 +275,13 @@ pub fn open(
         opened_at: env.height,
         low,
         high,
-        stage: next_stage(&task, &plan, low.step, high.step),
+        stage: next_stage(
+            &task,
+            &plan,
+            low.step,
+            high.step,
+            carried(state, &plan, task_id, number, trainer)?.is_some(),
+        ),
         moves: 0,
         deadline: 0,
     };
@@ -351,7 +373,8 @@ pub fn answer(
     }
     let task = lifecycle::load(state, dispute.task)?;
     let plan = plan(&task, env)?;
-    dispute.stage = next_stage(&task, &plan, dispute.low.step, dispute.high.step);
+    let carries = carried(state, &plan, dispute.task, dispute.round, &dispute.trainer)?.is_some();
+    dispute.stage = next_stage(&task, &plan, dispute.low.step, dispute.high.step, carries);
     advance(state, env, &task, &mut dispute)?;
     state.write(keys::dispute(id), &dispute);
     Ok(())
@@ -429,9 +452,17 @@ pub fn witness(
         shard: Arc::new(shard),
         seed: batch_seed(&round.seed, &dispute.trainer),
     };
+    let carried = carried(
+        state,
+        &run.plan,
+        dispute.task,
+        dispute.round,
+        &dispute.trainer,
+    )?;
     let resolution = match judge(
         &run,
         &round.model_hash,
+        carried.as_ref(),
         dispute.low.step,
         &dispute.low.checkpoint,
         &whole,

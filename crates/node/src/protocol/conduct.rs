@@ -32,6 +32,9 @@ pub struct RoundInput<'a> {
     pub address: Address,
     /// The round's input model `M_r`.
     pub model: Arc<[f32]>,
+    /// With worker momentum, what this trainer sent in its previous round if it counted there
+    /// (carried into this round's update); `None` otherwise.
+    pub carried: Option<Arc<[f32]>>,
     /// This trainer's shard.
     pub shard: Arc<Shard>,
     /// The ledger state at this block.
@@ -57,6 +60,7 @@ impl RoundInput<'_> {
             &self.address,
             self.model.clone(),
         )
+        .carrying(self.carried.clone())
     }
 
     /// The honest work: every step trained, the trace recorded.

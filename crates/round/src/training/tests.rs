@@ -85,7 +85,10 @@ fn witnesses_carry_the_state_and_the_input_model_only_at_the_last_step() {
         let witness = assignment.witness(step).unwrap();
         assert_eq!(witness.model.is_some(), step == 5);
         let bytes = witness.encode();
-        assert_eq!(bytes.len() as u64, crate::witness::encoded_len(&plan, step));
+        assert_eq!(
+            bytes.len() as u64,
+            crate::witness::encoded_len(&plan, step, false)
+        );
         assert_eq!(Witness::decode(&bytes, &plan, step).unwrap(), witness);
         let state = assignment.state_at(step).unwrap();
         assert_eq!(witness.params, state.model.params());
@@ -152,4 +155,74 @@ fn replays_start_from_remembered_states_and_give_the_same_checkpoints() {
         assert_eq!(assignment.checkpoint(at).unwrap(), fresh(at));
     }
     assert_eq!(assignment.checkpoint(40).unwrap(), fresh(40));
+}
+
+#[test]
+fn worker_momentum_is_delta_first_then_an_exact_moving_average() {
+    let delta = [1.0f32, -2.0, 0.5];
+    // A trainer's first round, or no momentum: the update itself.
+    assert_eq!(carry_momentum(None, &delta, 0.9), delta.to_vec());
+    assert_eq!(
+        carry_momentum(Some(&[7.0, 7.0, 7.0]), &delta, 0.0),
+        delta.to_vec()
+    );
+    // Then β m + (1 − β) Δ, element by element, in f32 as written.
+    let previous = [3.0f32, 1.0, -1.0];
+    let beta = 0.75f32;
+    let carried = carry_momentum(Some(&previous), &delta, beta);
+    let expected: Vec<f32> = previous
+        .iter()
+        .zip(&delta)
+        .map(|(m, d)| beta * m + (1.0 - beta) * d)
+        .collect();
+    assert_eq!(carried, expected);
+    assert_eq!(carried, vec![2.5, 0.25, -0.625]);
+    // A previous vector of another length (another task's) is not carried.
+    assert_eq!(carry_momentum(Some(&[1.0]), &delta, beta), delta.to_vec());
+}
+
+#[test]
+fn worker_momentum_over_rounds_replays_bit_for_bit_from_the_public_updates() {
+    // A trainer's momentum is a function of its own deltas, which audits re-execute: carrying
+    // it again from the replayed deltas gives the very bytes sent.
+    let plan = fixtures::toy_plan("sgd:lr=0.5,momentum=0.9,batch=16", 12, 4);
+    let mut sent: Option<Vec<f32>> = None;
+    let mut model = fixtures::initial(&plan);
+    let mut history = Vec::new();
+    for round in 0u8..3 {
+        let assignment = fixtures::assignment(&plan, 1, [round; 32]);
+        let assignment = Assignment::new(
+            plan.clone(),
+            assignment.run.shard.clone(),
+            &[round; 32],
+            &fixtures::trainers()[1],
+            model.clone().into(),
+        );
+        let work = assignment.train().unwrap();
+        let vector = carry_momentum(sent.as_deref(), &work.update, 0.9);
+        history.push((model.clone(), vector.clone()));
+        model = model.iter().zip(&vector).map(|(m, v)| m + v).collect();
+        sent = Some(vector);
+    }
+    let mut replayed: Option<Vec<f32>> = None;
+    for (round, (start, vector)) in history.iter().enumerate() {
+        let assignment = Assignment::new(
+            plan.clone(),
+            fixtures::assignment(&plan, 1, [0; 32]).run.shard.clone(),
+            &[round as u8; 32],
+            &fixtures::trainers()[1],
+            start.clone().into(),
+        );
+        let again = carry_momentum(
+            replayed.as_deref(),
+            &assignment.train().unwrap().update,
+            0.9,
+        );
+        assert_eq!(
+            crate::params::hash(&again),
+            crate::params::hash(vector),
+            "round {round}"
+        );
+        replayed = Some(again);
+    }
 }

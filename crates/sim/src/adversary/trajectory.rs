@@ -8,7 +8,7 @@ use cairn_ml::model::Model;
 use cairn_ml::train::StepBuffers;
 use cairn_round::encoding::{domain_hash, Hash, ZERO_HASH};
 use cairn_round::trace::Checkpoint;
-use cairn_round::training::{delta, Assignment, TrainState, TrainerError, Trajectory};
+use cairn_round::training::{Assignment, TrainState, TrainerError, Trajectory};
 use cairn_round::{params, Witness};
 
 /// What a dishonest run does to the honest state after a step.
@@ -72,16 +72,24 @@ impl Deviated {
     /// The update this trajectory's last state gives.
     pub fn update(&self) -> Result<Vec<f32>, TrainerError> {
         let last = self.state(self.run.run.steps())?;
-        delta(last.model.params(), &self.run.start).ok_or(TrainerError::Train(
-            cairn_ml::train::TrainError::Diverged { step: 0 },
-        ))
+        let (_, update) =
+            self.run
+                .run
+                .checkpoint(&last, Some(&self.run.start), self.run.carried.as_deref())?;
+        update.ok_or(TrainerError::Train(cairn_ml::train::TrainError::Diverged {
+            step: 0,
+        }))
     }
 }
 
 impl Trajectory for Deviated {
     fn checkpoint(&self, step: u32) -> Result<Checkpoint, TrainerError> {
         let state = self.state(step)?;
-        Ok(self.run.run.checkpoint(&state, Some(&self.run.start))?.0)
+        Ok(self
+            .run
+            .run
+            .checkpoint(&state, Some(&self.run.start), self.run.carried.as_deref())?
+            .0)
     }
 
     fn witness(&self, step: u32) -> Result<Witness, TrainerError> {
@@ -95,6 +103,10 @@ impl Trajectory for Deviated {
             params: state.model.into_params(),
             optimizer: state.optimizer,
             model: (step + 1 == steps).then(|| self.run.start.to_vec()),
+            momentum: self.run.run.plan.worker_momentum != 0.0,
+            carried: (step + 1 == steps && self.run.run.plan.worker_momentum != 0.0)
+                .then(|| self.run.carried.as_deref().map(<[f32]>::to_vec))
+                .flatten(),
         })
     }
 }

@@ -276,6 +276,8 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
         sorted
     };
     let mut model = plan.initial_params(&spec)?;
+    // `M_{r−1}`: the task's server step (centered clipping's reference, server momentum) uses it.
+    let mut previous: Option<Vec<f32>> = None;
     let mut cheat = None;
     for round in 0..2u32 {
         let opened = chain.tip().height;
@@ -359,15 +361,8 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
             .iter()
             .map(|t| (addresses[*t], params::encode(&played[t].update)))
             .collect();
-        let inputs: Vec<Revealed<'_>> = blobs
-            .iter()
-            .map(|(trainer, blob)| Revealed {
-                trainer: *trainer,
-                hash: params::blob_hash(blob),
-                blob: Some(blob),
-            })
-            .collect();
-        let aggregated = aggregate_round(&plan, &model, &inputs);
+        let inputs = Revealed::all(&blobs);
+        let aggregated = aggregate_round(&plan, &model, previous.as_deref(), &inputs);
         let held_out = held_out(&plan)?;
         let attestations: Vec<(usize, [u8; 32], BTreeMap<Address, u32>)> = (4..=6)
             .map(|v| {
@@ -417,7 +412,7 @@ pub(super) fn play_demo(chain: &mut Chain<Store>, args: &GenesisArgs) -> anyhow:
         if round == 1 {
             cheat = played.remove(&3).map(|run| (record, run, model.clone()));
         }
-        model = aggregated.next_params;
+        previous = Some(std::mem::replace(&mut model, aggregated.next_params));
     }
 
     // Validator 4 re-runs trainer 3's last round (its audit), finds another trace root, and

@@ -195,6 +195,20 @@ impl Validator {
                 return Ok(Vec::new());
             }
         };
+        // `M_{r−1}`: the task's server step starts centered clipping from `M_r − M_{r−1}` and
+        // adds it with server momentum.
+        let previous_model = match previous.as_ref().map(|p| model_params(step, &p.model_hash)) {
+            None => None,
+            Some(Needed::Have(values)) => Some(values),
+            Some(Needed::Missing(_) | Needed::Invalid(_)) => {
+                tracing::warn!(
+                    round = number,
+                    "previous input model unavailable or invalid; not attesting"
+                );
+                self.failed.insert(number);
+                return Ok(Vec::new());
+            }
+        };
         let blobs: Vec<Option<Arc<[u8]>>> = counted
             .iter()
             .map(|(_, hash)| step.blobs.blob(hash))
@@ -208,7 +222,7 @@ impl Validator {
                 blob: blob.as_deref(),
             })
             .collect();
-        let aggregated = aggregate_round(step.plan, &model, &inputs);
+        let aggregated = aggregate_round(step.plan, &model, previous_model.as_deref(), &inputs);
         let scores = if self.conduct.scores() {
             let held_out = match self.held_out(step) {
                 Ok(data) => data,

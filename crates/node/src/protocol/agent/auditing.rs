@@ -18,7 +18,7 @@ use cairn_ledger::{query, Address, Hash, Payload};
 use cairn_round::training::{shard_of, Assignment, Trajectory};
 
 use super::attesting::Validator;
-use super::{model_params, AgentError, Intent, Needed, Step};
+use super::{carried_params, model_params, AgentError, Intent, Needed, Step};
 
 /// What a validator's audits cost: a measurement for reports, never an input to the protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,7 +69,6 @@ impl Validator {
                 return Ok(Vec::new());
             }
         };
-        self.audits.done.insert(number);
         let drawn: Vec<Address> = round
             .audits
             .iter()
@@ -86,6 +85,30 @@ impl Validator {
             .unfounded_challenges(step.task, round)
             .into_iter()
             .collect();
+        // With worker momentum, each trainer's update carries what it sent the round before:
+        // fetch those first (a validator that voted for them holds them already).
+        let mut carried: BTreeMap<Address, Option<Arc<[f32]>>> = BTreeMap::new();
+        let mut fetch = Vec::new();
+        for trainer in drawn.iter().chain(unfounded.iter()) {
+            let values = match carried_params(step, number, trainer)? {
+                None => None,
+                Some(Needed::Have(values)) => Some(values.into()),
+                Some(Needed::Missing(hash)) => {
+                    fetch.push(Intent::Fetch { hash, holder: None });
+                    None
+                }
+                // An undecodable carried update: no honest work can follow from it, so the
+                // re-run carries nothing and the trace it committed is challenged.
+                Some(Needed::Invalid(_)) => None,
+            };
+            carried.insert(*trainer, values);
+        }
+        let deadline_near =
+            step.height.saturating_add(2) >= round.challenge_deadline(&step.task.spec);
+        if !fetch.is_empty() && !deadline_near {
+            return Ok(fetch);
+        }
+        self.audits.done.insert(number);
         let started = Instant::now();
         let mut intents = Vec::new();
         // Stake free for challenge bonds, and liquid tokens to bond more when it runs out.
@@ -107,6 +130,7 @@ impl Validator {
             let Some(assignment) = assignment(step, round, &trainer, model.clone()) else {
                 continue;
             };
+            let assignment = assignment.carrying(carried.get(&trainer).cloned().flatten());
             let root = match assignment.train() {
                 Ok(work) => work.trace_root(),
                 Err(error) => {
@@ -219,7 +243,12 @@ impl Validator {
             let Some(assignment) = assignment(step, &round, &dispute.trainer, model.into()) else {
                 return Ok(None);
             };
-            slot.insert(assignment);
+            let carried = match carried_params(step, dispute.round, &dispute.trainer)? {
+                None | Some(Needed::Invalid(_)) => None,
+                Some(Needed::Have(values)) => Some(values.into()),
+                Some(Needed::Missing(_)) => return Ok(None),
+            };
+            slot.insert(assignment.carrying(carried));
         }
         let Some(assignment) = self.audits.runs.get(&key) else {
             return Ok(None);

@@ -577,6 +577,21 @@ pub(crate) fn model_params(step: &Step<'_>, hash: &Hash) -> Needed {
     }
 }
 
+/// With worker momentum, the vector `trainer` carries into round `number`
+/// (`cairn_ledger::query::carried`: its previous round's update, if it counted there) as this
+/// node holds it; `None` when the task has no worker momentum or the trainer carries nothing.
+pub(crate) fn carried_params(
+    step: &Step<'_>,
+    number: u32,
+    trainer: &Address,
+) -> Result<Option<Needed>, StateError> {
+    if step.plan.worker_momentum == 0.0 {
+        return Ok(None);
+    }
+    Ok(query::carried(step.state, step.task.id, number, trainer)?
+        .map(|hash| model_params(step, &hash)))
+}
+
 /// Keeps only the entries of recent rounds (`round` and the one before).
 pub(crate) fn prune<V>(rounds: &mut BTreeMap<u32, V>, round: u32) {
     rounds.retain(|r, _| r.saturating_add(1) >= round);

@@ -10,7 +10,7 @@ use cairn_ledger::{Address, Hash, Payload, Phase};
 use cairn_round::params;
 use cairn_round::training::{shard_of, Shard};
 
-use super::{model_params, salt, AgentError, Intent, Needed, Step};
+use super::{carried_params, model_params, salt, AgentError, Intent, Needed, Step};
 use crate::protocol::conduct::{Decision, RoundInput, Submission, TrainerConduct};
 
 /// What the trainer did in one round.
@@ -88,6 +88,17 @@ impl Trainer {
                 return Ok(self.give_up(number, format!("input model is invalid: {reason}")))
             }
         };
+        let carried: Option<Arc<[f32]>> = match carried_params(step, number, &step.address)? {
+            None => None,
+            Some(Needed::Have(values)) => Some(values.into()),
+            Some(Needed::Missing(hash)) => return Ok(vec![Intent::Fetch { hash, holder: None }]),
+            Some(Needed::Invalid(reason)) => {
+                return Ok(self.give_up(
+                    number,
+                    format!("the update carried from the previous round is invalid: {reason}"),
+                ))
+            }
+        };
         let shard = match self.shard(step) {
             Ok(shard) => shard,
             Err(reason) => return Ok(self.give_up(number, reason)),
@@ -98,6 +109,7 @@ impl Trainer {
             plan: step.plan,
             address: step.address,
             model: model.into(),
+            carried,
             shard,
             state: step.state,
             blobs: step.blobs,
