@@ -25,6 +25,8 @@ enum Command {
     Simulate(commands::simulate::SimulateArgs),
     /// Sweep a scenario's parameters over many seeds: each attack's profit and its frontier.
     Economics(commands::economics::EconomicsArgs),
+    /// Measure robust rules against attacks on skewed data: partitions x defences x attacks x seeds.
+    Robustness(commands::robustness::RobustnessArgs),
     /// Train a model centrally, bit-exactly (the baseline federated runs are compared with).
     Train(commands::train::TrainArgs),
     /// Combine an (n, d) .npy array of updates with a Byzantine-robust rule.
@@ -50,6 +52,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Economics(args) => commands::economics::run(args),
+        Command::Robustness(args) => commands::robustness::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Aggregate(args) => commands::aggregate::run(args),
         Command::Attack(args) => commands::attack::run(args),

@@ -293,3 +293,70 @@ fn economics_sweeps_a_parameter_writes_its_report_and_refuses_bad_axes() {
     ]);
     assert!(stderr.contains("given twice"), "{stderr}");
 }
+
+#[test]
+fn robustness_runs_a_small_grid_writes_its_report_and_refuses_bad_defences() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grid");
+    let output = cairn(&[
+        "robustness",
+        "--dataset",
+        "digits",
+        "--model",
+        "logistic:64-10",
+        "--rounds",
+        "2",
+        "--local-steps",
+        "5",
+        "--trainers",
+        "6",
+        "--byzantine",
+        "1",
+        "--partitions",
+        "iid,shards:2",
+        "--defences",
+        "arc:1,nnm:1>centered_clipping:1:3;bucketing:2>centered_clipping:1:3+wm:0.5+sm:0.5",
+        "--attacks",
+        "none,ipm:0.5,label_flip",
+        "--seeds",
+        "1..2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("(24 runs"), "{stdout}");
+    assert!(stdout.contains("### `shards:2`"), "{stdout}");
+    for name in [
+        "runs.csv",
+        "summary.csv",
+        "robustness.json",
+        "robustness.md",
+    ] {
+        assert!(out.join(name).is_file(), "{name} missing");
+    }
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    assert_eq!(runs.lines().count(), 1 + 24);
+    assert!(
+        runs.contains("\"arc:1,nnm:1>centered_clipping:1:3\""),
+        "{runs}"
+    );
+    for (defence, words) in [
+        ("median+wm:1.5", "not in [0, 1)"),
+        ("median+xx:0.5", "unknown remedy"),
+        ("no_such_rule", "unknown rule"),
+    ] {
+        let stderr = refused(&[
+            "robustness",
+            "--defences",
+            defence,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(stderr.contains(words), "{defence}: {stderr}");
+    }
+}

@@ -11,6 +11,7 @@
 //! | [`runner`] | runs a scenario on the real node code and fills the [`RunResult`] |
 //! | [`seeds`] | one scenario at many seeds: a mean and 95% interval per node group |
 //! | [`sweep`] | a grid of parameter values, each at many seeds: profit surfaces and frontiers |
+//! | [`robustness`] | partitions × defences × attacks × seeds of federated training: the robustness benchmark |
 //! | [`invariants`] | what must hold at the end of every run |
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ mod plots;
 pub mod progress;
 pub mod report;
 pub mod result;
+pub mod robustness;
 pub mod scenario;
 pub mod seeds;
 pub mod sweep;

@@ -4,5 +4,6 @@ pub mod aggregate;
 pub mod attack;
 pub mod economics;
 pub mod ledger;
+pub mod robustness;
 pub mod simulate;
 pub mod train;

@@ -75,7 +75,7 @@ fn last_global_step(input: &RoundInput<'_>) -> Result<Option<Vec<f32>>, String> 
 }
 
 /// The shard with every label `y` replaced by `C − 1 − y`.
-fn flipped(shard: &Shard) -> Result<Shard, String> {
+pub(crate) fn flipped(shard: &Shard) -> Result<Shard, String> {
     let data = &shard.data;
     let mut labels = data.labels().to_vec();
     flip_labels(&mut labels, data.classes() as u32).map_err(|error| error.to_string())?;
