@@ -40,9 +40,10 @@ WHAT IT DOES
 
 THE DEFAULT SCENARIO
   mnist_5k (shipped in data/), model mlp:784-64-10, iid partition, 20 rounds of 20 local SGD steps
-  (batch 32, sgd:lr=0.1,momentum=0.9), rule nnm:2>trimmed_mean:2, 10 trainers of which 2 run
-  ALIE, 4 honest validators, 40000 tokens staked per trainer and 1000 per validator, 10000
-  tokens of reward per round, a trace checkpoint every 5 steps, the deterrent audit rate (4.76%),
+  (batch 32, sgd:lr=0.1,momentum=0.9), rule arc:2,nnm:2>centered_clipping:1:3+sm:0.5 (the
+  recommended defence of docs/robustness.md), 10 trainers of which 2 run ALIE, 4 honest
+  validators, 40000 tokens staked per trainer and 1000 per validator, 10000 tokens of reward
+  per round, a trace checkpoint every 5 steps, the deterrent audit rate (4.76%),
   50 ms latency with 10 ms jitter, no loss, seed 7.
 
 SCENARIO FILES (--scenario FILE)
@@ -52,8 +53,10 @@ SCENARIO FILES (--scenario FILE)
     dataset = \"mnist_5k\" | \"digits\"      data_dir = \"path/to/data\"
     partition = \"iid\" | \"dirichlet:0.5\" | \"shards:2\"
     model = \"mlp:784-64-10\"     optimizer = \"sgd:lr=0.1,momentum=0.9\"
-    rule = \"nnm:2>trimmed_mean:2\"   (pre-aggregations > rule, as cairn aggregate names them;
-                                     write f out: the task does not know n when it is created)
+    rule = \"arc:2,nnm:2>centered_clipping:1:3+sm:0.5\"
+                                 (pre-aggregations > rule, as cairn aggregate names them; write f
+                                  out: the task does not know n when it is created; +wm:B worker
+                                  and +sm:B server momentum, docs/robustness.md)
     reward_per_round = 10000
     slash_fraction = 0.1         # bond share lost for a commitment never revealed
     [windows] commit = 5, reveal = 5, attest = 5   (blocks per phase of a round)
@@ -191,8 +194,8 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub local_steps: Option<u32>,
 
-    /// Robust rule with its pre-aggregation chain, e.g. `nnm:2>trimmed_mean:2`, `krum`,
-    /// `bucketing:2>median` [default: nnm:2>trimmed_mean:2].
+    /// Robust rule with its pre-aggregation chain and momentum, e.g. `nnm:2>trimmed_mean:2`,
+    /// `krum`, `bucketing:2>median+sm:0.5` [default: arc:2,nnm:2>centered_clipping:1:3+sm:0.5].
     #[arg(long)]
     pub rule: Option<String>,
 
