@@ -182,7 +182,8 @@ pub fn rounds_csv(result: &RunResult) -> String {
 }
 
 /// Quotes a CSV field when it holds a comma, a quote or a line break.
-fn field(text: &str) -> String {
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+pub(crate) fn field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -38,6 +38,7 @@ use cairn_round::{Address, Assignment, DatasetRegistry, TaskPlan, TaskSpec, Veri
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::report::field;
 use crate::seeds::SeedRange;
 
 /// Why a grid cannot run.
@@ -655,14 +656,6 @@ pub fn summarize(runs: &[CellResult]) -> Vec<Summary> {
         .collect()
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
 impl Report {
     /// One line per run: partition, defence, attack, seed, final accuracy and loss, refused
     /// rounds.
@@ -674,9 +667,9 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{},{},{},{},{:.2},{:.4},{}",
-                csv_field(&run.partition),
-                csv_field(&run.defence),
-                csv_field(&run.attack),
+                field(&run.partition),
+                field(&run.defence),
+                field(&run.attack),
                 run.seed,
                 run.final_accuracy,
                 run.final_loss,
@@ -698,9 +691,9 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{},{},{},{},{:.2},{:.2},{:.2},{}",
-                csv_field(&s.partition),
-                csv_field(&s.defence),
-                csv_field(&s.attack),
+                field(&s.partition),
+                field(&s.defence),
+                field(&s.attack),
                 s.runs,
                 s.mean,
                 s.std,

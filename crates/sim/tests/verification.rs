@@ -11,21 +11,9 @@ use cairn_ledger::{query, Address, Verification};
 use cairn_node::protocol::{HonestTrainer, HonestValidator, TrainerConduct, ValidatorConduct};
 use cairn_sim::adversary::trainer::{Copying, Lying};
 use cairn_sim::adversary::validator::FalseChallenger;
-use common::{simulate, spec, Run, Setup, BOND};
+use common::{always_audited, simulate, spec, Run, Setup, BOND};
 
 const STEPS: u32 = 20;
-
-/// Every update audited (rate 1), a leaf every 5 steps, windows of 2 blocks.
-fn always_audited() -> Verification {
-    Verification {
-        trace_every: 5,
-        audit_ppm: 1_000_000,
-        audit_window: 4,
-        move_window: 2,
-        challenge_bond: 300,
-        min_trainer_bond: BOND,
-    }
-}
 
 fn never_audited() -> Verification {
     Verification {

@@ -21,21 +21,10 @@ use cairn_round::params;
 use cairn_round::training::{carry_momentum, shard_of, Assignment};
 use cairn_sim::adversary::trainer::Lying;
 use cairn_sim::adversary::validator::FalseChallenger;
-use common::{simulate, spec, Run, Setup, BOND};
+use common::{always_audited, simulate, spec, Run, Setup, BOND};
 
 const STEPS: u32 = 20;
 const RULE: &str = "median+wm:0.5+sm:0.5";
-
-fn always_audited() -> Verification {
-    Verification {
-        trace_every: 5,
-        audit_ppm: 1_000_000,
-        audit_window: 4,
-        move_window: 2,
-        challenge_bond: 300,
-        min_trainer_bond: BOND,
-    }
-}
 
 fn honest_validators() -> Vec<Box<dyn ValidatorConduct>> {
     (0..4)

@@ -301,3 +301,15 @@ pub fn simulate(setup: Setup) -> Run {
         rejected,
     }
 }
+
+/// Every update audited (rate 1), a leaf every 5 steps, short audit and move windows.
+pub fn always_audited() -> Verification {
+    Verification {
+        trace_every: 5,
+        audit_ppm: 1_000_000,
+        audit_window: 4,
+        move_window: 2,
+        challenge_bond: 300,
+        min_trainer_bond: BOND,
+    }
+}
