@@ -89,12 +89,14 @@ impl Validator {
         // fetch those first (a validator that voted for them holds them already).
         let mut carried: BTreeMap<Address, Option<Arc<[f32]>>> = BTreeMap::new();
         let mut fetch = Vec::new();
+        let mut missing = BTreeSet::new();
         for trainer in drawn.iter().chain(unfounded.iter()) {
             let values = match carried_params(step, number, trainer)? {
                 None => None,
                 Some(Needed::Have(values)) => Some(values.into()),
                 Some(Needed::Missing(hash)) => {
                     fetch.push(Intent::Fetch { hash, holder: None });
+                    missing.insert(*trainer);
                     None
                 }
                 // An undecodable carried update: no honest work can follow from it, so the
@@ -124,7 +126,12 @@ impl Validator {
             let Some(commit) = round.commits.get(&trainer) else {
                 continue;
             };
-            if commit.last_checkpoint.is_none() || step.task.expelled.contains(&trainer) {
+            // Still without the carried update at the deadline: re-running without it would
+            // challenge honest work, so this audit is left undone.
+            if commit.last_checkpoint.is_none()
+                || step.task.expelled.contains(&trainer)
+                || missing.contains(&trainer)
+            {
                 continue;
             }
             let Some(assignment) = assignment(step, round, &trainer, model.clone()) else {
