@@ -35,20 +35,42 @@ enum Command {
     Attack(commands::attack::AttackArgs),
     /// Create, fill and read a ledger data directory (genesis, demo, inspect, prove).
     Ledger(commands::ledger::LedgerArgs),
+    /// Generate or show a node's key file.
+    Keys(commands::keys::KeysArgs),
+    /// Write a chain file (genesis.json) from a TOML description or flags.
+    Genesis(commands::genesis::GenesisArgs),
+    /// Run one node of a real network (TCP, authenticated p2p, ledger on disk, HTTP API).
+    Node(commands::node::NodeArgs),
+    /// Run a whole chain on this machine, one process per node, on loopback.
+    Devnet(commands::devnet::DevnetArgs),
+    /// Create tasks on a running network and follow them, through a node's API.
+    Task(commands::task::TaskArgs),
+    /// Recompute finalized rounds from a node's public data and check the ledger's model hashes.
+    Replay(commands::replay::ReplayArgs),
+    /// Export a running network's models (safetensors, loads in PyTorch).
+    Model(commands::model::ModelArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     restore_default_sigpipe();
     quiet_contained_panics();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never in a file or a pipe.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = Cli::parse();
+    // A node and a devnet say what they do at `info`; one-shot commands only warn.
+    let (level, json) = match &cli.command {
+        Command::Node(args) => ("info", args.log_format == commands::node::LogFormat::Json),
+        Command::Devnet(_) => ("info", false),
+        _ => ("warn", false),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        // Colour codes only for a person at a terminal, never in a file or a pipe.
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Economics(args) => commands::economics::run(args),
@@ -57,6 +79,13 @@ fn main() -> anyhow::Result<()> {
         Command::Aggregate(args) => commands::aggregate::run(args),
         Command::Attack(args) => commands::attack::run(args),
         Command::Ledger(args) => commands::ledger::run(args),
+        Command::Keys(args) => commands::keys::run(args),
+        Command::Genesis(args) => commands::genesis::run(args),
+        Command::Node(args) => commands::node::run(args),
+        Command::Devnet(args) => commands::devnet::run(args),
+        Command::Task(args) => commands::task::run(args),
+        Command::Replay(args) => commands::replay::run(args),
+        Command::Model(args) => commands::model::run(args),
     }
 }
 

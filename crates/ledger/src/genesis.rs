@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::BufMut;
 use commonware_codec::{Buf, EncodeSize, Error as CodecError, FixedSize, RangeCfg, Read, Write};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::encoding::{Hash, PPM};
@@ -16,7 +16,7 @@ pub const MAX_GENESIS_ACCOUNTS: usize = 1 << 20;
 pub const MAX_DATASETS: usize = 64;
 
 /// Where slashed tokens go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SlashDestination {
     /// Slashed tokens leave the supply.
     Burn,
@@ -24,8 +24,10 @@ pub enum SlashDestination {
     Challenger,
 }
 
-/// The rules every node must agree on; fixed at genesis and stored in the state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// The rules every node must agree on; fixed at genesis and stored in the state. Read from a
+/// chain file, a field left out takes its default.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Params {
     /// Blocks between an unbond and the tokens returning to the balance.
     pub unbond_delay: u64,

@@ -39,6 +39,7 @@ use crate::consensus::{
 use crate::keys::{address_of, NodeKey};
 use crate::mempool::{self, Mempool, MempoolConfig};
 use crate::penalty::PenaltyConfig;
+use crate::protocol::volunteer::{Offer, Volunteer};
 use crate::protocol::{Agent, Intent, Outbox};
 
 /// What a node does in consensus.
@@ -84,6 +85,9 @@ pub struct NodeConfig {
     /// The chain's datasets (every one its genesis names), which the ledger's task checks and
     /// dispute referee read.
     pub datasets: Arc<DatasetRegistry>,
+    /// Whether the node joins tasks on its own ([`Volunteer`]), and as what. A simulation builds
+    /// its agents for a known task and leaves this `None`; a deployed node sets it.
+    pub volunteer: Option<Offer>,
 }
 
 impl NodeConfig {
@@ -112,6 +116,7 @@ impl NodeConfig {
             penalties: PenaltyConfig::default(),
             track_peers: true,
             datasets: Arc::default(),
+            volunteer: None,
         }
     }
 }
@@ -307,6 +312,7 @@ impl PeerTracker {
 /// What the node's agents and outbox see at every finalized block.
 pub struct NodeObserver<E> {
     peers: Option<PeerTracker>,
+    volunteer: Option<Volunteer>,
     agents: Vec<Agent>,
     time: Arc<AgentTime>,
     outbox: Outbox,
@@ -328,6 +334,12 @@ impl<E: Send + Sync + 'static> NodeObserver<E> {
     pub fn height(&self) -> u64 {
         self.height
     }
+
+    /// Adds an agent (a task creator asked for through a node's API); it acts from the next
+    /// finalized block on.
+    pub fn add_agent(&mut self, agent: Agent) {
+        self.agents.push(agent);
+    }
 }
 
 impl<E: Send + Sync + 'static> BlockObserver for NodeObserver<E> {
@@ -339,6 +351,12 @@ impl<E: Send + Sync + 'static> BlockObserver for NodeObserver<E> {
         }
         if let Some(pool) = &self.mempool {
             pool.prune_stale(state);
+        }
+        if let Some(volunteer) = &mut self.volunteer {
+            match volunteer.on_block(state) {
+                Ok(joined) => self.agents.extend(joined),
+                Err(error) => warn!(height, %error, "volunteer could not read the tasks"),
+            }
         }
         let agents = &self.agents;
         let stale = |payload: &_| agents.iter().any(|a| a.is_stale(payload, state));
@@ -459,8 +477,12 @@ where
             config.peers.clone(),
         )
     });
+    let volunteer = config
+        .volunteer
+        .map(|offer| Volunteer::new(&config.key.ledger_key(), offer, config.datasets.clone()));
     let observer = Arc::new(Mutex::new(NodeObserver {
         peers: tracker,
+        volunteer,
         agents,
         time: agent_time.clone(),
         outbox,

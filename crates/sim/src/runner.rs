@@ -811,7 +811,8 @@ fn agree(cluster: &Cluster, members: &[Member]) -> Result<(), SimError> {
 }
 
 /// The ledger task the scenario describes (its `initial_model` is filled in by the creator).
-fn task_spec(scenario: &Scenario, registry: &DatasetRegistry) -> Result<TaskSpec, SimError> {
+/// `cairn node`'s API builds deployed tasks with it too.
+pub fn task_spec(scenario: &Scenario, registry: &DatasetRegistry) -> Result<TaskSpec, SimError> {
     let dataset = registry
         .hash_of(scenario.dataset.name())
         .ok_or_else(|| SimError::Data(format!("{} is not loaded", scenario.dataset.name())))?;

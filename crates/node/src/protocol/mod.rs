@@ -13,12 +13,14 @@
 //! | [`conduct`] | a trainer's and a validator's decisions, as traits with the protocol's defaults |
 //! | [`outbox`] | signing payloads with tracked nonces and re-broadcasting pending ones |
 //! | [`agent`] | the per-node state machine driven by finalized blocks |
+//! | [`volunteer`] | a deployed node joining open tasks and resuming its own after a restart |
 //!
 //! Design notes: `docs/protocol.md`, `docs/verification.md`.
 
 pub mod agent;
 pub mod conduct;
 pub mod outbox;
+pub mod volunteer;
 
 pub use crate::blobs::BlobView;
 pub use agent::{Agent, AgentError, AuditStats, Intent, WorkStats};

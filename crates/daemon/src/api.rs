@@ -1,0 +1,577 @@
+//! A node's HTTP API: health, Prometheus metrics, and read access to the chain, tasks, rounds and
+//! public blobs; task creation on the node's own key.
+//!
+//! | method and path | answer |
+//! | --- | --- |
+//! | `GET /healthz` | `200 ok` once the node runs, `503` before |
+//! | `GET /metrics` | Prometheus text: Cairn's gauges, then commonware's own metrics |
+//! | `GET /status` | JSON: name, role, keys, chain, height, state root, mempool, blobs |
+//! | `GET /tasks` | JSON list of the newest tasks (id, status, round, members, model hash) |
+//! | `GET /tasks/{id}` | JSON: the task as the ledger stores it |
+//! | `GET /tasks/{id}/rounds/{round}` | JSON: the round as the ledger stores it |
+//! | `GET /blobs/{hash}` | the bytes of a public blob this node holds (models, revealed updates) |
+//! | `GET /blocks/{height}` | JSON: the state root after that block (nodes on one chain agree) |
+//! | `GET /state/{key}` | the raw ledger value under a hex key (what `cairn replay` decodes) |
+//! | `POST /tasks` | body: a scenario TOML (`cairn simulate`'s format; its task fields count): this node creates the task and starts it once its members joined |
+//!
+//! The API reads; the only thing it changes is which tasks the node creates. Serve it on
+//! loopback or a private network (there is no authentication; `POST /tasks` spends the node's
+//! tokens on the task's budget).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cairn_ledger::encoding::{from_hex, to_hex, Hash};
+use cairn_ledger::state::{keys, Overlay};
+use cairn_ledger::store::StateRead;
+use cairn_ledger::store::Store;
+use cairn_ledger::{query, DatasetRegistry, TaskStatus};
+use cairn_node::blobs::BlobView;
+use cairn_node::keys::NodeKey;
+use cairn_node::node::NodeState;
+use cairn_node::protocol::Agent;
+use commonware_runtime::{tokio as cw_tokio, Metrics};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::chain::ChainFile;
+use crate::home::NodeRole;
+use crate::DaemonError;
+
+type Node = NodeState<cw_tokio::Context, Store>;
+
+/// Tasks `GET /tasks` lists (the newest).
+pub const TASK_LIST: u64 = 64;
+
+/// Largest body `POST /tasks` accepts.
+pub const MAX_TASK_BODY: usize = 64 * 1024;
+
+/// What the API reads.
+pub struct ApiState {
+    context: cw_tokio::Context,
+    name: String,
+    role: NodeRole,
+    key: NodeKey,
+    chain: ChainFile,
+    chain_hash: Hash,
+    registry: Arc<DatasetRegistry>,
+    store: Arc<Mutex<Store>>,
+    node: Mutex<Option<Node>>,
+    blocks: Mutex<BlockClock>,
+}
+
+/// Intervals between finalized blocks as this node commits them.
+#[derive(Debug)]
+struct BlockClock {
+    height: u64,
+    at: Instant,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+const BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0];
+
+impl BlockClock {
+    fn observe(&mut self, height: u64) {
+        if height <= self.height {
+            return;
+        }
+        let now = Instant::now();
+        // Per block, when several landed between two looks.
+        let blocks = height - self.height;
+        let interval = now.duration_since(self.at).as_secs_f64() / blocks as f64;
+        if self.count > 0 || self.height > 0 {
+            for _ in 0..blocks.min(1_000) {
+                for (bucket, &bound) in self.buckets.iter_mut().zip(&BUCKETS) {
+                    if interval <= bound {
+                        *bucket += 1;
+                    }
+                }
+                self.count += 1;
+                self.sum += interval;
+            }
+        }
+        self.height = height;
+        self.at = now;
+    }
+}
+
+impl ApiState {
+    /// The API's view of one node.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        context: cw_tokio::Context,
+        name: String,
+        role: NodeRole,
+        key: NodeKey,
+        chain: ChainFile,
+        chain_hash: Hash,
+        registry: Arc<DatasetRegistry>,
+        store: Arc<Mutex<Store>>,
+    ) -> Self {
+        Self {
+            context,
+            name,
+            role,
+            key,
+            chain,
+            chain_hash,
+            registry,
+            store,
+            node: Mutex::new(None),
+            blocks: Mutex::new(BlockClock {
+                height: 0,
+                at: Instant::now(),
+                buckets: [0; BUCKETS.len()],
+                count: 0,
+                sum: 0.0,
+            }),
+        }
+    }
+
+    /// Called once the node's parts run.
+    pub fn set_node(&self, node: Node) {
+        *lock(&self.node) = Some(node);
+    }
+
+    fn node(&self) -> Option<Node> {
+        lock(&self.node).clone()
+    }
+
+    /// Records the committed height (called by the block clock task).
+    pub fn observe_height(&self) {
+        let height = lock(&self.store).height().unwrap_or(0);
+        lock(&self.blocks).observe(height);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Serves the API on `address` until the runtime stops.
+pub async fn serve(address: SocketAddr, state: Arc<ApiState>) -> Result<(), DaemonError> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| DaemonError::Port {
+            what: "http".into(),
+            address,
+            reason: error.to_string(),
+        })?;
+    tracing::info!(%address, "HTTP API listening");
+    axum::serve(listener, router(state))
+        .await
+        .map_err(|error| DaemonError::Io(error.to_string()))
+}
+
+/// The API's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .route("/tasks", get(tasks).post(create_task))
+        .route("/tasks/{id}", get(task))
+        .route("/tasks/{id}/rounds/{round}", get(round))
+        .route("/blobs/{hash}", get(blob))
+        .route("/state/{key}", get(state_value))
+        .route("/blocks/{height}", get(block_root))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
+    if state.node().is_some() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    }
+}
+
+/// `GET /status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// The node's name in the chain file.
+    pub name: String,
+    /// Its role.
+    pub role: NodeRole,
+    /// Its public key, hex.
+    pub public_key: String,
+    /// Its ledger address, hex.
+    pub address: String,
+    /// The chain id.
+    pub chain_id: u64,
+    /// Block 0's hash, hex.
+    pub chain_hash: String,
+    /// Last committed height.
+    pub height: u64,
+    /// State root after it, hex.
+    pub state_root: String,
+    /// Transactions pooled (validators).
+    pub mempool: Option<usize>,
+    /// Blobs held.
+    pub blobs: usize,
+    /// Tasks on the ledger.
+    pub tasks: u64,
+    /// Whether the node's parts run.
+    pub running: bool,
+}
+
+async fn status(State(state): State<Arc<ApiState>>) -> Response {
+    let node = state.node();
+    let (height, root, tasks) = {
+        let store = lock(&state.store);
+        let tasks: u64 = Overlay::new(&*store)
+            .read(keys::NEXT_TASK)
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        (store.height().unwrap_or(0), store.root(), tasks)
+    };
+    Json(Status {
+        name: state.name.clone(),
+        role: state.role,
+        public_key: to_hex(state.key.public_key().as_ref()),
+        address: to_hex(&state.key.address().0),
+        chain_id: state.chain.chain_id,
+        chain_hash: to_hex(&state.chain_hash),
+        height,
+        state_root: to_hex(&root),
+        mempool: node
+            .as_ref()
+            .and_then(|n| n.mempool.as_ref().map(|m| m.len())),
+        blobs: node.as_ref().map_or(0, |n| n.blobs.hashes().len()),
+        tasks,
+        running: node.is_some(),
+    })
+    .into_response()
+}
+
+/// One line of `GET /tasks`.
+#[derive(Debug, Serialize)]
+pub struct TaskLine {
+    /// Task id.
+    pub id: u64,
+    /// Open, running, finished, settled or cancelled.
+    pub status: String,
+    /// The round running, if any.
+    pub round: Option<u32>,
+    /// Rounds in all.
+    pub rounds: u32,
+    /// Creator's address, hex.
+    pub creator: String,
+    /// Trainers joined.
+    pub trainers: usize,
+    /// Validators joined.
+    pub validators: usize,
+    /// The latest model's hash, hex.
+    pub model_hash: String,
+}
+
+fn task_lines(state: &dyn StateRead) -> Result<Vec<TaskLine>, String> {
+    let next: u64 = Overlay::new(state)
+        .read(keys::NEXT_TASK)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    for id in next.saturating_sub(TASK_LIST)..next {
+        let Some(task) = query::task(state, id).map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let (status, round) = match task.status {
+            TaskStatus::Open => ("open", None),
+            TaskStatus::Running { round } => ("running", Some(round)),
+            TaskStatus::Finished => ("finished", None),
+            TaskStatus::Settled => ("settled", None),
+            TaskStatus::Cancelled => ("cancelled", None),
+        };
+        lines.push(TaskLine {
+            id,
+            status: status.into(),
+            round,
+            rounds: task.spec.rounds,
+            creator: to_hex(&task.creator.0),
+            trainers: task.trainers.len(),
+            validators: task.validators.len(),
+            model_hash: to_hex(&task.model_hash),
+        });
+    }
+    Ok(lines)
+}
+
+async fn tasks(State(state): State<Arc<ApiState>>) -> Response {
+    let store = lock(&state.store);
+    match task_lines(&*store) {
+        Ok(lines) => Json(lines).into_response(),
+        Err(reason) => error(StatusCode::INTERNAL_SERVER_ERROR, reason),
+    }
+}
+
+async fn task(State(state): State<Arc<ApiState>>, Path(id): Path<u64>) -> Response {
+    let store = lock(&state.store);
+    match query::task(&*store, id) {
+        Ok(Some(task)) => Json(task).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no task {id}")),
+        Err(reason) => error(StatusCode::INTERNAL_SERVER_ERROR, reason.to_string()),
+    }
+}
+
+async fn round(
+    State(state): State<Arc<ApiState>>,
+    Path((id, number)): Path<(u64, u32)>,
+) -> Response {
+    let store = lock(&state.store);
+    match query::round(&*store, id, number) {
+        Ok(Some(round)) => Json(round).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no round {number} of task {id}"),
+        ),
+        Err(reason) => error(StatusCode::INTERNAL_SERVER_ERROR, reason.to_string()),
+    }
+}
+
+async fn blob(State(state): State<Arc<ApiState>>, Path(hash): Path<String>) -> Response {
+    let Some(hash) = from_hex::<32>(&hash) else {
+        return error(StatusCode::BAD_REQUEST, "a blob hash is 32 bytes of hex");
+    };
+    let Some(node) = state.node() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "node starting");
+    };
+    match node.blobs.public_blob(&hash) {
+        Some(bytes) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Bytes::copy_from_slice(&bytes),
+        )
+            .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no public blob {}", to_hex(&hash)),
+        ),
+    }
+}
+
+async fn block_root(State(state): State<Arc<ApiState>>, Path(height): Path<u64>) -> Response {
+    let store = lock(&state.store);
+    match store.root_at(height) {
+        Ok(Some(root)) => {
+            Json(json!({ "height": height, "state_root": to_hex(&root) })).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("block {height} is not committed here"),
+        ),
+        Err(reason) => error(StatusCode::INTERNAL_SERVER_ERROR, reason.to_string()),
+    }
+}
+
+async fn state_value(State(state): State<Arc<ApiState>>, Path(key): Path<String>) -> Response {
+    let Some(key) = decode_hex(&key) else {
+        return error(StatusCode::BAD_REQUEST, "a state key is hex");
+    };
+    let store = lock(&state.store);
+    match store.get(&key) {
+        Ok(Some(value)) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Bytes::from(value),
+        )
+            .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no value under this key"),
+        Err(reason) => error(StatusCode::INTERNAL_SERVER_ERROR, reason.to_string()),
+    }
+}
+
+/// Hex of any even length (state keys are up to a few dozen bytes).
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.len() > 512 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+async fn create_task(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    if body.len() > MAX_TASK_BODY {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "task body over 64 KiB");
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "task body is not UTF-8");
+    };
+    let Some(node) = state.node() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "node starting");
+    };
+    let scenario = match cairn_sim::Scenario::from_toml_str(text) {
+        Ok(scenario) => scenario,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason.to_string()),
+    };
+    // The checks `cairn simulate` makes before a run: the plan parses, every trainer gets a
+    // sample, and the rule can aggregate as many updates as there are trainers (the ledger
+    // cannot check the last two at creation, before anyone joined).
+    if let Err(reason) = cairn_sim::runner::check(&scenario) {
+        return error(StatusCode::BAD_REQUEST, reason.to_string());
+    }
+    let spec = match cairn_sim::runner::task_spec(&scenario, &state.registry) {
+        Ok(spec) => spec,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason.to_string()),
+    };
+    let trainers = usize::try_from(scenario.trainer_count()).unwrap_or(usize::MAX);
+    let validators = usize::try_from(scenario.validator_count()).unwrap_or(usize::MAX);
+    let agent = match Agent::creator(
+        &state.key.ledger_key(),
+        spec,
+        state.registry.clone(),
+        trainers,
+        validators,
+    ) {
+        Ok(agent) => agent,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason.to_string()),
+    };
+    let spec = agent.spec().cloned();
+    lock(&node.observer).add_agent(agent);
+    tracing::info!(trainers, validators, "task creation accepted");
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "creator": to_hex(&state.key.address().0),
+            "trainers": trainers,
+            "validators": validators,
+            "spec": spec,
+        })),
+    )
+        .into_response()
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+    ));
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let mut out = String::new();
+    let node = state.node();
+    let (height, task_rounds, slashes) = {
+        let store = lock(&state.store);
+        let height = store.height().unwrap_or(0);
+        let lines = task_lines(&*store).unwrap_or_default();
+        let mut slashes = 0usize;
+        for line in &lines {
+            let last = line.round.unwrap_or(line.rounds);
+            for number in 0..=last {
+                if let Ok(Some(round)) = query::round(&*store, line.id, number) {
+                    slashes += match &round.outcome {
+                        Some(cairn_ledger::round::Outcome::Finalized { slashed, .. })
+                        | Some(cairn_ledger::round::Outcome::TimedOut { slashed }) => slashed.len(),
+                        None => 0,
+                    };
+                }
+            }
+        }
+        let rounds: Vec<(u64, Option<u32>)> = lines.iter().map(|l| (l.id, l.round)).collect();
+        (height, rounds, slashes)
+    };
+    gauge(
+        &mut out,
+        "cairn_finalized_height",
+        "Height of the last block this node committed.",
+        height,
+    );
+    out.push_str(
+        "# HELP cairn_task_round The round each running task is in.\n# TYPE cairn_task_round gauge\n",
+    );
+    for (id, round) in task_rounds {
+        if let Some(round) = round {
+            out.push_str(&format!("cairn_task_round{{task=\"{id}\"}} {round}\n"));
+        }
+    }
+    gauge(
+        &mut out,
+        "cairn_slashes",
+        "Members slashed at round close in the newest tasks.",
+        slashes,
+    );
+    if let Some(node) = &node {
+        if let Some(pool) = &node.mempool {
+            gauge(
+                &mut out,
+                "cairn_mempool_transactions",
+                "Transactions in this validator's mempool.",
+                pool.len(),
+            );
+        }
+        let hashes = node.blobs.hashes();
+        let bytes: usize = hashes
+            .iter()
+            .filter_map(|hash| node.blobs.blob(hash).map(|b| b.len()))
+            .sum();
+        gauge(
+            &mut out,
+            "cairn_blobs",
+            "Blobs this node holds.",
+            hashes.len(),
+        );
+        gauge(
+            &mut out,
+            "cairn_blob_bytes",
+            "Bytes of the blobs this node holds.",
+            bytes,
+        );
+        let (audits, agents) = {
+            let observer = lock(&node.observer);
+            let audits: u64 = observer
+                .agents()
+                .iter()
+                .map(|a| a.audit_stats().audits)
+                .sum();
+            (audits, observer.agents().len())
+        };
+        gauge(
+            &mut out,
+            "cairn_audits",
+            "Trainer rounds this node re-ran in audits.",
+            audits,
+        );
+        gauge(
+            &mut out,
+            "cairn_agents",
+            "Protocol agents (one per task this node works on or created).",
+            agents,
+        );
+        gauge(
+            &mut out,
+            "cairn_agent_seconds",
+            "Wall time this node's agents spent computing (training, aggregation, scoring, audits).",
+            node.agent_time.total().as_secs_f64(),
+        );
+    }
+    {
+        let clock = lock(&state.blocks);
+        out.push_str("# HELP cairn_block_interval_seconds Time between blocks as this node commits them.\n# TYPE cairn_block_interval_seconds histogram\n");
+        for (bucket, bound) in clock.buckets.iter().zip(BUCKETS) {
+            out.push_str(&format!(
+                "cairn_block_interval_seconds_bucket{{le=\"{bound}\"}} {bucket}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "cairn_block_interval_seconds_bucket{{le=\"+Inf\"}} {}\ncairn_block_interval_seconds_sum {}\ncairn_block_interval_seconds_count {}\n",
+            clock.count, clock.sum, clock.count
+        ));
+    }
+    out.push_str(&state.context.encode());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,107 @@
+//! A blocking client of a node's HTTP API ([`crate::api`]).
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::DaemonError;
+
+/// Largest answer read (a blob is at most the node's blob limit; models here are small).
+const MAX_BODY: u64 = 512 * 1024 * 1024;
+
+/// A node's API at `base` (`http://HOST:PORT`).
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client of the API at `base`; a bare `HOST:PORT` gets `http://`.
+    pub fn new(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        let base = if base.starts_with("http://") || base.starts_with("https://") {
+            base.to_string()
+        } else {
+            format!("http://{base}")
+        };
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .build();
+        Self { base, agent }
+    }
+
+    /// The API's base address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn fail(&self, path: &str, error: ureq::Error) -> DaemonError {
+        match error {
+            ureq::Error::Status(code, response) => {
+                let body = response.into_string().unwrap_or_default();
+                let reason = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or(body);
+                DaemonError::Api(format!("{}{path}: {code} {}", self.base, reason.trim()))
+            }
+            ureq::Error::Transport(transport) => {
+                DaemonError::Api(format!("{}{path}: {transport}", self.base))
+            }
+        }
+    }
+
+    /// `GET path` as JSON.
+    pub fn get_json(&self, path: &str) -> Result<Value, DaemonError> {
+        let response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(|error| self.fail(path, error))?;
+        response
+            .into_json()
+            .map_err(|error| DaemonError::Api(format!("{}{path}: {error}", self.base)))
+    }
+
+    /// `GET path` as text.
+    pub fn get_text(&self, path: &str) -> Result<String, DaemonError> {
+        self.agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(|error| self.fail(path, error))?
+            .into_string()
+            .map_err(|error| DaemonError::Api(format!("{}{path}: {error}", self.base)))
+    }
+
+    /// `GET path` as bytes.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, DaemonError> {
+        let response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(|error| self.fail(path, error))?;
+        let mut bytes = Vec::new();
+        response
+            .into_reader()
+            .take(MAX_BODY)
+            .read_to_end(&mut bytes)
+            .map_err(|error| DaemonError::Api(format!("{}{path}: {error}", self.base)))?;
+        Ok(bytes)
+    }
+
+    /// `POST path` with a text body; the answer as JSON.
+    pub fn post_text(&self, path: &str, body: &str) -> Result<Value, DaemonError> {
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .set("content-type", "text/plain")
+            .send_string(body)
+            .map_err(|error| self.fail(path, error))?;
+        response
+            .into_json()
+            .map_err(|error| DaemonError::Api(format!("{}{path}: {error}", self.base)))
+    }
+}
