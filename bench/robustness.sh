@@ -38,6 +38,18 @@ grid() {
   optimized-attacks) run optimized-attacks --seeds 1..2 --partitions iid,shards:2 \
       --attacks none,optimized_alie,optimized_ipm,label_flip,gaussian \
       --defences 'nnm:5>trimmed_mean:5;arc:5,nnm:5>centered_clipping:1:3;bucketing:2>centered_clipping:1:3;bucketing:2>centered_clipping:1:3+sm:0.5;arc:5,nnm:5>centered_clipping:1:3+sm:0.5;nnm:5>trimmed_mean:5+sm:0.5;trimmed_mean:5' ;;
+  # larger round budgets and other tries against the attacks along the negative mean (2026-12-07)
+  budget-40) run budget-40 --seeds 1..3 --rounds 40 --partitions shards:2,dirichlet:0.1 \
+      --attacks "$all,optimized_alie,optimized_ipm" --defences 'arc:5,nnm:5>centered_clipping:1:3+sm:0.5' ;;
+  budget-60) run budget-60 --seeds 1..3 --rounds 60 --partitions shards:2 \
+      --attacks none,sign_flip,ipm:0.5,optimized_ipm --defences 'arc:5,nnm:5>centered_clipping:1:3+sm:0.5' ;;
+  local-sgd-40) run local-sgd-40 --seeds 1..3 --rounds 40 --partitions shards:2 --optimizer sgd:lr=0.2,batch=32 \
+      --attacks none,sign_flip,ipm:0.5,optimized_ipm,optimized_alie --defences 'arc:5,nnm:5>centered_clipping:1:3+sm:0.9' ;;
+  clipping) run clipping --seeds 1..3 --partitions shards:2 \
+      --attacks none,sign_flip,ipm:0.5,optimized_ipm,optimized_alie \
+      --defences 'arc:5,nnm:5>centered_clipping:0.3:3+sm:0.5;arc:5,nnm:5>centered_clipping:1:10+sm:0.5' ;;
+  local-steps-5) run local-steps-5 --seeds 1..3 --rounds 40 --local-steps 5 --partitions shards:2 \
+      --attacks none,sign_flip,ipm:0.5,optimized_ipm,optimized_alie --defences 'arc:5,nnm:5>centered_clipping:1:3+sm:0.5' ;;
   *) echo "unknown grid $1" >&2; exit 2 ;;
   esac
 }
@@ -45,7 +57,7 @@ if [ $# -gt 0 ]; then
   for name in "$@"; do grid "$name"; done
 else
   for name in rules recommended bucketing-momentum bucketing-variants local-sgd local-sgd-bucketing \
-      local-sgd-optimized optimized-attacks; do
+      local-sgd-optimized optimized-attacks budget-40 budget-60 local-sgd-40 clipping local-steps-5; do
     grid "$name"
   done
 fi
