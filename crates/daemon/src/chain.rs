@@ -104,18 +104,23 @@ impl ChainFile {
     pub fn read(path: &Path) -> Result<Self, DaemonError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| DaemonError::Io(format!("chain file {}: {error}", path.display())))?;
-        let file: ChainFile = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text)
-                .map_err(|error| DaemonError::Chain(format!("{}: {error}", path.display())))?
+        let json = path.extension().is_some_and(|e| e == "json");
+        Self::parse(&text, json)
+            .map_err(|error| DaemonError::Chain(format!("{}: {error}", path.display())))
+    }
+
+    /// Parses a chain file's text (JSON, or TOML when `json` is false) and checks it.
+    pub fn parse(text: &str, json: bool) -> Result<Self, DaemonError> {
+        let file: ChainFile = if json {
+            serde_json::from_str(text).map_err(|error| DaemonError::Chain(error.to_string()))?
         } else {
             // The toml crate reads no u128: read TOML's own values, then the fields through
             // JSON's, which widen integers to u128.
-            let value: toml::Value = toml::from_str(&text)
-                .map_err(|error| DaemonError::Chain(format!("{}: {error}", path.display())))?;
+            let value: toml::Value =
+                toml::from_str(text).map_err(|error| DaemonError::Chain(error.to_string()))?;
             let value = serde_json::to_value(value)
-                .map_err(|error| DaemonError::Chain(format!("{}: {error}", path.display())))?;
-            serde_json::from_value(value)
-                .map_err(|error| DaemonError::Chain(format!("{}: {error}", path.display())))?
+                .map_err(|error| DaemonError::Chain(error.to_string()))?;
+            serde_json::from_value(value).map_err(|error| DaemonError::Chain(error.to_string()))?
         };
         file.check()?;
         Ok(file)
@@ -325,7 +330,8 @@ mod tests {
         chain.write_json(&json).unwrap();
         assert_eq!(ChainFile::read(&json).unwrap(), chain);
         // TOML as a person writes it (the toml crate writes no u128, but reads one that fits).
-        let mut text = format!("chain_id = 9\ndatasets = [\"digits\"]\n[params]\nmin_bond = 100\n");
+        let mut text =
+            "chain_id = 9\ndatasets = [\"digits\"]\n[params]\nmin_bond = 100\n".to_string();
         for (table, members) in [
             ("validators", &chain.validators),
             ("accounts", &chain.accounts),

@@ -117,6 +117,11 @@ impl Default for NodeSettings {
 }
 
 impl NodeSettings {
+    /// Parses `config.toml`'s text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|error| error.to_string())
+    }
+
     /// The address peers dial.
     pub fn dialable(&self) -> Result<SocketAddr, DaemonError> {
         match self.external {
@@ -138,6 +143,19 @@ pub struct Identity {
     pub public_key: String,
     /// The chain's block 0 hash, hex.
     pub chain_hash: String,
+}
+
+impl Identity {
+    /// Parses `identity.json`'s text; both fields must be 32 bytes of hex.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let identity: Identity = serde_json::from_str(text).map_err(|error| error.to_string())?;
+        if from_hex::<32>(&identity.public_key).is_none()
+            || from_hex::<32>(&identity.chain_hash).is_none()
+        {
+            return Err("public_key and chain_hash must be 32 bytes of hex".into());
+        }
+        Ok(identity)
+    }
 }
 
 /// Paths in a home.
@@ -191,7 +209,7 @@ impl Home {
     pub fn settings(&self) -> Result<NodeSettings, DaemonError> {
         let path = self.config();
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
+            Ok(text) => NodeSettings::parse(&text)
                 .map_err(|error| DaemonError::Settings(format!("{}: {error}", path.display()))),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 Ok(NodeSettings::default())
@@ -246,14 +264,9 @@ impl Home {
         let path = self.identity();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let have: Identity = serde_json::from_str(&text).map_err(|error| {
+                let have = Identity::parse(&text).map_err(|error| {
                     DaemonError::Home(format!("{} is corrupt: {error}", path.display()))
                 })?;
-                if from_hex::<32>(&have.public_key).is_none()
-                    || from_hex::<32>(&have.chain_hash).is_none()
-                {
-                    return Err(DaemonError::Home(format!("{} is corrupt", path.display())));
-                }
                 if have.public_key != want.public_key {
                     return Err(DaemonError::Mismatch(format!(
                         "this home belongs to key {} but key.json is {}",

@@ -21,6 +21,7 @@ use crate::channels;
 use crate::consensus::{self, ConsensusError, Timeouts, ValidatorChannels};
 use crate::keys::NodeKey;
 use crate::node::{run_node, NodeChannels, NodeConfig, NodeError, NodeState, Role};
+use crate::protocol::volunteer::Offer;
 use crate::protocol::Agent;
 
 /// Builds a node's agents; called at first start and again at every restart (a crash loses
@@ -68,6 +69,10 @@ pub struct ClusterConfig {
     pub quota: Quota,
     /// The datasets the genesis serves (every node holds them).
     pub datasets: Arc<DatasetRegistry>,
+    /// Whether nodes join tasks on their own, as deployed nodes do ([`crate::node::NodeConfig::volunteer`]):
+    /// validators validate and trainers train every task they can, beside the agents each
+    /// node's factory builds.
+    pub volunteers: bool,
 }
 
 /// Why a cluster could not be built or changed.
@@ -208,6 +213,10 @@ impl Cluster {
                 .fetch
                 .min(blob_request_timeout(&config.link));
             node_config.datasets = config.datasets.clone();
+            node_config.volunteer = config.volunteers.then_some(match node.role {
+                Role::Validator => Offer::Validator,
+                Role::Trainer => Offer::Trainer,
+            });
             node_config.blobs.request_timeout = blob_request_timeout(&config.link);
             // The simulated network is one shared oracle: the first validator keeps its peer
             // set in line with the ledger for everyone.

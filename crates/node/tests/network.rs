@@ -71,11 +71,24 @@ fn spec() -> TaskSpec {
 #[derive(Clone)]
 struct Setup {
     seed: u64,
+    /// Nodes join the task on their own (`protocol::volunteer`), as deployed nodes do, instead
+    /// of each being built with its agent for the task.
+    volunteers: bool,
 }
 
 impl Setup {
     fn honest(seed: u64) -> Self {
-        Self { seed }
+        Self {
+            seed,
+            volunteers: false,
+        }
+    }
+
+    fn volunteers(seed: u64) -> Self {
+        Self {
+            seed,
+            volunteers: true,
+        }
     }
 
     fn key(&self, index: usize) -> NodeKey {
@@ -105,6 +118,7 @@ impl Setup {
             let key = self.key(i);
             let registry = registry.clone();
             let ledger_key = key.ledger_key();
+            let volunteers = self.volunteers;
             nodes.push(ClusterNode {
                 name: format!("v{i}"),
                 key,
@@ -123,13 +137,15 @@ impl Setup {
                             .expect("the spec is valid"),
                         );
                     }
-                    agents.push(Agent::validator(
-                        &ledger_key,
-                        TASK,
-                        BOND,
-                        Box::new(HonestValidator),
-                        registry.clone(),
-                    ));
+                    if !volunteers {
+                        agents.push(Agent::validator(
+                            &ledger_key,
+                            TASK,
+                            BOND,
+                            Box::new(HonestValidator),
+                            registry.clone(),
+                        ));
+                    }
                     agents
                 }),
             });
@@ -138,11 +154,15 @@ impl Setup {
             let key = self.key(VALIDATORS + t);
             let registry = registry.clone();
             let ledger_key = key.ledger_key();
+            let volunteers = self.volunteers;
             nodes.push(ClusterNode {
                 name: format!("t{t}"),
                 key,
                 role: Role::Trainer,
                 agents: Arc::new(move || {
+                    if volunteers {
+                        return Vec::new();
+                    }
                     vec![Agent::trainer(
                         &ledger_key,
                         TASK,
@@ -164,6 +184,7 @@ impl Setup {
             timeouts: Timeouts::default(),
             quota: Quota::per_second(NZU32!(1_000)),
             datasets: registry,
+            volunteers: self.volunteers,
         }
     }
 
@@ -352,6 +373,51 @@ fn four_validators_and_eight_trainers_finish_a_task_with_rising_accuracy_and_equ
         .install(|| run(&Setup::honest(5), |_, cluster| async move { cluster }));
     assert_eq!(to_hex(&first.root), to_hex(&second.root));
     assert_eq!(to_hex(&first.model_hash), to_hex(&second.model_hash));
+}
+
+#[test]
+fn volunteers_join_the_task_on_their_own_and_resume_it_after_a_crash() {
+    // No node is built with an agent for the task: each joins it from the ledger, as a deployed
+    // node does. A trainer and a validator crash mid-task; restarted with no agent at all, they
+    // find their task on the ledger again and keep working.
+    let setup = Setup::volunteers(11);
+    let crashed_trainer = setup.address(VALIDATORS + 1);
+    let outcome = run(&setup, |context, mut cluster| async move {
+        let ok = cluster
+            .wait_until(&context, Duration::from_secs(300), |c| {
+                finalized_rounds(c, 0) >= 1
+            })
+            .await;
+        assert!(ok, "volunteers did not finish a round");
+        cluster.crash(VALIDATORS + 1).await.expect("crash");
+        cluster.crash(2).await.expect("crash");
+        pause(&context, 2_000).await;
+        cluster
+            .start(&context, VALIDATORS + 1)
+            .await
+            .expect("restart");
+        cluster.start(&context, 2).await.expect("restart");
+        cluster
+    });
+    for (round, outcome) in outcome.outcomes.iter().enumerate() {
+        assert!(
+            matches!(outcome, Outcome::Finalized { .. }),
+            "round {round}: {outcome:?}"
+        );
+    }
+    // The restarted trainer is scored in the last round: it went back to work.
+    let Outcome::Finalized { scores, .. } = outcome.outcomes.last().unwrap() else {
+        unreachable!()
+    };
+    assert!(
+        scores.contains_key(&crashed_trainer),
+        "the restarted trainer did not take part again: {scores:?}"
+    );
+    assert!(
+        outcome.rewards.iter().all(|r| *r > 0),
+        "{:?}",
+        outcome.rewards
+    );
 }
 
 #[test]

@@ -448,6 +448,8 @@ fn run_in_pool(
         // (100 000/s made each validator reserve ~48 MB per node; see docs/benchmarks/node.md).
         quota: Quota::per_second(NZU32!(1_000)),
         datasets: registry.clone(),
+        // The scenario builds every node's agents for its one task (with its behaviour).
+        volunteers: false,
     };
     let centralized_accuracy = centralized_baseline(scenario, &plan, &sealed, trainers.len());
 
