@@ -14,17 +14,18 @@
 //! | `GET /state/{key}` | the raw ledger value under a hex key (what `cairn replay` decodes) |
 //! | `POST /tasks` | body: a scenario TOML (`cairn simulate`'s format; its task fields count): this node creates the task and starts it once its members joined |
 //!
-//! The API reads; the only thing it changes is which tasks the node creates. Serve it on
-//! loopback or a private network (there is no authentication; `POST /tasks` spends the node's
-//! tokens on the task's budget).
+//! The API reads; the only thing it changes is which tasks the node creates. `POST /tasks` spends
+//! the node's tokens on the task's budget: it needs the node's API token (`--api-token`, sent as
+//! `Authorization: Bearer ...`), or, when the node has none, a caller on loopback. Reads need
+//! nothing: serve the API on loopback or a private network.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -65,6 +66,8 @@ pub struct ApiState {
     store: Arc<Mutex<Store>>,
     node: Mutex<Option<Node>>,
     blocks: Mutex<BlockClock>,
+    /// blake3 of the bearer token `POST /tasks` requires (`None`: loopback callers only).
+    token: Option<Hash>,
 }
 
 /// Intervals between finalized blocks as this node commits them.
@@ -127,6 +130,7 @@ impl ApiState {
             registry,
             store,
             node: Mutex::new(None),
+            token: None,
             blocks: Mutex::new(BlockClock {
                 height: 0,
                 at: Instant::now(),
@@ -135,6 +139,13 @@ impl ApiState {
                 sum: 0.0,
             }),
         }
+    }
+
+    /// Requires `Authorization: Bearer TOKEN` on `POST /tasks` (from any address); without a
+    /// token only loopback callers may create tasks.
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.token = token.map(|t| *blake3::hash(t.as_bytes()).as_bytes());
+        self
     }
 
     /// Called once the node's parts run.
@@ -169,9 +180,12 @@ pub async fn serve(address: SocketAddr, state: Arc<ApiState>) -> Result<(), Daem
             reason: error.to_string(),
         })?;
     tracing::info!(%address, "HTTP API listening");
-    axum::serve(listener, router(state))
-        .await
-        .map_err(|error| DaemonError::Io(error.to_string()))
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .map_err(|error| DaemonError::Io(error.to_string()))
 }
 
 /// The API's routes.
@@ -405,7 +419,41 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-async fn create_task(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+/// Whether a caller may spend the node's tokens: the bearer token when one is set (compared by
+/// hash, so the comparison's time says nothing about the token), otherwise a loopback caller.
+fn authorized(token: Option<&Hash>, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+    match token {
+        Some(want) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match given {
+                Some(token) if blake3::hash(token.as_bytes()).as_bytes() == want => Ok(()),
+                _ => Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "POST /tasks needs this node's API token (Authorization: Bearer ...)",
+                )),
+            }
+        }
+        None if peer.ip().is_loopback() => Ok(()),
+        None => Err(error(
+            StatusCode::FORBIDDEN,
+            "this node has no API token: only loopback callers may create tasks (start it with \
+             --api-token)",
+        )),
+    }
+}
+
+async fn create_task(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = authorized(state.token.as_ref(), peer, &headers) {
+        return refused;
+    }
     if body.len() > MAX_TASK_BODY {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "task body over 64 KiB");
     }
@@ -574,4 +622,48 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     }
     out.push_str(&state.context.encode());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = value {
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn task_creation_needs_the_token_or_loopback() {
+        let loopback: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        // No token: loopback only.
+        assert!(authorized(None, loopback, &headers(None)).is_ok());
+        let refused = authorized(None, remote, &headers(Some("Bearer x"))).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        // A token: required from everyone, loopback included.
+        let token = *blake3::hash(b"s3cret").as_bytes();
+        assert!(authorized(Some(&token), remote, &headers(Some("Bearer s3cret"))).is_ok());
+        for bad in [
+            None,
+            Some("Bearer s3cre"),
+            Some("s3cret"),
+            Some("Bearer s3cret "),
+        ] {
+            let refused = authorized(Some(&token), loopback, &headers(bad)).unwrap_err();
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hex_keys_decode_or_are_refused() {
+        assert_eq!(decode_hex("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(decode_hex("0"), None);
+        assert_eq!(decode_hex("zz"), None);
+        assert_eq!(decode_hex(&"ab".repeat(300)), None);
+        assert_eq!(decode_hex("é1"), None);
+    }
 }

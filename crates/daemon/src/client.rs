@@ -15,6 +15,7 @@ const MAX_BODY: u64 = 512 * 1024 * 1024;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    token: Option<String>,
 }
 
 impl Client {
@@ -30,7 +31,17 @@ impl Client {
             .timeout_connect(Duration::from_secs(2))
             .timeout(Duration::from_secs(30))
             .build();
-        Self { base, agent }
+        Self {
+            base,
+            agent,
+            token: None,
+        }
+    }
+
+    /// Sends `Authorization: Bearer TOKEN` with requests that change something.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// The API's base address.
@@ -94,10 +105,14 @@ impl Client {
 
     /// `POST path` with a text body; the answer as JSON.
     pub fn post_text(&self, path: &str, body: &str) -> Result<Value, DaemonError> {
-        let response = self
+        let mut request = self
             .agent
             .post(&format!("{}{path}", self.base))
-            .set("content-type", "text/plain")
+            .set("content-type", "text/plain");
+        if let Some(token) = &self.token {
+            request = request.set("authorization", &format!("Bearer {token}"));
+        }
+        let response = request
             .send_string(body)
             .map_err(|error| self.fail(path, error))?;
         response

@@ -68,8 +68,12 @@ pub fn check_free(what: &str, address: SocketAddr) -> Result<(), DaemonError> {
 }
 
 /// Runs the node of `home` with `settings` until SIGTERM or Ctrl-C (then stops gracefully) or
-/// until it fails.
-pub fn run(home: &Home, settings: NodeSettings) -> Result<(), DaemonError> {
+/// until it fails. `api_token`, if any, is what `POST /tasks` requires ([`crate::api`]).
+pub fn run(
+    home: &Home,
+    settings: NodeSettings,
+    api_token: Option<String>,
+) -> Result<(), DaemonError> {
     let (key, chain) = home.load()?;
     let me = key.public_key();
     let Some(member) = chain.member(&me).cloned() else {
@@ -264,16 +268,19 @@ pub fn run(home: &Home, settings: NodeSettings) -> Result<(), DaemonError> {
             NodeRole::Creator => None,
         };
         let store = Arc::new(Mutex::new(store));
-        let state = Arc::new(ApiState::new(
-            context.child("api"),
-            name.clone(),
-            settings.role,
-            key.clone(),
-            chain.clone(),
-            chain_hash,
-            registry.clone(),
-            store.clone(),
-        ));
+        let state = Arc::new(
+            ApiState::new(
+                context.child("api"),
+                name.clone(),
+                settings.role,
+                key.clone(),
+                chain.clone(),
+                chain_hash,
+                registry.clone(),
+                store.clone(),
+            )
+            .with_token(api_token.as_deref()),
+        );
         if let Some(address) = settings.http {
             let state = state.clone();
             context.child("http").spawn(move |_| async move {

@@ -34,7 +34,9 @@ ROLES
 
 THE API (--http-addr)
   /healthz, /metrics (Prometheus), /status, /tasks, /tasks/ID, /tasks/ID/rounds/R,
-  /blobs/HASH, /state/KEY; POST /tasks. Serve it on loopback or a private network.
+  /blocks/H, /blobs/HASH, /state/KEY; POST /tasks, which spends the node's tokens: it needs
+  --api-token's value as a bearer token, or, without a token, a caller on loopback. Serve the
+  API on loopback or a private network.
 
 STOPPING
   SIGTERM or Ctrl-C stops gracefully. After a crash (even SIGKILL) start it again with the
@@ -96,6 +98,10 @@ pub struct NodeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "CAIRN_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Token `POST /tasks` requires (Authorization: Bearer TOKEN); without one, only callers on
+    /// loopback may create tasks. Prefer the environment variable to the flag.
+    #[arg(long, env = "CAIRN_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
 }
 
 /// Runs `cairn node`.
@@ -129,6 +135,6 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         settings.data_dir = Some(dir);
     }
-    cairn_daemon::run::run(&home, settings)?;
+    cairn_daemon::run::run(&home, settings, args.api_token)?;
     Ok(())
 }

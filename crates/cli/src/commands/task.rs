@@ -71,6 +71,9 @@ struct CreateArgs {
     /// Stake each trainer bonds (its trainer bond).
     #[arg(long, default_value_t = 40_000)]
     trainer_stake: u64,
+    /// The node's API token (needed unless the node is on loopback and has none).
+    #[arg(long, env = "CAIRN_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,7 +128,7 @@ fn closed_rounds(task: &Value) -> u64 {
 pub fn run(args: TaskArgs) -> anyhow::Result<()> {
     match args.command {
         TaskCommand::Create(create) => {
-            let client = Client::new(&create.node);
+            let client = Client::new(&create.node).with_token(create.api_token.clone());
             let text = scenario_text(&create)?;
             let answer = client.post_text("/tasks", &text)?;
             println!(
