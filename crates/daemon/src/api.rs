@@ -421,7 +421,11 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 
 /// Whether a caller may spend the node's tokens: the bearer token when one is set (compared by
 /// hash, so the comparison's time says nothing about the token), otherwise a loopback caller.
-fn authorized(token: Option<&Hash>, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(
+    token: Option<&Hash>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, &'static str)> {
     match token {
         Some(want) => {
             let given = headers
@@ -430,14 +434,14 @@ fn authorized(token: Option<&Hash>, peer: SocketAddr, headers: &HeaderMap) -> Re
                 .and_then(|v| v.strip_prefix("Bearer "));
             match given {
                 Some(token) if blake3::hash(token.as_bytes()).as_bytes() == want => Ok(()),
-                _ => Err(error(
+                _ => Err((
                     StatusCode::UNAUTHORIZED,
                     "POST /tasks needs this node's API token (Authorization: Bearer ...)",
                 )),
             }
         }
         None if peer.ip().is_loopback() => Ok(()),
-        None => Err(error(
+        None => Err((
             StatusCode::FORBIDDEN,
             "this node has no API token: only loopback callers may create tasks (start it with \
              --api-token)",
@@ -451,8 +455,8 @@ async fn create_task(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = authorized(state.token.as_ref(), peer, &headers) {
-        return refused;
+    if let Err((status, reason)) = authorized(state.token.as_ref(), peer, &headers) {
+        return error(status, reason);
     }
     if body.len() > MAX_TASK_BODY {
         return error(StatusCode::PAYLOAD_TOO_LARGE, "task body over 64 KiB");
@@ -643,7 +647,7 @@ mod tests {
         // No token: loopback only.
         assert!(authorized(None, loopback, &headers(None)).is_ok());
         let refused = authorized(None, remote, &headers(Some("Bearer x"))).unwrap_err();
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refused.0, StatusCode::FORBIDDEN);
         // A token: required from everyone, loopback included.
         let token = *blake3::hash(b"s3cret").as_bytes();
         assert!(authorized(Some(&token), remote, &headers(Some("Bearer s3cret"))).is_ok());
@@ -654,7 +658,7 @@ mod tests {
             Some("Bearer s3cret "),
         ] {
             let refused = authorized(Some(&token), loopback, &headers(bad)).unwrap_err();
-            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{bad:?}");
+            assert_eq!(refused.0, StatusCode::UNAUTHORIZED, "{bad:?}");
         }
     }
 
