@@ -171,8 +171,7 @@ pub fn write(config: &DevnetConfig) -> Result<Manifest, DaemonError> {
             bootstrappers: Vec::new(),
             network: NetworkProfile::Local,
             block_interval_ms: config.block_interval_ms,
-            worker_threads: None,
-            data_dir: None,
+            ..NodeSettings::default()
         })?;
     }
     let chain = ChainFile {

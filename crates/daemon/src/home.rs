@@ -98,6 +98,12 @@ pub struct NodeSettings {
     pub worker_threads: Option<usize>,
     /// Where the built-in datasets are (default: `CAIRN_DATA_DIR` or the shipped `data/`).
     pub data_dir: Option<PathBuf>,
+    /// Open tasks paying less per round are not joined.
+    pub min_reward_per_round: u64,
+    /// The largest bond this node locks as a trainer for one task (none: any it can afford).
+    pub max_trainer_bond: Option<u64>,
+    /// Most tasks it works on at once.
+    pub max_tasks: usize,
 }
 
 impl Default for NodeSettings {
@@ -112,11 +118,23 @@ impl Default for NodeSettings {
             block_interval_ms: 400,
             worker_threads: None,
             data_dir: None,
+            min_reward_per_round: 1_000,
+            max_trainer_bond: None,
+            max_tasks: 4,
         }
     }
 }
 
 impl NodeSettings {
+    /// The volunteer policy these settings describe.
+    pub fn policy(&self) -> cairn_node::protocol::volunteer::Policy {
+        cairn_node::protocol::volunteer::Policy {
+            min_reward_per_round: u128::from(self.min_reward_per_round),
+            max_trainer_bond: self.max_trainer_bond.map(u128::from),
+            max_active: self.max_tasks,
+        }
+    }
+
     /// Parses `config.toml`'s text.
     pub fn parse(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|error| error.to_string())

@@ -261,6 +261,7 @@ pub fn run(
         );
         config.block_interval = Duration::from_millis(settings.block_interval_ms.max(1));
         config.track_peers = false;
+        config.volunteer_policy = settings.policy();
         config.datasets = registry.clone();
         config.volunteer = match settings.role {
             NodeRole::Validator => Some(Offer::Validator),

@@ -39,7 +39,7 @@ use crate::consensus::{
 use crate::keys::{address_of, NodeKey};
 use crate::mempool::{self, Mempool, MempoolConfig};
 use crate::penalty::PenaltyConfig;
-use crate::protocol::volunteer::{Offer, Volunteer};
+use crate::protocol::volunteer::{Offer, Policy, Volunteer};
 use crate::protocol::{Agent, Intent, Outbox};
 
 /// What a node does in consensus.
@@ -88,6 +88,8 @@ pub struct NodeConfig {
     /// Whether the node joins tasks on its own ([`Volunteer`]), and as what. A simulation builds
     /// its agents for a known task and leaves this `None`; a deployed node sets it.
     pub volunteer: Option<Offer>,
+    /// Which open tasks a volunteering node joins.
+    pub volunteer_policy: Policy,
 }
 
 impl NodeConfig {
@@ -117,6 +119,7 @@ impl NodeConfig {
             track_peers: true,
             datasets: Arc::default(),
             volunteer: None,
+            volunteer_policy: Policy::default(),
         }
     }
 }
@@ -477,9 +480,10 @@ where
             config.peers.clone(),
         )
     });
-    let volunteer = config
-        .volunteer
-        .map(|offer| Volunteer::new(&config.key.ledger_key(), offer, config.datasets.clone()));
+    let volunteer = config.volunteer.map(|offer| {
+        Volunteer::new(&config.key.ledger_key(), offer, config.datasets.clone())
+            .with_policy(config.volunteer_policy)
+    });
     let observer = Arc::new(Mutex::new(NodeObserver {
         peers: tracker,
         volunteer,

@@ -30,6 +30,8 @@ ROLES
   validator  votes in simplex consensus (its key must be a validator of the chain file) and
              validates every task it can: scores, aggregates, audits
   trainer    follows the chain and trains in every open task it can afford to join
+  Anyone can post a task: a node joins one only if it pays at least --min-reward-per-round,
+  asks a trainer bond up to --max-trainer-bond, and the node works on fewer than --max-tasks.
   creator    follows the chain and posts the tasks asked through its API (cairn task create)
 
 THE API (--http-addr)
@@ -95,6 +97,16 @@ pub struct NodeArgs {
     /// Directory of the built-in datasets [config: data_dir; default CAIRN_DATA_DIR or data/].
     #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Open tasks paying less per round are not joined [config: min_reward_per_round; default
+    /// 1000].
+    #[arg(long, env = "CAIRN_MIN_REWARD_PER_ROUND")]
+    pub min_reward_per_round: Option<u64>,
+    /// Largest bond locked as a trainer for one task [config: max_trainer_bond; default none].
+    #[arg(long, env = "CAIRN_MAX_TRAINER_BOND")]
+    pub max_trainer_bond: Option<u64>,
+    /// Most tasks worked on at once [config: max_tasks; default 4].
+    #[arg(long, env = "CAIRN_MAX_TASKS")]
+    pub max_tasks: Option<usize>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "CAIRN_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -134,6 +146,15 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = args.data_dir {
         settings.data_dir = Some(dir);
+    }
+    if let Some(reward) = args.min_reward_per_round {
+        settings.min_reward_per_round = reward;
+    }
+    if let Some(bond) = args.max_trainer_bond {
+        settings.max_trainer_bond = Some(bond);
+    }
+    if let Some(tasks) = args.max_tasks {
+        settings.max_tasks = tasks;
     }
     cairn_daemon::run::run(&home, settings, args.api_token)?;
     Ok(())

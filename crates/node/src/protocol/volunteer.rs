@@ -15,6 +15,11 @@
 //! Tasks that are settled or cancelled, that it cannot parse, or that it did not join before
 //! they started, are passed over once and never looked at again. A trainer that cannot afford a
 //! task's bond is passed over too (it would only queue a transaction the ledger refuses).
+//!
+//! Anyone can post a task, so a node that joined every one could be made to lock its bonds and
+//! spend its compute on tasks that pay nothing. A [`Policy`] screens open tasks first: a floor on
+//! the reward per round, a cap on the bond a trainer locks, and a cap on the tasks it works on at
+//! once. Tasks it is already a member of are always resumed (its bond is locked there).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,14 +42,61 @@ pub enum Offer {
     Validator,
 }
 
+/// Which open tasks a volunteer joins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Tasks paying less per round are passed over.
+    pub min_reward_per_round: u128,
+    /// The largest bond a trainer locks for one task (`None`: any it can afford).
+    pub max_trainer_bond: Option<u128>,
+    /// Most tasks joined and not finished at once.
+    pub max_active: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_reward_per_round: 1_000,
+            max_trainer_bond: None,
+            max_active: 4,
+        }
+    }
+}
+
+impl Policy {
+    /// Whether an open task paying `reward_per_round` and asking `bond` of a trainer may be
+    /// joined while `active` joined tasks are unfinished; the reason when not.
+    pub fn screen(
+        &self,
+        offer: Offer,
+        reward_per_round: u128,
+        bond: u128,
+        active: usize,
+    ) -> Result<(), &'static str> {
+        if reward_per_round < self.min_reward_per_round {
+            return Err("its reward per round is below this node's floor");
+        }
+        if offer == Offer::Trainer && self.max_trainer_bond.is_some_and(|max| bond > max) {
+            return Err("its trainer bond is above this node's cap");
+        }
+        if active >= self.max_active {
+            return Err("this node works on as many tasks as it takes at once");
+        }
+        Ok(())
+    }
+}
+
 /// Joins open tasks and resumes the ones this node is a member of; see the module docs.
 pub struct Volunteer {
     key: SigningKey,
     address: Address,
     offer: Offer,
     registry: Arc<DatasetRegistry>,
+    policy: Policy,
     /// Tasks decided on: an agent was built, or the task was passed over.
     decided: BTreeSet<u64>,
+    /// Tasks it joined or resumed.
+    joined: BTreeSet<u64>,
 }
 
 impl std::fmt::Debug for Volunteer {
@@ -62,15 +114,24 @@ impl std::fmt::Debug for Volunteer {
 pub const VOLUNTEER_SCAN: u64 = 256;
 
 impl Volunteer {
-    /// A volunteer signing with `key`, working on the datasets of `registry`.
+    /// A volunteer signing with `key`, working on the datasets of `registry`, with the default
+    /// [`Policy`].
     pub fn new(key: &SigningKey, offer: Offer, registry: Arc<DatasetRegistry>) -> Self {
         Self {
             key: key.clone(),
             address: Address::from_public_key(&key.verifying_key()),
             offer,
             registry,
+            policy: Policy::default(),
             decided: BTreeSet::new(),
+            joined: BTreeSet::new(),
         }
+    }
+
+    /// The same volunteer with another policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// What it offers to be.
@@ -82,6 +143,15 @@ impl Volunteer {
     pub fn on_block(&mut self, state: &dyn StateRead) -> Result<Vec<Agent>, StateError> {
         let next: u64 = Overlay::new(state).read(keys::NEXT_TASK)?.unwrap_or(0);
         let mut agents = Vec::new();
+        // Joined tasks still open or running.
+        let mut active = 0;
+        for id in &self.joined {
+            if let Some(task) = query::task(state, *id)? {
+                if matches!(task.status, TaskStatus::Open | TaskStatus::Running { .. }) {
+                    active += 1;
+                }
+            }
+        }
         for id in next.saturating_sub(VOLUNTEER_SCAN)..next {
             if self.decided.contains(&id) {
                 continue;
@@ -89,10 +159,14 @@ impl Volunteer {
             let Some(task) = query::task(state, id)? else {
                 continue;
             };
-            match self.decide(&task, state)? {
+            match self.decide(&task, state, active)? {
                 Decision::Join(agent) => {
                     tracing::info!(task = id, offer = ?self.offer, "volunteering for task");
                     agents.push(*agent);
+                    self.joined.insert(id);
+                    if task.status == TaskStatus::Open {
+                        active += 1;
+                    }
                 }
                 Decision::Pass(reason) => {
                     tracing::debug!(task = id, reason, "task passed over");
@@ -103,7 +177,12 @@ impl Volunteer {
         Ok(agents)
     }
 
-    fn decide(&self, task: &Task, state: &dyn StateRead) -> Result<Decision, StateError> {
+    fn decide(
+        &self,
+        task: &Task,
+        state: &dyn StateRead,
+        active: usize,
+    ) -> Result<Decision, StateError> {
         let member = match self.offer {
             Offer::Trainer => task.trainers.contains_key(&self.address),
             Offer::Validator => task.validators.contains_key(&self.address),
@@ -129,8 +208,16 @@ impl Volunteer {
                     .max(params.min_bond);
                 let stake = query::stake(state, &self.address)?;
                 let balance = query::balance(state, &self.address)?;
-                if !member && stake.free().saturating_add(balance) < bond {
-                    return Ok(Decision::Pass("cannot afford the trainer bond"));
+                if !member {
+                    if let Err(reason) =
+                        self.policy
+                            .screen(self.offer, task.spec.reward_per_round, bond, active)
+                    {
+                        return Ok(Decision::Pass(reason));
+                    }
+                    if stake.free().saturating_add(balance) < bond {
+                        return Ok(Decision::Pass("cannot afford the trainer bond"));
+                    }
                 }
                 Agent::trainer(
                     &self.key,
@@ -145,6 +232,14 @@ impl Volunteer {
                 let Some(&stake) = consensus.get(&self.address) else {
                     return Ok(Decision::Pass("not a consensus validator"));
                 };
+                if !member {
+                    if let Err(reason) =
+                        self.policy
+                            .screen(self.offer, task.spec.reward_per_round, 0, active)
+                    {
+                        return Ok(Decision::Pass(reason));
+                    }
+                }
                 // Its whole consensus stake counts towards the task's validator quorum; the
                 // agent bonds the challenge reserve on top from its balance.
                 let bond = stake.max(task.spec.min_stake);
@@ -164,4 +259,31 @@ impl Volunteer {
 enum Decision {
     Join(Box<Agent>),
     Pass(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_passes_over_tasks_that_pay_too_little_or_ask_too_much() {
+        let policy = Policy {
+            min_reward_per_round: 1_000,
+            max_trainer_bond: Some(50_000),
+            max_active: 2,
+        };
+        assert!(policy.screen(Offer::Trainer, 10_000, 40_000, 0).is_ok());
+        // A griefer's task: almost no reward for a locked bond and the compute.
+        assert!(policy.screen(Offer::Trainer, 999, 40_000, 0).is_err());
+        assert!(policy.screen(Offer::Validator, 1, 0, 0).is_err());
+        // A bond above the cap, for a trainer only (validators lock their consensus stake).
+        assert!(policy.screen(Offer::Trainer, 10_000, 50_001, 0).is_err());
+        assert!(policy.screen(Offer::Validator, 10_000, 50_001, 0).is_ok());
+        // A flood of tasks: at most `max_active` at once.
+        assert!(policy.screen(Offer::Trainer, 10_000, 1, 1).is_ok());
+        assert!(policy.screen(Offer::Trainer, 10_000, 1, 2).is_err());
+        assert!(Policy::default()
+            .screen(Offer::Trainer, 1_000, u128::MAX, 3)
+            .is_ok());
+    }
 }
