@@ -120,3 +120,34 @@ impl Client {
             .map_err(|error| DaemonError::Api(format!("{}{path}: {error}", self.base)))
     }
 }
+
+/// Rounds of a task that have closed, read from its `GET /tasks/{id}` JSON: the running round's
+/// number, all of them once it finished, none while open or after a cancel.
+pub fn closed_rounds(task: &Value) -> u64 {
+    match &task["status"] {
+        Value::Object(map) if map.contains_key("Running") => {
+            map["Running"]["round"].as_u64().unwrap_or(0)
+        }
+        Value::String(s) if s == "Open" || s == "Cancelled" => 0,
+        _ => task["spec"]["rounds"].as_u64().unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn closed_rounds_follow_the_task_status() {
+        let task = |status: Value| json!({ "status": status, "spec": { "rounds": 5 } });
+        assert_eq!(closed_rounds(&task(json!("Open"))), 0);
+        assert_eq!(
+            closed_rounds(&task(json!({ "Running": { "round": 2 } }))),
+            2
+        );
+        assert_eq!(closed_rounds(&task(json!("Finished"))), 5);
+        assert_eq!(closed_rounds(&task(json!("Settled"))), 5);
+        assert_eq!(closed_rounds(&task(json!("Cancelled"))), 0);
+    }
+}

@@ -177,28 +177,20 @@ pub fn run(
         let max_peers = NZUsize!((everyone.len() + 1).max(8));
         let max_size = max_message_size(validators.len());
         let mailbox = NZUsize!(1_024);
-        let p2p = match settings.network {
-            NetworkProfile::Local => discovery::Config::local(
-                handshake,
-                &namespace,
-                settings.listen,
-                dialable,
-                bootstrappers,
-                max_peers,
-                max_size,
-                mailbox,
-            ),
-            NetworkProfile::Recommended => discovery::Config::recommended(
-                handshake,
-                &namespace,
-                settings.listen,
-                dialable,
-                bootstrappers,
-                max_peers,
-                max_size,
-                mailbox,
-            ),
+        let profile = match settings.network {
+            NetworkProfile::Local => discovery::Config::local,
+            NetworkProfile::Recommended => discovery::Config::recommended,
         };
+        let p2p = profile(
+            handshake,
+            &namespace,
+            settings.listen,
+            dialable,
+            bootstrappers,
+            max_peers,
+            max_size,
+            mailbox,
+        );
         let (mut network, mut oracle) = discovery::Network::new(context.child("network"), p2p);
         // The peer set is the chain file's members, at index 0 on every node: validators as
         // primary peers (dialed), everyone else as secondary peers (who dial validators).

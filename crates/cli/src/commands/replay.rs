@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use cairn_daemon::client::Client;
+use cairn_daemon::client::{closed_rounds, Client};
 use cairn_daemon::replay::replay;
 use cairn_ledger::DatasetRegistry;
 
@@ -59,14 +59,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         Some(round) => vec![round],
         None => {
             let task = client.get_json(&format!("/tasks/{}", args.task))?;
-            let total = task["spec"]["rounds"].as_u64().unwrap_or(0);
-            let closed = match &task["status"] {
-                serde_json::Value::Object(map) if map.contains_key("Running") => {
-                    map["Running"]["round"].as_u64().unwrap_or(0)
-                }
-                serde_json::Value::String(s) if s == "Open" || s == "Cancelled" => 0,
-                _ => total,
-            };
+            let closed = closed_rounds(&task);
             (0..u32::try_from(closed).unwrap_or(0)).collect()
         }
     };

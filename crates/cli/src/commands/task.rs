@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use cairn_daemon::client::Client;
+use cairn_daemon::client::{closed_rounds, Client};
 use serde_json::Value;
 
 const HELP: &str = "\
@@ -110,18 +110,6 @@ fn scenario_text(args: &CreateArgs) -> anyhow::Result<String> {
         args.trainers, args.trainer_stake, args.validators
     ));
     Ok(text)
-}
-
-/// Rounds of a task that have closed (its current round, or all when it ended).
-fn closed_rounds(task: &Value) -> u64 {
-    let rounds = task["spec"]["rounds"].as_u64().unwrap_or(0);
-    match &task["status"] {
-        Value::Object(map) if map.contains_key("Running") => {
-            map["Running"]["round"].as_u64().unwrap_or(0)
-        }
-        Value::String(s) if s == "Open" || s == "Cancelled" => 0,
-        _ => rounds,
-    }
 }
 
 /// Runs `cairn task`.
