@@ -110,6 +110,9 @@ pub struct TaskPlan {
     /// Server heavy-ball momentum `β` (the rule's `+sm:β`; 0: none), see
     /// [`crate::aggregation::server_step`].
     pub server_momentum: f32,
+    /// The most updates the validators' held-out guard may leave out of the rule (the rule's
+    /// `+screen:K`; 0: no guard), see [`crate::aggregation::screen`].
+    pub screen: usize,
     /// Worker momentum `β` across rounds (the rule's `+wm:β`; 0: none): what a trainer sends
     /// and its trace commits, see [`crate::training::LocalRun::checkpoint`].
     pub worker_momentum: f32,
@@ -167,6 +170,7 @@ impl TaskPlan {
             rule,
             pre,
             server_momentum: remedies.server_momentum,
+            screen: remedies.screen,
             worker_momentum: remedies.worker_momentum,
             local_steps: spec.local_steps,
             trace_every,

@@ -233,9 +233,12 @@ pub(crate) fn parse_partition(text: &str) -> Result<Partition, PlanError> {
     Ok(partition)
 }
 
-/// The momentum remedies a defence names after its rule (`RULE+wm:0.9+sm:0.5`).
+/// The remedies a defence names after its rule (`RULE+screen:5+wm:0.9+sm:0.5`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Remedies {
+    /// The most updates the validators' held-out guard may leave out of the rule
+    /// (`+screen:K`; 0: no guard), see [`crate::aggregation::screen`].
+    pub screen: usize,
     /// Worker momentum `β` across rounds (`+wm:β`; 0: none), see
     /// [`crate::training::carry_momentum`].
     pub worker_momentum: f32,
@@ -244,8 +247,8 @@ pub struct Remedies {
     pub server_momentum: f32,
 }
 
-/// Splits `RULE[+wm:β][+sm:β]` into the rule (with its pre-aggregation chain) and the
-/// remedies; each `β` must lie in `[0, 1)`.
+/// Splits `RULE[+screen:K][+wm:β][+sm:β]` into the rule (with its pre-aggregation chain) and the
+/// remedies; each `β` must lie in `[0, 1)`, `K` is a count of updates (at most 1000).
 pub fn split_remedies(text: &str) -> Result<(&str, Remedies), String> {
     let mut parts = text.split('+');
     let rule = parts.next().unwrap_or_default().trim();
@@ -255,8 +258,19 @@ pub fn split_remedies(text: &str) -> Result<(&str, Remedies), String> {
     let mut remedies = Remedies::default();
     for remedy in parts {
         let (key, value) = remedy.trim().split_once(':').ok_or_else(|| {
-            format!("remedy `{remedy}` of `{text}` is not KEY:VALUE (wm:0.9 or sm:0.5)")
+            format!("remedy `{remedy}` of `{text}` is not KEY:VALUE (screen:5, wm:0.9 or sm:0.5)")
         })?;
+        if key.trim() == "screen" {
+            remedies.screen = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|k: &usize| (1..=MAX_SCREENED).contains(k))
+                .ok_or_else(|| {
+                    format!("`screen:{value}` of `{text}` is not a count from 1 to {MAX_SCREENED}")
+                })?;
+            continue;
+        }
         let beta: f32 = value
             .trim()
             .parse()
@@ -268,8 +282,8 @@ pub fn split_remedies(text: &str) -> Result<(&str, Remedies), String> {
             "sm" => remedies.server_momentum = beta,
             other => {
                 return Err(format!(
-                    "unknown remedy `{other}` in `{text}`: wm (worker momentum) or sm (server \
-                     momentum)"
+                    "unknown remedy `{other}` in `{text}`: screen (held-out guard), wm \
+                     (worker momentum) or sm (server momentum)"
                 ))
             }
         }
@@ -277,7 +291,10 @@ pub fn split_remedies(text: &str) -> Result<(&str, Remedies), String> {
     Ok((rule, remedies))
 }
 
-/// Parses `[STEP,STEP,...>]RULE[+wm:β][+sm:β]`: an optional pre-aggregation chain
+/// The largest `K` of `+screen:K`.
+pub const MAX_SCREENED: usize = 1000;
+
+/// Parses `[STEP,STEP,...>]RULE[+screen:K][+wm:β][+sm:β]`: an optional pre-aggregation chain
 /// (`PreAggregation::parse_chain` syntax), `>`, then the rule (`Rule::parse` syntax), then
 /// optionally the worker and server momentum ([`Remedies`]). `f` must be written out where a
 /// rule or step takes one: the number of trainers is not known when a task is created.
@@ -313,6 +330,22 @@ pub(crate) fn parse_rule(text: &str) -> Result<(Vec<PreAggregation>, Rule, Remed
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_screen_remedy_is_a_count() {
+        let (rule, remedies) = split_remedies("nnm:2>median+screen:2+sm:0.5").unwrap();
+        assert_eq!(rule, "nnm:2>median");
+        assert_eq!(remedies.screen, 2);
+        assert_eq!(remedies.server_momentum, 0.5);
+        for bad in [
+            "median+screen:0",
+            "median+screen:x",
+            "median+screen:1001",
+            "median+screen:-1",
+        ] {
+            assert!(split_remedies(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn optimizer_syntax_reads_every_key_and_the_batch() {
