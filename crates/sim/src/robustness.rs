@@ -9,13 +9,16 @@
 //! are omniscient (they see every honest vector of the round, as in the papers), except label
 //! flippers, which train honestly on their shard with every label flipped.
 //!
-//! A defence is a robust rule with its pre-aggregation chain plus two remedies from the
+//! A defence is a robust rule with its pre-aggregation chain plus remedies from the
 //! heterogeneity literature, each written as a `+` suffix:
 //! - `+wm:β` worker momentum across rounds ([`cairn_round::training::carry_momentum`]):
 //!   honest trainers send `m_r = β m_{r−1} + (1 − β) Δ_r` instead of `Δ_r`, as their traces
 //!   commit it;
 //! - `+sm:β` server heavy-ball momentum ([`cairn_round::aggregation::server_step`]):
 //!   `M_{r+1} = M_r + a + β (M_r − M_{r−1})`, which a task names in its rule as well.
+//!
+//! and the validators' held-out guard `+screen:K` ([`cairn_round::aggregation::screen`]),
+//! which runs inside [`aggregate_round`] like the rest of the rule.
 //!
 //! Centered clipping always starts from the last global step `M_r − M_{r−1}`.
 //!
@@ -30,7 +33,9 @@ use std::sync::Arc;
 use cairn_ml::data::BuiltinDataset;
 use cairn_ml::model::Model;
 use cairn_robust::attack::{craft, Attack, Setting};
-use cairn_round::aggregation::{aggregate_round, AggregationOutcome, Revealed};
+use cairn_round::aggregation::{
+    aggregate_round, reference_step, screening_set, AggregationOutcome, Revealed,
+};
 use cairn_round::params;
 use cairn_round::syntax::split_remedies;
 use cairn_round::training::{shards, Shard};
@@ -76,7 +81,7 @@ pub struct Defence {
 impl FromStr for Defence {
     type Err = String;
 
-    /// `RULE[+wm:β][+sm:β]`, the syntax of a task's `robust_rule`.
+    /// `RULE[+screen:K][+wm:β][+sm:β]`, the syntax of a task's `robust_rule`.
     fn from_str(text: &str) -> Result<Self, String> {
         let (_, remedies) = split_remedies(text.trim())?;
         Ok(Defence {
@@ -97,6 +102,12 @@ pub enum Threat {
     LabelFlip,
     /// They send the vectors `cairn_robust::attack::craft` makes from every honest vector.
     Crafted(Attack),
+    /// Inner-product manipulation aimed past the held-out guard (`guard_ipm:ε`): the
+    /// attackers compute the validators' reference step `r` themselves (public data, a seed
+    /// from `M_r`'s hash) and send `−ε · (μ − ⟨μ, r̂⟩ r̂) + 10⁻³ |μ| r̂`, the IPM vector with its
+    /// component along `r` replaced by a small positive one, so that its cosine with `r` is
+    /// positive and the guard never screens it.
+    GuardIpm(f32),
 }
 
 /// An attack of the grid, as written and parsed.
@@ -116,6 +127,14 @@ impl FromStr for ThreatSpec {
         let threat = match name.as_str() {
             "none" => Threat::None,
             "label_flip" => Threat::LabelFlip,
+            other if other.starts_with("guard_ipm:") => {
+                let epsilon = other["guard_ipm:".len()..]
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|e| e.is_finite() && *e > 0.0)
+                    .ok_or_else(|| format!("`{other}`: guard_ipm:ε needs a positive ε"))?;
+                Threat::GuardIpm(epsilon)
+            }
             other => Threat::Crafted(Attack::from_str(other).map_err(|e| e.to_string())?),
         };
         Ok(ThreatSpec { name, threat })
@@ -544,7 +563,7 @@ fn run_cell(
     for round in 0..training.rounds {
         let round_seed = derive(b"round", seed, u64::from(round));
         let start: Arc<[f32]> = model.clone().into();
-        let crafted = matches!(attack.threat, Threat::Crafted(_));
+        let crafted = matches!(attack.threat, Threat::Crafted(_) | Threat::GuardIpm(_));
         // Every trainer that trains: all of them, except crafting attackers.
         let mut vectors: BTreeMap<Address, Vec<f32>> = BTreeMap::new();
         for trainer in &trainers {
@@ -580,6 +599,12 @@ fn run_cell(
                 vectors.insert(*trainer, rows[rank * d..(rank + 1) * d].to_vec());
             }
         }
+        if let Threat::GuardIpm(epsilon) = attack.threat {
+            let row = guard_ipm(&plan, &model, &vectors, epsilon)?;
+            for trainer in &byzantine {
+                vectors.insert(*trainer, row.clone());
+            }
+        }
         // The validators' own aggregation: blobs in ascending trainer order, the task's rule,
         // centered clipping from the last global step, the server step.
         let blobs: Vec<(Address, Vec<u8>)> = vectors
@@ -612,6 +637,48 @@ fn run_cell(
         curve,
         refused_rounds,
     })
+}
+
+/// The vector of [`Threat::GuardIpm`] from the honest vectors of the round.
+fn guard_ipm(
+    plan: &cairn_round::TaskPlan,
+    model: &[f32],
+    honest: &BTreeMap<Address, Vec<f32>>,
+    epsilon: f32,
+) -> Result<Vec<f32>, String> {
+    let d = model.len();
+    let count = honest.len().max(1) as f64;
+    let mut mean = vec![0.0f64; d];
+    for vector in honest.values() {
+        for (m, v) in mean.iter_mut().zip(vector) {
+            *m += f64::from(*v) / count;
+        }
+    }
+    let data = screening_set(plan);
+    let reference = reference_step(plan, model, &data)
+        .ok_or_else(|| "the attackers could not compute the reference step".to_string())?;
+    let reference_norm = reference
+        .iter()
+        .map(|r| f64::from(*r) * f64::from(*r))
+        .sum::<f64>()
+        .sqrt();
+    if reference_norm == 0.0 {
+        return Ok(mean
+            .iter()
+            .map(|m| (-f64::from(epsilon) * m) as f32)
+            .collect());
+    }
+    let unit: Vec<f64> = reference
+        .iter()
+        .map(|r| f64::from(*r) / reference_norm)
+        .collect();
+    let along: f64 = mean.iter().zip(&unit).map(|(m, u)| m * u).sum();
+    let mean_norm = mean.iter().map(|m| m * m).sum::<f64>().sqrt();
+    Ok(mean
+        .iter()
+        .zip(&unit)
+        .map(|(m, u)| (-f64::from(epsilon) * (m - along * u) + 1e-3 * mean_norm * u) as f32)
+        .collect())
 }
 
 /// Mean, sample standard deviation and minimum over the seeds of every (partition, defence,
@@ -796,6 +863,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_round::aggregation::{screen, DecodedUpdate};
 
     #[test]
     fn defences_parse_with_their_remedies() {
@@ -829,6 +897,71 @@ mod tests {
             Threat::Crafted(Attack::Ipm { .. })
         ));
         assert!("nonsense".parse::<ThreatSpec>().is_err());
+        assert_eq!(
+            "guard_ipm:0.5".parse::<ThreatSpec>().unwrap().threat,
+            Threat::GuardIpm(0.5)
+        );
+        for bad in [
+            "guard_ipm:0",
+            "guard_ipm:-1",
+            "guard_ipm:x",
+            "guard_ipm:inf",
+        ] {
+            assert!(bad.parse::<ThreatSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_guard_aware_vector_points_along_the_reference_and_is_never_screened() {
+        let training = Training {
+            dataset: "digits".into(),
+            model: "mlp:64-32-10".into(),
+            optimizer: "sgd:lr=0.1,momentum=0.9,batch=16".into(),
+            local_steps: 5,
+            ..Training::default()
+        };
+        let base = Base::new(&training).unwrap();
+        let (plan, spec) = base.plan("iid", "mean+screen:3").unwrap();
+        let model = plan.initial_params(&spec).unwrap();
+        let d = model.len();
+        // Three "honest" vectors: the reference step itself, scaled.
+        let reference = reference_step(&plan, &model, &screening_set(&plan)).unwrap();
+        let honest: BTreeMap<Address, Vec<f32>> = (1..=3u8)
+            .map(|i| {
+                let scale = f32::from(i);
+                (
+                    Address([i; 20]),
+                    reference.iter().map(|r| r * scale).collect(),
+                )
+            })
+            .collect();
+        let crafted = guard_ipm(&plan, &model, &honest, 1.0).unwrap();
+        assert_eq!(crafted.len(), d);
+        let dot: f64 = crafted
+            .iter()
+            .zip(&reference)
+            .map(|(c, r)| f64::from(*c) * f64::from(*r))
+            .sum();
+        assert!(
+            dot > 0.0,
+            "the crafted vector points along the reference: {dot}"
+        );
+        let updates: Vec<DecodedUpdate> = (0..3u8)
+            .map(|i| DecodedUpdate {
+                trainer: Address([10 + i; 20]),
+                hash: [i; 32],
+                values: crafted.clone(),
+            })
+            .collect();
+        assert!(screen(3, &reference, &updates).is_empty());
+        // Plain IPM (−μ) is screened.
+        let ipm: Vec<f32> = reference.iter().map(|r| -2.0 * r).collect();
+        let updates = vec![DecodedUpdate {
+            trainer: Address([20; 20]),
+            hash: [0; 32],
+            values: ipm,
+        }];
+        assert_eq!(screen(3, &reference, &updates), vec![Address([20; 20])]);
     }
 
     #[test]

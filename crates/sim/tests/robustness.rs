@@ -111,12 +111,16 @@ fn a_grid_that_cannot_run_is_refused_before_any_cell() {
     assert!(cairn_sim::robustness::check(&unknown_rule).is_err());
 }
 
-/// The recommended defence (docs/robustness.md, and the default scenario's rule at f = 2):
-/// ARC and NNM, centered clipping at radius 1 from the last global step, server momentum 0.5.
-const RECOMMENDED: &str = "arc:5,nnm:5>centered_clipping:1:3+sm:0.5";
+/// The defence recommended before the held-out guard: ARC and NNM, centered clipping at
+/// radius 1 from the last global step, server momentum 0.5.
+const UNGUARDED: &str = "arc:5,nnm:5>centered_clipping:1:3+sm:0.5";
+
+/// The recommended defence (docs/robustness.md, and the default scenario's rule at f = 2): the
+/// unguarded chain with the validators' held-out guard leaving out at most 5 updates.
+const RECOMMENDED: &str = "arc:5,nnm:5>centered_clipping:1:3+screen:5+sm:0.5";
 
 #[test]
-fn the_recommended_defence_holds_off_ipm_on_two_class_shards() {
+fn the_unguarded_chain_holds_off_ipm_on_two_class_shards() {
     let training = Training::default();
     let run = |defence: &str, attack: &str| {
         run_one(
@@ -128,14 +132,14 @@ fn the_recommended_defence_holds_off_ipm_on_two_class_shards() {
         )
         .unwrap()
     };
-    let clean = run(RECOMMENDED, "none");
-    let ipm = run(RECOMMENDED, "ipm:0.5");
+    let clean = run(UNGUARDED, "none");
+    let ipm = run(UNGUARDED, "ipm:0.5");
     // mnist_5k, 25 trainers holding two classes each, 5 of them sending −0.5 × the honest
     // mean every round (seed 1: 90.6% without attack, 80.5% under IPM; docs/robustness.md),
     // against 69.8% for NNM before the trimmed mean, the former default.
     assert!(
         ipm.final_accuracy > 78.0,
-        "recommended defence under IPM on shards:2: {:.1}%",
+        "unguarded chain under IPM on shards:2: {:.1}%",
         ipm.final_accuracy
     );
     assert!(clean.final_accuracy > 88.0, "{:.1}%", clean.final_accuracy);
@@ -144,8 +148,42 @@ fn the_recommended_defence_holds_off_ipm_on_two_class_shards() {
     let former = run("nnm:5>trimmed_mean:5", "ipm:0.5");
     assert!(
         ipm.final_accuracy - former.final_accuracy > 8.0,
-        "under IPM: recommended {:.1}%, nnm>trimmed_mean {:.1}%",
+        "under IPM: unguarded chain {:.1}%, nnm>trimmed_mean {:.1}%",
         ipm.final_accuracy,
         former.final_accuracy
     );
+}
+
+#[test]
+fn the_guard_holds_off_sign_flipping_on_two_class_shards() {
+    let training = Training::default();
+    let run = |defence: &str, attack: &str| {
+        run_one(
+            &training,
+            "shards:2",
+            &defence.parse().unwrap(),
+            &attack.parse().unwrap(),
+            1,
+        )
+        .unwrap()
+    };
+    // mnist_5k, 25 trainers with two classes each, 5 sending −μ every round (seed 1; 3 seeds
+    // in docs/robustness.md): the guard screens them and the rule runs on the 20 honest.
+    let clean = run(RECOMMENDED, "none");
+    let flipped = run(RECOMMENDED, "sign_flip");
+    let unguarded = run(UNGUARDED, "sign_flip");
+    assert!(clean.final_accuracy > 88.0, "{:.1}%", clean.final_accuracy);
+    assert!(
+        clean.final_accuracy - flipped.final_accuracy < 10.0,
+        "guarded: {:.1}% clean, {:.1}% under sign flipping",
+        clean.final_accuracy,
+        flipped.final_accuracy
+    );
+    assert!(
+        flipped.final_accuracy - unguarded.final_accuracy > 8.0,
+        "sign flipping: guarded {:.1}%, unguarded {:.1}%",
+        flipped.final_accuracy,
+        unguarded.final_accuracy
+    );
+    assert_eq!(flipped.refused_rounds, 0);
 }

@@ -14,7 +14,7 @@ use cairn_sim::seeds::SeedRange;
 const SHORT_HELP: &str = "\
 Examples:
   cairn robustness                                  # the whole default grid, seeds 1..3
-  cairn robustness --partitions shards:2 --defences 'arc:5,nnm:5>centered_clipping:1:3+sm:0.5' \\
+  cairn robustness --partitions shards:2 --defences 'arc:5,nnm:5>centered_clipping:1:3+screen:5+sm:0.5' \\
       --attacks none,ipm:0.5,alie --seeds 1..5 --out cc-shards
 
 `cairn robustness --help` explains defences, attacks and the report.";
@@ -31,6 +31,9 @@ WHAT IT DOES
 
 DEFENCES (--defences, separated by ';': a comma belongs to a pre-aggregation chain)
   A robust rule with its pre-aggregation chain, as a task names it, plus optional remedies:
+    RULE+screen:K  the validators' held-out guard: leave out at most K updates pointing against
+                a reference step trained on 512 samples of the train split, when that lowers
+                the loss on those samples (docs/robustness.md)
     RULE+wm:B   worker momentum across rounds: honest trainers send m = B m_prev + (1-B) delta
     RULE+sm:B   server heavy-ball momentum: M_next = M + aggregate + B (M - M_prev)
   e.g. nnm:5>trimmed_mean:5, arc:5,nnm:5>centered_clipping, nnm:5>centered_clipping+wm:0.5+sm:0.5.
@@ -38,7 +41,9 @@ DEFENCES (--defences, separated by ';': a comma belongs to a pre-aggregation cha
 
 ATTACKS (--attacks)
   none, label_flip, or any `cairn attack --kind`: sign_flip, gaussian, ipm:0.5, alie, mimic,
-  min_max:std, min_sum:std, optimized_alie, optimized_ipm, ...
+  min_max:std, min_sum:std, optimized_alie, optimized_ipm, ...; guard_ipm:EPS is IPM aimed
+  past the guard (the attackers compute the validators' reference step and remove their
+  vector's component along it).
 
 THE REPORT (--out DIR, default cairn-robustness-out)
   runs.csv        one line per run: partition, defence, attack, seed, final accuracy and loss
