@@ -50,6 +50,16 @@ grid() {
       --defences 'arc:5,nnm:5>centered_clipping:0.3:3+sm:0.5;arc:5,nnm:5>centered_clipping:1:10+sm:0.5' ;;
   local-steps-5) run local-steps-5 --seeds 1..3 --rounds 40 --local-steps 5 --partitions shards:2 \
       --attacks none,sign_flip,ipm:0.5,optimized_ipm,optimized_alie --defences 'arc:5,nnm:5>centered_clipping:1:3+sm:0.5' ;;
+  # the held-out guard on the recommended rule, against every attack and the guard-aware IPM
+  # (6.5 min), at 40 rounds on the skewed partitions (6 min), and the guard-aware IPM against
+  # the rule without the guard (1 min)
+  guard) run guard --seeds 1..3 --attacks "$all,optimized_alie,optimized_ipm,guard_ipm:0.5,guard_ipm:1" \
+      --defences 'arc:5,nnm:5>centered_clipping:1:3+screen:5+sm:0.5' ;;
+  guard-40) run guard-40 --seeds 1..3 --rounds 40 --partitions shards:2,dirichlet:0.1 \
+      --attacks "$all,optimized_alie,optimized_ipm,guard_ipm:0.5,guard_ipm:1" \
+      --defences 'arc:5,nnm:5>centered_clipping:1:3+screen:5+sm:0.5' ;;
+  guard-unguarded) run guard-unguarded --seeds 1..3 --partitions shards:2,dirichlet:0.1 \
+      --attacks none,guard_ipm:0.5,guard_ipm:1 --defences 'arc:5,nnm:5>centered_clipping:1:3+sm:0.5' ;;
   *) echo "unknown grid $1" >&2; exit 2 ;;
   esac
 }
@@ -57,7 +67,8 @@ if [ $# -gt 0 ]; then
   for name in "$@"; do grid "$name"; done
 else
   for name in rules recommended bucketing-momentum bucketing-variants local-sgd local-sgd-bucketing \
-      local-sgd-optimized optimized-attacks budget-40 budget-60 local-sgd-40 clipping local-steps-5; do
+      local-sgd-optimized optimized-attacks budget-40 budget-60 local-sgd-40 clipping local-steps-5 \
+      guard guard-40 guard-unguarded; do
     grid "$name"
   done
 fi

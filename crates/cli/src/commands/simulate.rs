@@ -40,7 +40,7 @@ WHAT IT DOES
 
 THE DEFAULT SCENARIO
   mnist_5k (shipped in data/), model mlp:784-64-10, iid partition, 20 rounds of 20 local SGD steps
-  (batch 32, sgd:lr=0.1,momentum=0.9), rule arc:2,nnm:2>centered_clipping:1:3+sm:0.5 (the
+  (batch 32, sgd:lr=0.1,momentum=0.9), rule arc:2,nnm:2>centered_clipping:1:3+screen:2+sm:0.5 (the
   recommended defence of docs/robustness.md), 10 trainers of which 2 run ALIE, 4 honest
   validators, 40000 tokens staked per trainer and 1000 per validator, 10000 tokens of reward
   per round, a trace checkpoint every 5 steps, the deterrent audit rate (4.76%),
@@ -53,7 +53,7 @@ SCENARIO FILES (--scenario FILE)
     dataset = \"mnist_5k\" | \"digits\"      data_dir = \"path/to/data\"
     partition = \"iid\" | \"dirichlet:0.5\" | \"shards:2\"
     model = \"mlp:784-64-10\"     optimizer = \"sgd:lr=0.1,momentum=0.9\"
-    rule = \"arc:2,nnm:2>centered_clipping:1:3+sm:0.5\"
+    rule = \"arc:2,nnm:2>centered_clipping:1:3+screen:2+sm:0.5\"
                                  (pre-aggregations > rule, as cairn aggregate names them; write f
                                   out: the task does not know n when it is created; +wm:B worker
                                   and +sm:B server momentum, docs/robustness.md)
@@ -195,7 +195,7 @@ pub struct SimulateArgs {
     pub local_steps: Option<u32>,
 
     /// Robust rule with its pre-aggregation chain and momentum, e.g. `nnm:2>trimmed_mean:2`,
-    /// `krum`, `bucketing:2>median+sm:0.5` [default: arc:2,nnm:2>centered_clipping:1:3+sm:0.5].
+    /// `krum`, `bucketing:2>median+sm:0.5` [default: arc:2,nnm:2>centered_clipping:1:3+screen:2+sm:0.5].
     #[arg(long)]
     pub rule: Option<String>,
 

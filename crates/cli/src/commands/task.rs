@@ -57,7 +57,10 @@ struct CreateArgs {
     validators: u32,
     /// Robust rule with its pre-aggregation chain and remedies (one Byzantine trainer tolerated
     /// by default, which a handful of trainers allows; the simulator's default tolerates two).
-    #[arg(long, default_value = "arc:1,nnm:1>centered_clipping:1:3+sm:0.5")]
+    #[arg(
+        long,
+        default_value = "arc:1,nnm:1>centered_clipping:1:3+screen:1+sm:0.5"
+    )]
     rule: String,
     /// Partition of the training data among trainers.
     #[arg(long, default_value = "iid")]

@@ -3,7 +3,7 @@
 //!
 //! A scenario is written in TOML; every key has a default, so the empty file is the default
 //! scenario (mnist_5k, 8 honest trainers and 2 running ALIE, 4 honest validators,
-//! `arc:2,nnm:2>centered_clipping:1:3+sm:0.5`).
+//! `arc:2,nnm:2>centered_clipping:1:3+screen:2+sm:0.5`).
 //! Unknown keys are errors. Every field is documented in `docs/simulate.md`.
 //!
 //! Nodes are named by role and position: validators `v0, v1, ...` and trainers `t0, t1, ...`,
@@ -66,7 +66,7 @@ pub const DEFAULT_OPTIMIZER: &str = "sgd:lr=0.1,momentum=0.9";
 /// nearest-neighbour mixing, then centered clipping at radius 1 (3 iterations, from the last
 /// global step), with server momentum 0.5: the one configuration no attack of the robustness
 /// benchmark breaks on IID or label-skewed data.
-pub const DEFAULT_RULE: &str = "arc:2,nnm:2>centered_clipping:1:3+sm:0.5";
+pub const DEFAULT_RULE: &str = "arc:2,nnm:2>centered_clipping:1:3+screen:2+sm:0.5";
 /// Default tokens paid out per finalized round.
 pub const DEFAULT_REWARD_PER_ROUND: u64 = 10_000;
 /// Default width of the hidden layer of the default model.
