@@ -330,6 +330,25 @@ pub(crate) fn parse_rule(text: &str) -> Result<(Vec<PreAggregation>, Rule, Remed
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A task's rule is text anyone can submit: any string parses or is a typed error.
+        #[test]
+        fn any_rule_text_parses_or_is_an_error(text in "[a-z_:0-9.,>+ -]{0,40}") {
+            if let Ok((_, _, remedies)) = parse_rule(&text) {
+                prop_assert!(remedies.screen <= MAX_SCREENED);
+                prop_assert!((0.0..1.0).contains(&remedies.server_momentum));
+                prop_assert!((0.0..1.0).contains(&remedies.worker_momentum));
+            }
+        }
+
+        #[test]
+        fn a_screen_count_round_trips(k in 1usize..=MAX_SCREENED) {
+            let (_, remedies) = split_remedies(&format!("median+screen:{k}")).unwrap();
+            prop_assert_eq!(remedies.screen, k);
+        }
+    }
 
     #[test]
     fn the_screen_remedy_is_a_count() {
