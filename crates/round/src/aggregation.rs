@@ -162,8 +162,8 @@ const REFERENCE_DOMAIN: &[u8] = b"cairn/screen-reference/v1";
 /// pushing against the honest mean from honest trainers who disagree (the `f/n · ζ²` floor,
 /// `docs/robustness.md`); a validator holding data of every class can. But an honest trainer
 /// with two classes also points away from a class-balanced reference, and screening such
-/// trainers round after round starves their classes (mimic then takes 15 points,
-/// measured); the selection keeps the screen only in rounds where it helps on data of every
+/// trainers round after round starves their classes (mimicry then took 16-21 points on
+/// two-class shards, measured); the selection keeps the screen only in rounds where it helps on data of every
 /// class. Everything is deterministic (bit-exact training and evaluation, a seed from `M_r`'s
 /// hash), so every validator and `cairn replay` reach the same model. The guard never reads
 /// the test split, on which updates are scored and accuracy is reported.
