@@ -60,6 +60,10 @@ grid() {
       --defences 'arc:5,nnm:5>centered_clipping:1:3+screen:5+sm:0.5' ;;
   guard-unguarded) run guard-unguarded --seeds 1..3 --partitions shards:2,dirichlet:0.1 \
       --attacks none,guard_ipm:0.5,guard_ipm:1 --defences 'arc:5,nnm:5>centered_clipping:1:3+sm:0.5' ;;
+  # the guard on other rules, on the skewed partitions (7 min)
+  guard-rules) run guard-rules --seeds 1..3 --partitions shards:2,dirichlet:0.1 \
+      --attacks "$all,optimized_alie,optimized_ipm" \
+      --defences 'mean+screen:5;median+screen:5;nnm:5>trimmed_mean:5+screen:5' ;;
   *) echo "unknown grid $1" >&2; exit 2 ;;
   esac
 }
@@ -68,7 +72,7 @@ if [ $# -gt 0 ]; then
 else
   for name in rules recommended bucketing-momentum bucketing-variants local-sgd local-sgd-bucketing \
       local-sgd-optimized optimized-attacks budget-40 budget-60 local-sgd-40 clipping local-steps-5 \
-      guard guard-40 guard-unguarded; do
+      guard guard-40 guard-unguarded guard-rules; do
     grid "$name"
   done
 fi
