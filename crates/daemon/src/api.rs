@@ -19,6 +19,7 @@
 //! `Authorization: Bearer ...`), or, when the node has none, a caller on loopback. Reads need
 //! nothing: serve the API on loopback or a private network.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -68,6 +69,47 @@ pub struct ApiState {
     blocks: Mutex<BlockClock>,
     /// blake3 of the bearer token `POST /tasks` requires (`None`: loopback callers only).
     token: Option<Hash>,
+    /// Slashes of the rounds already closed, so a scrape reads only newly closed rounds.
+    slashes: Mutex<SlashTally>,
+}
+
+/// Slashes at round close, per task, counted once per round: a round's outcome never changes
+/// once it is set and rounds close in order, so each `/metrics` scrape reads only the rounds
+/// closed since the one before (the first scrape reads every closed round once).
+#[derive(Debug, Default)]
+struct SlashTally {
+    /// Per task: the first round not yet seen closed, and the slashes of the rounds before it.
+    tasks: BTreeMap<u64, (u32, usize)>,
+}
+
+impl SlashTally {
+    /// Brings every listed task `(id, last round number)` up to date with `closed(task,
+    /// round)` — the round's slash count once it is closed, `None` while it is open or absent
+    /// — forgets tasks no longer listed, and returns the total over the listed tasks.
+    fn update(
+        &mut self,
+        tasks: &[(u64, u32)],
+        mut closed: impl FnMut(u64, u32) -> Option<usize>,
+    ) -> usize {
+        self.tasks
+            .retain(|id, _| tasks.iter().any(|(listed, _)| listed == id));
+        let mut total = 0usize;
+        for (id, last) in tasks {
+            let (next, sum) = self.tasks.entry(*id).or_insert((0, 0));
+            while *next <= *last {
+                let Some(slashed) = closed(*id, *next) else {
+                    break;
+                };
+                *sum = sum.saturating_add(slashed);
+                match next.checked_add(1) {
+                    Some(after) => *next = after,
+                    None => break,
+                }
+            }
+            total = total.saturating_add(*sum);
+        }
+        total
+    }
 }
 
 /// Intervals between finalized blocks as this node commits them.
@@ -131,6 +173,7 @@ impl ApiState {
             store,
             node: Mutex::new(None),
             token: None,
+            slashes: Mutex::new(SlashTally::default()),
             blocks: Mutex::new(BlockClock {
                 height: 0,
                 at: Instant::now(),
@@ -521,19 +564,22 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
         let store = lock(&state.store);
         let height = store.height().unwrap_or(0);
         let lines = task_lines(&*store).unwrap_or_default();
-        let mut slashes = 0usize;
-        for line in &lines {
-            let last = line.round.unwrap_or(line.rounds);
-            for number in 0..=last {
-                if let Ok(Some(round)) = query::round(&*store, line.id, number) {
-                    slashes += match &round.outcome {
-                        Some(cairn_ledger::round::Outcome::Finalized { slashed, .. })
-                        | Some(cairn_ledger::round::Outcome::TimedOut { slashed }) => slashed.len(),
-                        None => 0,
-                    };
-                }
+        let listed: Vec<(u64, u32)> = lines
+            .iter()
+            .map(|line| (line.id, line.round.unwrap_or(line.rounds)))
+            .collect();
+        let slashes = lock(&state.slashes).update(&listed, |task, number| {
+            match query::round(&*store, task, number) {
+                Ok(Some(round)) => match &round.outcome {
+                    Some(cairn_ledger::round::Outcome::Finalized { slashed, .. })
+                    | Some(cairn_ledger::round::Outcome::TimedOut { slashed }) => {
+                        Some(slashed.len())
+                    }
+                    None => None,
+                },
+                _ => None,
             }
-        }
+        });
         let rounds: Vec<(u64, Option<u32>)> = lines.iter().map(|l| (l.id, l.round)).collect();
         (height, rounds, slashes)
     };
@@ -638,6 +684,36 @@ mod tests {
             headers.insert(header::AUTHORIZATION, value.parse().unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn slashes_of_a_closed_round_are_read_once_and_tasks_that_leave_the_list_are_forgotten() {
+        use std::collections::BTreeMap;
+        // Task 1: rounds 0 and 1 closed (2 and 0 slashed), round 2 open. Task 2: round 0 closed.
+        let mut ledger: BTreeMap<(u64, u32), usize> = [((1, 0), 2), ((1, 1), 0), ((2, 0), 1)]
+            .into_iter()
+            .collect();
+        let mut tally = SlashTally::default();
+        let mut reads = 0;
+        let mut scrape =
+            |tally: &mut SlashTally, ledger: &BTreeMap<(u64, u32), usize>, tasks: &[(u64, u32)]| {
+                tally.update(tasks, |task, round| {
+                    reads += 1;
+                    ledger.get(&(task, round)).copied()
+                })
+            };
+        assert_eq!(scrape(&mut tally, &ledger, &[(1, 2), (2, 0)]), 3);
+        // Second scrape, nothing new: only the open round of task 1 is read again.
+        assert_eq!(scrape(&mut tally, &ledger, &[(1, 2), (2, 0)]), 3);
+        // Round 2 of task 1 closes with 4 slashed.
+        ledger.insert((1, 2), 4);
+        assert_eq!(scrape(&mut tally, &ledger, &[(1, 2), (2, 0)]), 7);
+        // Task 2 leaves the list (older than the newest tasks): its slashes no longer count.
+        assert_eq!(scrape(&mut tally, &ledger, &[(1, 2)]), 6);
+        assert!(!tally.tasks.contains_key(&2));
+        // 3 closed + 1 open on the first scrape, 1 open on the second, 1 on the third; none
+        // after task 1's last round closed.
+        assert_eq!(reads, 4 + 1 + 1);
     }
 
     #[test]
