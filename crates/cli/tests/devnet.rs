@@ -6,7 +6,6 @@
 
 #![cfg(unix)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -64,25 +63,9 @@ impl Drop for Devnet {
     }
 }
 
-/// A base port with 16 free ports above it, below the kernel's ephemeral range: the nodes' own
-/// outgoing connections take ephemeral ports, and one could take a port a node has yet to bind.
+/// A base port with 16 free ports above it, below the kernel's ephemeral range.
 fn free_base() -> u16 {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    let span = low.saturating_sub(20_000).max(32);
-    let start = 20_000 + (std::process::id() as u16 % (span / 16)) * 16;
-    for offset in (0..span).step_by(16) {
-        let base = 20_000 + (start - 20_000 + offset) % span;
-        if base.checked_add(16).is_none_or(|end| end > low) {
-            continue;
-        }
-        if (0..16).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no 16 free ports in a row below {low}");
+    cairn_daemon::devnet::free_base_port(16, std::process::id()).expect("16 free ports")
 }
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {

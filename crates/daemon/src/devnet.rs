@@ -21,6 +21,28 @@ use crate::home::{Home, NetworkProfile, NodeRole, NodeSettings};
 use crate::run::check_free;
 use crate::{keyfile, DaemonError};
 
+/// A base port with `count` free loopback ports above it, below the kernel's ephemeral range
+/// (nodes' outgoing connections take ephemeral ports, and one could take a port a node has yet
+/// to bind), searched from a start that depends on `salt` (a process id, say) so that
+/// concurrent callers spread out. `None` when no such range is free.
+pub fn free_base_port(count: u16, salt: u32) -> Option<u16> {
+    const FLOOR: u16 = 20_000;
+    let count = count.max(1);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = low.saturating_sub(FLOOR).max(count);
+    let slots = (span / count).max(1);
+    let start = (salt % u32::from(slots)) as u16 * count;
+    (0..slots)
+        .map(|slot| FLOOR + (start + slot * count) % (slots * count))
+        .filter(|base| base.checked_add(count).is_some_and(|end| end <= low))
+        .find(|base| {
+            (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        })
+}
+
 /// A devnet's shape.
 #[derive(Clone, Debug)]
 pub struct DevnetConfig {
@@ -517,10 +539,7 @@ mod tests {
     #[test]
     fn a_devnet_is_written_once_with_a_shared_chain() {
         let dir = tempfile::tempdir().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        // A free range: the OS's ephemeral port, released, then our nodes above it.
-        let base = listener.local_addr().unwrap().port().saturating_sub(20);
-        drop(listener);
+        let base = free_base_port(8, std::process::id()).expect("free ports");
         let config = DevnetConfig {
             validators: 2,
             trainers: 1,
@@ -546,6 +565,21 @@ mod tests {
             assert_eq!(home.settings().unwrap().role, node.role);
         }
         assert!(matches!(write(&config), Err(DaemonError::Exists(_))));
+    }
+
+    #[test]
+    fn a_free_base_port_has_its_range_free_and_skips_a_held_range() {
+        let base = free_base_port(6, 7).expect("free ports");
+        assert!(base >= 20_000);
+        let held: Vec<std::net::TcpListener> = (0..6)
+            .map(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).unwrap())
+            .collect();
+        let other = free_base_port(6, 7).expect("free ports");
+        assert!(
+            other >= base + 6 || other + 6 <= base,
+            "{other} overlaps {base}"
+        );
+        drop(held);
     }
 
     #[test]
