@@ -119,21 +119,23 @@ const UNGUARDED: &str = "arc:5,nnm:5>centered_clipping:1:3+sm:0.5";
 /// unguarded chain with the validators' held-out guard leaving out at most 5 updates.
 const RECOMMENDED: &str = "arc:5,nnm:5>centered_clipping:1:3+screen:5+sm:0.5";
 
+/// One run of the default training (mnist_5k, 25 trainers, 5 attacking) on two-class shards,
+/// seed 1.
+fn on_shards(defence: &str, attack: &str) -> cairn_sim::robustness::CellResult {
+    run_one(
+        &Training::default(),
+        "shards:2",
+        &defence.parse().unwrap(),
+        &attack.parse().unwrap(),
+        1,
+    )
+    .unwrap()
+}
+
 #[test]
 fn the_unguarded_chain_holds_off_ipm_on_two_class_shards() {
-    let training = Training::default();
-    let run = |defence: &str, attack: &str| {
-        run_one(
-            &training,
-            "shards:2",
-            &defence.parse().unwrap(),
-            &attack.parse().unwrap(),
-            1,
-        )
-        .unwrap()
-    };
-    let clean = run(UNGUARDED, "none");
-    let ipm = run(UNGUARDED, "ipm:0.5");
+    let clean = on_shards(UNGUARDED, "none");
+    let ipm = on_shards(UNGUARDED, "ipm:0.5");
     // mnist_5k, 25 trainers holding two classes each, 5 of them sending −0.5 × the honest
     // mean every round (seed 1: 90.6% without attack, 80.5% under IPM; docs/robustness.md),
     // against 69.8% for NNM before the trimmed mean, the former default.
@@ -145,7 +147,7 @@ fn the_unguarded_chain_holds_off_ipm_on_two_class_shards() {
     assert!(clean.final_accuracy > 88.0, "{:.1}%", clean.final_accuracy);
     assert!(clean.final_accuracy - ipm.final_accuracy < 12.0);
     assert_eq!(ipm.refused_rounds, 0);
-    let former = run("nnm:5>trimmed_mean:5", "ipm:0.5");
+    let former = on_shards("nnm:5>trimmed_mean:5", "ipm:0.5");
     assert!(
         ipm.final_accuracy - former.final_accuracy > 8.0,
         "under IPM: unguarded chain {:.1}%, nnm>trimmed_mean {:.1}%",
@@ -156,22 +158,11 @@ fn the_unguarded_chain_holds_off_ipm_on_two_class_shards() {
 
 #[test]
 fn the_guard_holds_off_sign_flipping_on_two_class_shards() {
-    let training = Training::default();
-    let run = |defence: &str, attack: &str| {
-        run_one(
-            &training,
-            "shards:2",
-            &defence.parse().unwrap(),
-            &attack.parse().unwrap(),
-            1,
-        )
-        .unwrap()
-    };
     // mnist_5k, 25 trainers with two classes each, 5 sending −μ every round (seed 1; 3 seeds
     // in docs/robustness.md): the guard screens them and the rule runs on the 20 honest.
-    let clean = run(RECOMMENDED, "none");
-    let flipped = run(RECOMMENDED, "sign_flip");
-    let unguarded = run(UNGUARDED, "sign_flip");
+    let clean = on_shards(RECOMMENDED, "none");
+    let flipped = on_shards(RECOMMENDED, "sign_flip");
+    let unguarded = on_shards(UNGUARDED, "sign_flip");
     assert!(clean.final_accuracy > 88.0, "{:.1}%", clean.final_accuracy);
     assert!(
         clean.final_accuracy - flipped.final_accuracy < 10.0,
