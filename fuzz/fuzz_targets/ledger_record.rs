@@ -1,9 +1,14 @@
 //! Fuzzes the decoders of the ledger's stored records that verification added or grew (read back
-//! from disk): a dispute, a round (audits, disputes, penalties, vesting), a task, a stake. The
-//! first byte picks the record; the rest must decode to an error or re-encode to the same bytes.
+//! from disk): a dispute, a round (audits, disputes, penalties, vesting), a task, a stake, the
+//! validator roster, the chain parameters. The first byte picks the record; the rest must decode
+//! to an error or re-encode to the same bytes.
 #![no_main]
 
-use cairn_ledger::codec::{Copying, DecodeExt, Encode};
+use std::collections::BTreeMap;
+
+use cairn_ledger::codec::{Copying, Decode, DecodeExt, Encode};
+use cairn_ledger::validators::{roster_cfg, Candidate};
+use cairn_ledger::{Address, Params};
 use cairn_ledger::dispute::Dispute;
 use cairn_ledger::staking::Stake;
 use cairn_ledger::{Round, Task};
@@ -13,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
-    match first % 4 {
+    match first % 6 {
         0 => {
             if let Ok(record) = Dispute::decode(Copying(rest)) {
                 assert_eq!(record.encode().as_ref(), rest);
@@ -29,8 +34,19 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(record.encode().as_ref(), rest);
             }
         }
-        _ => {
+        3 => {
             if let Ok(record) = Stake::decode(Copying(rest)) {
+                assert_eq!(record.encode().as_ref(), rest);
+            }
+        }
+        4 => {
+            let cfg = roster_cfg();
+            if let Ok(roster) = BTreeMap::<Address, Candidate>::decode_cfg(Copying(rest), &cfg) {
+                assert_eq!(roster.encode().as_ref(), rest);
+            }
+        }
+        _ => {
+            if let Ok(record) = Params::decode(Copying(rest)) {
                 assert_eq!(record.encode().as_ref(), rest);
             }
         }

@@ -84,6 +84,12 @@ pub fn genesis_changes(genesis: &Genesis) -> Result<ChangeSet, GenesisError> {
         keys::CONSENSUS_VALIDATORS.to_vec(),
         genesis.validators.encode().to_vec(),
     );
+    put(
+        keys::ROSTER.to_vec(),
+        crate::validators::genesis_roster(&genesis.validators)
+            .encode()
+            .to_vec(),
+    );
     put(keys::DATASETS.to_vec(), genesis.datasets.encode().to_vec());
     Ok(changes)
 }

@@ -26,6 +26,7 @@ use crate::staking::{self, StakingError};
 use crate::state::{keys, Overlay, StateError};
 use crate::store::{ChangeSet, StateRead, StoreError};
 use crate::transaction::{Payload, SignedTransaction};
+use crate::validators;
 use crate::vesting;
 
 /// What a transaction sees besides the state: the block it runs in, the chain's rules, and the
@@ -112,6 +113,9 @@ pub enum TxError {
     /// A staking rule.
     #[error(transparent)]
     Staking(#[from] StakingError),
+    /// A candidacy was refused.
+    #[error(transparent)]
+    Candidacy(#[from] crate::validators::CandidacyError),
     /// A task rule.
     #[error(transparent)]
     Task(#[from] TaskError),
@@ -182,6 +186,9 @@ pub enum BlockError {
         /// Why.
         error: Box<TxError>,
     },
+    /// Writing the next epoch's validator set failed (a ledger bug or a damaged state).
+    #[error("the epoch boundary failed: {0}")]
+    EpochEnd(Box<TxError>),
     /// The state root after execution differs from the header's.
     #[error("state root mismatch: header says {expected}, execution gives {computed}")]
     StateRootMismatch {
@@ -233,13 +240,13 @@ pub fn apply_transaction(
         .checked_add(1)
         .ok_or(TxError::Overflow("nonce"))?;
     account::save(state, &sender, &account);
-    apply_payload(state, env, &sender, &tx.payload)
+    apply_payload(state, env, (&sender, &tx.signer), &tx.payload)
 }
 
 fn apply_payload(
     state: &mut Overlay,
     env: &Env,
-    sender: &Address,
+    (sender, signer): (&Address, &[u8; 32]),
     payload: &Payload,
 ) -> Result<(), TxError> {
     match payload {
@@ -247,6 +254,8 @@ fn apply_payload(
         Payload::Bond { amount } => staking::bond(state, sender, *amount),
         Payload::Unbond { amount } => staking::unbond(state, env, sender, *amount),
         Payload::Burn { amount } => account::burn(state, sender, *amount),
+        // The consensus key is the signer's own: nobody stands with a key it cannot sign with.
+        Payload::Candidacy { stake } => validators::candidacy(state, env, sender, signer, *stake),
         Payload::CreateTask { spec } => lifecycle::create(state, env, sender, spec).map(|_| ()),
         Payload::JoinTask { task, role, bond } => {
             lifecycle::join(state, env, sender, *task, *role, *bond)
@@ -453,6 +462,8 @@ pub fn execute_block(
         let changes = nested.into_changes();
         overlay.merge(changes);
     }
+    validators::rotate(&mut overlay, &env)
+        .map_err(|error| BlockError::EpochEnd(Box::new(error)))?;
     Ok(overlay.into_changes())
 }
 
@@ -501,6 +512,8 @@ pub fn build_block(
             }
         }
     }
+    validators::rotate(&mut overlay, &env)
+        .map_err(|error| BlockError::EpochEnd(Box::new(error)))?;
     Ok(Proposal {
         transactions,
         changes: overlay.into_changes(),

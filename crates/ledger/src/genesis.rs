@@ -15,6 +15,9 @@ pub const MAX_GENESIS_ACCOUNTS: usize = 1 << 20;
 /// Most datasets a chain may serve.
 pub const MAX_DATASETS: usize = 64;
 
+/// The shortest epoch a chain may have (blocks).
+pub const MIN_EPOCH_LENGTH: u64 = 4;
+
 /// Where slashed tokens go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SlashDestination {
@@ -47,6 +50,10 @@ pub struct Params {
     /// genesis validator stake: a bond small enough that its slash is worth nothing would make
     /// slashing toothless.
     pub min_bond: u128,
+    /// Blocks per consensus epoch; the validator set for the next epoch is taken from stake at
+    /// each epoch's last block ([`crate::validators`]). 0: one epoch for the chain's whole life
+    /// (the genesis validators validate forever and candidacies are refused).
+    pub epoch_length: u64,
 }
 
 impl Default for Params {
@@ -60,6 +67,7 @@ impl Default for Params {
             score_tolerance_ppm: 100_000,
             access_escrow_blocks: 10,
             min_bond: 100,
+            epoch_length: 0,
         }
     }
 }
@@ -97,6 +105,23 @@ pub enum GenesisError {
         /// `Params::min_bond`.
         minimum: u128,
     },
+    /// An epoch too short to finalize its own boundary block.
+    #[error("epoch_length is {0}; it must be 0 (no epochs) or at least {MIN_EPOCH_LENGTH} blocks")]
+    EpochTooShort(u64),
+    /// Stake could leave before the epoch it validated in ends.
+    #[error(
+        "unbond_delay {unbond_delay} is shorter than epoch_length {epoch_length}: a validator \
+         could unbond and be paid out while it still votes"
+    )]
+    UnbondBeforeEpochEnds {
+        /// `Params::unbond_delay`.
+        unbond_delay: u64,
+        /// `Params::epoch_length`.
+        epoch_length: u64,
+    },
+    /// More validators than a consensus set may hold.
+    #[error("genesis lists {0} validators; at most {max} are allowed", max = crate::validators::MAX_CONSENSUS_VALIDATORS)]
+    TooManyValidators(usize),
     /// More datasets than a chain may serve.
     #[error("genesis lists {0} datasets; at most {MAX_DATASETS} are allowed")]
     TooManyDatasets(usize),
@@ -139,8 +164,21 @@ impl Genesis {
                 return Err(GenesisError::ZeroDelay(name));
             }
         }
+        let epoch_length = self.params.epoch_length;
+        if epoch_length != 0 && epoch_length < MIN_EPOCH_LENGTH {
+            return Err(GenesisError::EpochTooShort(epoch_length));
+        }
+        if epoch_length != 0 && self.params.unbond_delay < epoch_length {
+            return Err(GenesisError::UnbondBeforeEpochEnds {
+                unbond_delay: self.params.unbond_delay,
+                epoch_length,
+            });
+        }
         if self.validators.is_empty() {
             return Err(GenesisError::NoValidators);
+        }
+        if self.validators.len() > crate::validators::MAX_CONSENSUS_VALIDATORS {
+            return Err(GenesisError::TooManyValidators(self.validators.len()));
         }
         if let Some((address, _)) = self.validators.iter().find(|(_, stake)| **stake == 0) {
             return Err(GenesisError::ZeroStake(*address));
@@ -178,11 +216,12 @@ impl Write for Params {
         self.score_tolerance_ppm.write(buf);
         self.access_escrow_blocks.write(buf);
         self.min_bond.write(buf);
+        self.epoch_length.write(buf);
     }
 }
 
 impl FixedSize for Params {
-    const SIZE: usize = 8 + 4 + 1 + 4 + 4 + 8 + 16;
+    const SIZE: usize = 8 + 4 + 1 + 4 + 4 + 8 + 16 + 8;
 }
 
 impl Read for Params {
@@ -197,6 +236,7 @@ impl Read for Params {
             score_tolerance_ppm: u32::read_cfg(buf, &())?,
             access_escrow_blocks: u64::read_cfg(buf, &())?,
             min_bond: u128::read_cfg(buf, &())?,
+            epoch_length: u64::read_cfg(buf, &())?,
         })
     }
 }

@@ -93,6 +93,7 @@ pub mod state;
 pub mod store;
 pub mod task;
 pub mod transaction;
+pub mod validators;
 pub mod vesting;
 
 pub use address::Address;

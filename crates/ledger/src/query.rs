@@ -194,6 +194,8 @@ pub struct Snapshot {
     pub params: Params,
     /// The consensus validator set and its weights.
     pub consensus_validators: BTreeMap<Address, u128>,
+    /// Who stands for the next epochs' sets.
+    pub roster: BTreeMap<Address, crate::validators::Candidate>,
     /// Accounts.
     pub accounts: BTreeMap<Address, Account>,
     /// Stakes.
@@ -237,6 +239,7 @@ impl Snapshot {
             supply: supply(state)?,
             params: params(state)?,
             consensus_validators: consensus_validators(state)?,
+            roster: crate::validators::roster(state)?,
             accounts: by_address(store, keys::ACCOUNT_PREFIX)?,
             stakes: by_address(store, keys::STAKE_PREFIX)?,
             rewards: by_address(store, keys::REWARD_PREFIX)?,

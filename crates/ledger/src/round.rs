@@ -329,7 +329,7 @@ fn serialize_reason<S: serde::Serializer>(
 }
 
 /// Serializes an optional hash as hex or null.
-fn serialize_optional_hash<S: serde::Serializer>(
+pub(crate) fn serialize_optional_hash<S: serde::Serializer>(
     hash: &Option<Hash>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {

@@ -29,6 +29,14 @@ pub enum Payload {
         /// Base units moved.
         amount: u128,
     },
+    /// Stands for the consensus validator set with weight `stake` (at most the signer's bonded
+    /// stake, at least `min_bond`) from the next epoch on, consensus key = the signer's public
+    /// key; `stake == 0` withdraws (the signer leaves the set at the next epoch boundary).
+    /// Refused on a chain without epochs (`Params::epoch_length == 0`).
+    Candidacy {
+        /// Weight offered (0: withdraw).
+        stake: u128,
+    },
     /// Moves tokens from the signer's balance into its bonded stake.
     Bond {
         /// Base units bonded.
@@ -211,6 +219,7 @@ impl Payload {
         match self {
             Self::Transfer { .. } => "transfer",
             Self::Bond { .. } => "bond",
+            Self::Candidacy { .. } => "candidacy",
             Self::Unbond { .. } => "unbond",
             Self::Burn { .. } => "burn",
             Self::CreateTask { .. } => "create_task",
@@ -396,6 +405,7 @@ tags!(
     DISPUTE_ANSWER = 17,
     DISPUTE_WITNESS = 18,
     VOTE_AVAILABILITY = 19,
+    CANDIDACY = 20,
 );
 
 impl Write for Payload {
@@ -407,6 +417,7 @@ impl Write for Payload {
                 amount.write(buf);
             }
             Self::Bond { amount } => (BOND, *amount).write(buf),
+            Self::Candidacy { stake } => (CANDIDACY, *stake).write(buf),
             Self::Unbond { amount } => (UNBOND, *amount).write(buf),
             Self::Burn { amount } => (BURN, *amount).write(buf),
             Self::CreateTask { spec } => {
@@ -508,6 +519,7 @@ impl EncodeSize for Payload {
         1 + match self {
             Self::Transfer { .. } => Address::SIZE + 16,
             Self::Bond { .. } | Self::Unbond { .. } | Self::Burn { .. } => 16,
+            Self::Candidacy { .. } => 16,
             Self::CreateTask { spec } => spec.encode_size(),
             Self::JoinTask { role, .. } => 8 + role.encode_size() + 16,
             Self::StartTask { .. } | Self::CancelTask { .. } => 8,
@@ -541,6 +553,9 @@ impl Read for Payload {
             },
             BOND => Self::Bond {
                 amount: u128::read_cfg(buf, &())?,
+            },
+            CANDIDACY => Self::Candidacy {
+                stake: u128::read_cfg(buf, &())?,
             },
             UNBOND => Self::Unbond {
                 amount: u128::read_cfg(buf, &())?,

@@ -113,6 +113,7 @@ fn payload() -> impl Strategy<Value = Payload> {
         any::<u128>().prop_map(|amount| Payload::Bond { amount }),
         any::<u128>().prop_map(|amount| Payload::Unbond { amount }),
         any::<u128>().prop_map(|amount| Payload::Burn { amount }),
+        any::<u128>().prop_map(|stake| Payload::Candidacy { stake }),
         spec().prop_map(|spec| Payload::CreateTask { spec }),
         (any::<u64>(), any::<bool>(), any::<u128>()).prop_map(|(task, v, bond)| {
             Payload::JoinTask {
@@ -724,6 +725,7 @@ fn golden_block() -> Block {
             round: 0,
             held: BTreeSet::from([Address([20; 20]), Address([4; 20])]),
         },
+        Payload::Candidacy { stake: 12 },
     ];
     let transactions: Vec<SignedTransaction> = payloads
         .into_iter()
@@ -744,17 +746,18 @@ fn golden_block() -> Block {
 
 #[test]
 fn canonical_encoding_matches_the_golden_hash() {
-    // Pins the wire format of every payload (tags 0-19, the task spec with its verification
+    // Pins the wire format of every payload (tags 0-20, the task spec with its verification
     // settings, the reveal with its last checkpoint and proof), the signing message and the
     // block: consensus peers and stored blocks depend on it. Change only with a format version
     // bump. (Changed when the verification payloads and fields were added, and again for
-    // `Verification::min_trainer_bond`, and for the availability window and votes; it was
-    // 5b75741a597a3db9b5f57d48df00b6c57b7a472b684b43fb378ecab4911985c4 for tags 0-13.)
+    // `Verification::min_trainer_bond`, for the availability window and votes, and for
+    // candidacy (tag 20); it was 2b889953586430f7f09b5c12e312729d0d52c848f817730327a44f2695a5aacb
+    // for tags 0-19 and 5b75741a597a3db9b5f57d48df00b6c57b7a472b684b43fb378ecab4911985c4 for tags 0-13.)
     let block = golden_block();
     let encoding = blake3::hash(&block.to_bytes());
     assert_eq!(
         encoding.to_hex().as_str(),
-        "2b889953586430f7f09b5c12e312729d0d52c848f817730327a44f2695a5aacb",
+        "0bcf7bde48acd0b611f64459faf71d33730280dc3cabade916eff834a0905511",
         "block encoding changed"
     );
     assert!(block.transactions.iter().all(SignedTransaction::verify));

@@ -9,6 +9,8 @@
 //! | `meta/next-task`                      | next task id (u64)            |
 //! | `meta/next-dispute`                   | next dispute id (u64)         |
 //! | `meta/datasets`                       | dataset hashes the chain serves |
+//! | `meta/validators`                     | this epoch's validators and weights |
+//! | `meta/roster`                         | [`crate::validators::Candidate`]s by address |
 //! | `acct/` address                       | [`crate::account::Account`]   |
 //! | `stake/` address                      | [`crate::staking::Stake`]     |
 //! | `reward/` address                     | total rewards earned (u128)   |
@@ -37,9 +39,12 @@ pub const NEXT_TASK: &[u8] = b"meta/next-task";
 pub const NEXT_DISPUTE: &[u8] = b"meta/next-dispute";
 /// The dataset hashes tasks on this chain may name (fixed at genesis).
 pub const DATASETS: &[u8] = b"meta/datasets";
-/// The consensus validator set and each validator's weight (fixed at genesis; the epochs of
-/// `cairn node` will change it): who may validate tasks, and with how much weight.
+/// The consensus validator set of the current epoch and each validator's weight (written at
+/// genesis and at every epoch's last block, [`crate::validators::rotate`]): who votes in
+/// consensus and may validate tasks, and with how much weight.
 pub const CONSENSUS_VALIDATORS: &[u8] = b"meta/validators";
+/// The roster: who stands for the next epochs' validator sets ([`crate::validators`]).
+pub const ROSTER: &[u8] = b"meta/roster";
 
 /// Prefix of account records.
 pub const ACCOUNT_PREFIX: &[u8] = b"acct/";
