@@ -20,7 +20,7 @@ use commonware_utils::NZUsize;
 use crate::channels;
 use crate::consensus::{self, ConsensusError, Timeouts, ValidatorChannels};
 use crate::keys::NodeKey;
-use crate::node::{run_node, NodeChannels, NodeConfig, NodeError, NodeState, Role};
+use crate::node::{run_node, NodeChannels, NodeConfig, NodeError, NodeState, PeerTracking, Role};
 use crate::protocol::volunteer::Offer;
 use crate::protocol::Agent;
 
@@ -136,32 +136,36 @@ impl Cluster {
         let publics: Vec<ed25519::PublicKey> =
             config.nodes.iter().map(|n| n.key.public_key()).collect();
         let everyone = Set::try_from(publics.clone()).map_err(|_| ClusterError::DuplicateKey)?;
-        let validators: Vec<ed25519::PublicKey> = config
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Validator)
-            .map(|n| n.key.public_key())
-            .collect();
-        if validators.is_empty() {
-            return Err(ClusterError::NoValidators);
-        }
+        // The genesis set: validator nodes with stake at genesis. On a chain with epochs a
+        // validator node without it is a standby, which observes consensus until the ledger
+        // elects it; without epochs it could never vote, so it is refused.
+        let epochs = config.genesis.params.epoch_length > 0;
+        let mut validators: Vec<ed25519::PublicKey> = Vec::new();
         for node in config.nodes.iter().filter(|n| n.role == Role::Validator) {
-            if !config.genesis.validators.contains_key(&node.key.address()) {
+            if config.genesis.validators.contains_key(&node.key.address()) {
+                validators.push(node.key.public_key());
+            } else if !epochs {
                 return Err(ClusterError::Genesis(format!(
-                    "validator node {} has no stake at genesis",
+                    "validator node {} has no stake at genesis and the chain has no epochs",
                     node.name
                 )));
             }
         }
+        if validators.is_empty() {
+            return Err(ClusterError::NoValidators);
+        }
         let validator_set =
             Set::try_from(validators.clone()).map_err(|_| ClusterError::DuplicateKey)?;
-        let trainers: Vec<ed25519::PublicKey> = config
-            .nodes
+        let others: Vec<ed25519::PublicKey> = publics
             .iter()
-            .filter(|n| n.role == Role::Trainer)
-            .map(|n| n.key.public_key())
+            .filter(|pk| validator_set.position(pk).is_none())
+            .cloned()
             .collect();
-        let max_size = max_message_size(validators.len());
+        let max_size = if epochs {
+            max_message_size(cairn_ledger::validators::MAX_CONSENSUS_VALIDATORS)
+        } else {
+            max_message_size(validators.len())
+        };
         let (network, oracle) = Network::new_with_split_peers(
             context.child("network"),
             simulated::Config {
@@ -173,7 +177,7 @@ impl Cluster {
                 tracked_peer_sets: NZUsize!(1),
             },
             validators.clone(),
-            trainers,
+            others,
         )
         .await;
         network.start();
@@ -220,7 +224,11 @@ impl Cluster {
             node_config.blobs.request_timeout = blob_request_timeout(&config.link);
             // The simulated network is one shared oracle: the first validator keeps its peer
             // set in line with the ledger for everyone.
-            node_config.track_peers = node.key.public_key() == validators[0];
+            node_config.peer_tracking = if node.key.public_key() == validators[0] {
+                PeerTracking::Ledger
+            } else {
+                PeerTracking::Off
+            };
             genesis_block = Some(block);
             slots.push(Slot {
                 node,

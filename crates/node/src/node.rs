@@ -20,7 +20,7 @@ use std::time::Duration;
 use cairn_ledger::block::Block;
 use cairn_ledger::query;
 use cairn_ledger::store::{StateRead, StateStore};
-use cairn_ledger::transaction::SignedTransaction;
+use cairn_ledger::transaction::{Payload, SignedTransaction};
 use cairn_ledger::{Address, DatasetRegistry};
 use commonware_cryptography::ed25519;
 use commonware_p2p::{Blocker, Manager, Receiver, Sender, TrackedPeers};
@@ -33,12 +33,13 @@ use tracing::{debug, warn};
 
 use crate::blobs::{self, BlobConfig, BlobStore, Fetcher};
 use crate::consensus::{
-    self, BlockObserver, ConsensusError, FeedError, FollowerConfig, Timeouts, TxSource,
-    ValidatorChannels, ValidatorConfig,
+    self, BlockObserver, ConsensusError, ConsensusStatus, EpochError, Epochs, FeedError,
+    FollowerConfig, Timeouts, TxSource, ValidatorChannels, ValidatorConfig,
 };
 use crate::keys::{address_of, NodeKey};
 use crate::mempool::{self, Mempool, MempoolConfig};
 use crate::penalty::PenaltyConfig;
+use crate::protocol::outbox::OutboxError;
 use crate::protocol::volunteer::{Offer, Policy, Volunteer};
 use crate::protocol::{Agent, Intent, Outbox};
 
@@ -64,7 +65,8 @@ pub struct NodeConfig {
     pub chain_id: u64,
     /// Block 0 ([`consensus::init_store`]).
     pub genesis_block: Block,
-    /// The consensus validator set.
+    /// The genesis validator set (later epochs' sets come from the ledger,
+    /// [`consensus::Epochs`]).
     pub validators: commonware_utils::ordered::Set<ed25519::PublicKey>,
     /// Every other node's public key, in the order blobs are asked from them.
     pub peers: Vec<ed25519::PublicKey>,
@@ -78,10 +80,8 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Marks against peers sending bad transactions.
     pub penalties: PenaltyConfig,
-    /// Whether this node (a validator) keeps the p2p peer set equal to what the ledger registers
-    /// ([`PeerTracker`]). Every validator does on a real network; in a simulation, whose network
-    /// is one shared oracle, one validator does it for all.
-    pub track_peers: bool,
+    /// How this node keeps the p2p peer set in line with the ledger ([`PeerTracking`]).
+    pub peer_tracking: PeerTracking,
     /// The chain's datasets (every one its genesis names), which the ledger's task checks and
     /// dispute referee read.
     pub datasets: Arc<DatasetRegistry>,
@@ -116,12 +116,29 @@ impl NodeConfig {
             blobs: BlobConfig::default(),
             mempool: MempoolConfig::new(chain_id),
             penalties: PenaltyConfig::default(),
-            track_peers: true,
+            peer_tracking: PeerTracking::Ledger,
             datasets: Arc::default(),
             volunteer: None,
             volunteer_policy: Policy::default(),
         }
     }
+}
+
+/// How a node re-tracks the p2p peer set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerTracking {
+    /// It leaves the peer set alone.
+    Off,
+    /// A validator re-tracks at every block whose ledger changes the set ([`PeerTracker`]): the
+    /// validators of the current and previous epoch as primary peers, every known node holding
+    /// tokens or stake as secondary ones; the set's id is the height. Made for a network with
+    /// one shared oracle (the simulator), where one validator tracks for everyone.
+    Ledger,
+    /// Every node tracks one set per epoch, with the epoch as its id: the epoch's validators as
+    /// primary peers and every other known node as secondary ones. Every node reads the same
+    /// sets from the same boundary blocks, so they agree on the set at each id however late
+    /// they start, which peer discovery needs.
+    Epochs,
 }
 
 /// The p2p channels of one node.
@@ -152,6 +169,9 @@ pub enum NodeError {
     /// Its blob store could not be opened.
     #[error("blob store: {0}")]
     Blobs(#[from] blobs::BlobError),
+    /// Its epochs could not be read from the ledger.
+    #[error("epochs: {0}")]
+    Epochs(#[from] EpochError),
     /// Consensus failed.
     #[error("consensus: {0}")]
     Consensus(#[from] ConsensusError),
@@ -256,35 +276,49 @@ impl AgentTime {
     }
 }
 
-/// Keeps the p2p peer set equal to what the ledger registers: the consensus validators as
-/// primary peers, and as secondary peers every known node whose address holds tokens or stake on
-/// the ledger. A key with no account cannot reach the network, so identities cost tokens.
+/// Keeps the p2p peer set equal to what the ledger registers ([`PeerTracking::Ledger`]): the
+/// validators of the current and the previous epoch as primary peers, and as secondary peers
+/// every known node whose address holds tokens or stake on the ledger. A key with no account
+/// cannot reach the network, so identities cost tokens.
 pub struct PeerTracker {
     track: Box<dyn FnMut(u64, TrackedPeers<ed25519::PublicKey>) + Send>,
-    validators: Set<ed25519::PublicKey>,
+    epochs: Epochs,
     candidates: Vec<ed25519::PublicKey>,
-    last: Option<Set<ed25519::PublicKey>>,
+    last: Option<(Set<ed25519::PublicKey>, Set<ed25519::PublicKey>)>,
 }
 
 impl PeerTracker {
     /// A tracker that hands each changed peer set (with the block height as its id) to `track`.
     pub fn new(
         track: impl FnMut(u64, TrackedPeers<ed25519::PublicKey>) + Send + 'static,
-        validators: Set<ed25519::PublicKey>,
+        epochs: Epochs,
         candidates: Vec<ed25519::PublicKey>,
     ) -> Self {
         Self {
             track: Box::new(track),
-            validators,
+            epochs,
             candidates,
             last: None,
         }
     }
 
+    /// The primary peers: the validators of the newest registered epoch and of the one before
+    /// (still finishing, or serving blocks to nodes behind).
+    pub fn primary(&self) -> Set<ed25519::PublicKey> {
+        let (epoch, current) = self.epochs.current();
+        let previous = epoch
+            .checked_sub(1)
+            .and_then(|e| self.epochs.set(e))
+            .map(|set| set.into_iter().collect::<Vec<_>>())
+            .unwrap_or_default();
+        Set::from_iter_dedup(current.into_iter().chain(previous))
+    }
+
     /// The secondary peers the ledger registers at `state`.
     pub fn registered(&self, state: &dyn StateRead) -> Set<ed25519::PublicKey> {
+        let primary = self.primary();
         let members = self.candidates.iter().filter(|pk| {
-            if self.validators.position(pk).is_some() {
+            if primary.position(pk).is_some() {
                 return false;
             }
             let address = address_of(pk);
@@ -296,20 +330,69 @@ impl PeerTracker {
     }
 
     fn on_block(&mut self, height: u64, state: &dyn StateRead) {
-        let registered = self.registered(state);
-        if self.last.as_ref() != Some(&registered) {
+        let sets = (self.primary(), self.registered(state));
+        if self.last.as_ref() != Some(&sets) {
             debug!(
                 height,
-                peers = registered.len(),
+                validators = sets.0.len(),
+                peers = sets.1.len(),
                 "peer set follows the ledger"
             );
-            (self.track)(
-                height,
-                TrackedPeers::new(self.validators.clone(), registered.clone()),
-            );
-            self.last = Some(registered);
+            (self.track)(height, TrackedPeers::new(sets.0.clone(), sets.1.clone()));
+            self.last = Some(sets);
         }
     }
+}
+
+/// The peer set of `epoch` under [`PeerTracking::Epochs`]: its validators as primary peers,
+/// every other known node as secondary ones.
+fn epoch_peers(
+    epochs: &Epochs,
+    epoch: u64,
+    known: &[ed25519::PublicKey],
+) -> Option<TrackedPeers<ed25519::PublicKey>> {
+    let set = epochs.set(epoch)?;
+    let others = known
+        .iter()
+        .filter(|pk| set.position(pk).is_none())
+        .cloned();
+    Some(TrackedPeers::new(set.clone(), Set::from_iter_dedup(others)))
+}
+
+/// Tracks the current epoch's peer set now and each later epoch's when it is registered
+/// ([`PeerTracking::Epochs`]).
+fn spawn_epoch_tracking<E, P>(
+    context: &E,
+    epochs: Epochs,
+    mut manager: P,
+    known: Vec<ed25519::PublicKey>,
+) where
+    E: Spawner,
+    P: Manager<PublicKey = ed25519::PublicKey>,
+{
+    // Subscribe before reading the current epoch: an epoch registered in between is seen.
+    let mut notices = epochs.subscribe();
+    let (current, _) = epochs.current();
+    if let Some(peers) = epoch_peers(&epochs, current, &known) {
+        let _ = manager.track(current, peers);
+    }
+    context.child("peer_sets").spawn(move |_| async move {
+        let mut tracked = current;
+        while let Some(epoch) = notices.next().await {
+            if epoch <= tracked {
+                continue;
+            }
+            if let Some(peers) = epoch_peers(&epochs, epoch, &known) {
+                debug!(
+                    epoch,
+                    validators = peers.primary.len(),
+                    "peer set of a new epoch"
+                );
+                let _ = manager.track(epoch, peers);
+                tracked = epoch;
+            }
+        }
+    });
 }
 
 /// What the node's agents and outbox see at every finalized block.
@@ -336,6 +419,24 @@ impl<E: Send + Sync + 'static> NodeObserver<E> {
     /// Height of the last finalized block seen.
     pub fn height(&self) -> u64 {
         self.height
+    }
+
+    /// Signs `payloads` with this node's key (consecutive nonces, after any pending
+    /// transaction), keeps them for re-broadcast until the ledger includes them, and sends them
+    /// (an operator's request through the node's API). Stops at the first the outbox refuses.
+    pub fn submit(
+        &mut self,
+        payloads: Vec<Payload>,
+    ) -> Result<Vec<SignedTransaction>, OutboxError> {
+        let mut sent = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let transaction = self.outbox.submit(payload, self.height)?;
+            let _ = self
+                .work
+                .unbounded_send(Work::Send(Box::new(transaction.clone())));
+            sent.push(transaction);
+        }
+        Ok(sent)
     }
 
     /// Adds an agent (a task creator asked for through a node's API); it acts from the next
@@ -417,6 +518,10 @@ pub struct NodeState<E, S> {
     pub mempool: Option<Arc<SharedMempool>>,
     /// Wall time the agents spent computing.
     pub agent_time: Arc<AgentTime>,
+    /// The chain's epochs as this node knows them.
+    pub epochs: Epochs,
+    /// What consensus does now (validators; a trainer's stays at its default).
+    pub consensus: ConsensusStatus,
 }
 
 impl<E, S> Clone for NodeState<E, S> {
@@ -427,6 +532,8 @@ impl<E, S> Clone for NodeState<E, S> {
             observer: self.observer.clone(),
             mempool: self.mempool.clone(),
             agent_time: self.agent_time.clone(),
+            epochs: self.epochs.clone(),
+            consensus: self.consensus.clone(),
         }
     }
 }
@@ -469,17 +576,42 @@ where
     };
     let outbox = Outbox::new(config.key.ledger_key(), config.chain_id);
     let agent_time = Arc::new(AgentTime::default());
-    // Validators keep the network's peer set in line with the ledger.
-    let tracker = (config.role == Role::Validator && config.track_peers).then(|| {
-        let mut manager = peers.clone();
-        PeerTracker::new(
-            move |id, set| {
-                let _ = manager.track(id, set);
-            },
-            config.validators.clone(),
-            config.peers.clone(),
-        )
-    });
+    let epochs = {
+        let state = store
+            .lock()
+            .map_err(|_| NodeError::Consensus(ConsensusError::Poisoned))?;
+        let key = (config.role == Role::Validator).then(|| config.key.consensus_key());
+        Epochs::open(
+            &*state,
+            config.chain_id,
+            key,
+            config.validators.iter().cloned(),
+        )?
+    };
+    let status = ConsensusStatus::default();
+    let tracker = match config.peer_tracking {
+        // Validators keep the network's peer set in line with the ledger.
+        PeerTracking::Ledger if config.role == Role::Validator => {
+            let mut manager = peers.clone();
+            Some(PeerTracker::new(
+                move |id, set| {
+                    let _ = manager.track(id, set);
+                },
+                epochs.clone(),
+                config.peers.clone(),
+            ))
+        }
+        PeerTracking::Epochs => {
+            spawn_epoch_tracking(
+                &context,
+                epochs.clone(),
+                peers.clone(),
+                config.peers.clone(),
+            );
+            None
+        }
+        PeerTracking::Ledger | PeerTracking::Off => None,
+    };
     let volunteer = config.volunteer.map(|offer| {
         Volunteer::new(&config.key.ledger_key(), offer, config.datasets.clone())
             .with_policy(config.volunteer_policy)
@@ -502,23 +634,14 @@ where
         observer: observer.clone(),
         mempool: mempool.clone(),
         agent_time,
+        epochs: epochs.clone(),
+        consensus: status.clone(),
     });
-
-    let me = config.key.public_key();
-    let validators: Vec<ed25519::PublicKey> = config
-        .validators
-        .iter()
-        .filter(|pk| **pk != me)
-        .cloned()
-        .collect();
-    let mut fetch_order: Vec<ed25519::PublicKey> = validators.clone();
-    fetch_order.extend(
-        config
-            .peers
-            .iter()
-            .filter(|pk| **pk != me && !validators.contains(pk))
-            .cloned(),
-    );
+    let targets = Targets {
+        me: config.key.public_key(),
+        epochs: epochs.clone(),
+        peers: config.peers.clone(),
+    };
 
     match (config.role, channels) {
         (
@@ -549,16 +672,17 @@ where
                 &context,
                 work_rx,
                 mempool_sender,
-                validators,
+                targets,
                 Some(pool.clone()),
                 blob_store,
                 fetcher,
-                fetch_order,
             );
             let validator = ValidatorConfig {
                 timeouts: config.timeouts.clone(),
                 block_interval: config.block_interval,
                 datasets: config.datasets.clone(),
+                epochs: Some(epochs),
+                status,
                 ..ValidatorConfig::new(
                     config.chain_id,
                     config.validators.clone(),
@@ -600,15 +724,15 @@ where
                 &context,
                 work_rx,
                 mempool_sender,
-                validators,
+                targets,
                 None,
                 blob_store,
                 fetcher,
-                fetch_order,
             );
             let defaults = FollowerConfig::new(config.chain_id, config.validators.clone());
             let follower = FollowerConfig {
                 datasets: config.datasets.clone(),
+                epochs: Some(epochs),
                 // A follower asks again as soon as a validator would re-fetch a missing block,
                 // but never faster than blocks come.
                 retry: defaults
@@ -636,16 +760,48 @@ where
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Whom the worker sends transactions to and asks blobs from, read when it does: the
+/// validators of the newest epoch, then every other known node.
+struct Targets {
+    me: ed25519::PublicKey,
+    epochs: Epochs,
+    peers: Vec<ed25519::PublicKey>,
+}
+
+impl Targets {
+    /// The current epoch's validators other than this node.
+    fn validators(&self) -> Vec<ed25519::PublicKey> {
+        let (_, set) = self.epochs.current();
+        set.into_iter().filter(|pk| *pk != self.me).collect()
+    }
+
+    /// The order blobs are asked in: `holder` first if known, then the validators, then the
+    /// other peers.
+    fn fetch_order(&self, holder: Option<Address>) -> Vec<ed25519::PublicKey> {
+        let mut order = self.validators();
+        let rest: Vec<_> = self
+            .peers
+            .iter()
+            .filter(|pk| **pk != self.me && !order.contains(pk))
+            .cloned()
+            .collect();
+        order.extend(rest);
+        if let Some(first) = holder.and_then(|a| order.iter().position(|pk| address_of(pk) == a)) {
+            let pk = order.remove(first);
+            order.insert(0, pk);
+        }
+        order
+    }
+}
+
 fn spawn_worker<E, Snd>(
     context: &E,
     mut work: mpsc::UnboundedReceiver<Work>,
     mut sender: Snd,
-    validators: Vec<ed25519::PublicKey>,
+    targets: Targets,
     pool: Option<Arc<SharedMempool>>,
     blobs: BlobStore<E>,
     fetcher: Fetcher<ed25519::PublicKey>,
-    fetch_order: Vec<ed25519::PublicKey>,
 ) where
     E: Spawner + Clock + Storage + Send + Sync + 'static,
     Snd: Sender<PublicKey = ed25519::PublicKey>,
@@ -658,7 +814,7 @@ fn spawn_worker<E, Snd>(
                     if let Some(pool) = &pool {
                         pool.insert((*transaction).clone());
                     }
-                    mempool::broadcast(&mut sender, &transaction, validators.clone());
+                    mempool::broadcast(&mut sender, &transaction, targets.validators());
                 }
                 Work::Store { bytes, public } => {
                     if let Err(error) = blobs.put(&bytes, public).await {
@@ -682,13 +838,7 @@ fn spawn_worker<E, Snd>(
                         continue;
                     }
                     let fetcher = fetcher.clone();
-                    let mut order = fetch_order.clone();
-                    if let Some(first) =
-                        holder.and_then(|a| fetch_order.iter().position(|pk| address_of(pk) == a))
-                    {
-                        let pk = order.remove(first);
-                        order.insert(0, pk);
-                    }
+                    let order = targets.fetch_order(holder);
                     let in_flight = in_flight.clone();
                     context.child("fetch").spawn(move |_| async move {
                         if let Err(error) = fetcher.fetch(hash, order).await {

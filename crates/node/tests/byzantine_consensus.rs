@@ -29,6 +29,7 @@ use commonware_consensus::types::Epoch;
 use commonware_cryptography::blake3::Blake3;
 use commonware_cryptography::{ed25519, Sha256};
 use commonware_p2p::simulated::{self, Network, Oracle};
+use commonware_p2p::utils::mux::Muxer;
 use commonware_p2p::{Recipients, Sender as _};
 use commonware_runtime::{deterministic, Clock, Metrics as _, Runner, Spawner, Supervisor as _};
 use commonware_utils::ordered::Set;
@@ -228,11 +229,26 @@ fn run_with(seed: u64, attack: Attack) -> Outcome {
         )
         .expect("the Byzantine key is in the set");
         let control = oracle.control(byzantine.clone());
-        let votes = control.register(channels::VOTES, QUOTA).await.unwrap();
-        let certificates = control
-            .register(channels::CERTIFICATES, QUOTA)
-            .await
-            .unwrap();
+        // Validators multiplex each consensus channel by epoch; the attacker speaks epoch 0's
+        // subchannel, as an honest validator of that epoch does.
+        let epoch_zero = |(sender, receiver), name: &'static str| {
+            let (mux, mut handle) = Muxer::new(context.child(name), sender, receiver);
+            mux.start();
+            async move { handle.register(0).await.unwrap() }
+        };
+        let votes = epoch_zero(
+            control.register(channels::VOTES, QUOTA).await.unwrap(),
+            "byzantine_votes",
+        )
+        .await;
+        let certificates = epoch_zero(
+            control
+                .register(channels::CERTIFICATES, QUOTA)
+                .await
+                .unwrap(),
+            "byzantine_certificates",
+        )
+        .await;
         let byzantine_context = context.child("byzantine");
         let _attacker = match attack {
             Attack::Conflicter => {

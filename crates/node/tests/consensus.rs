@@ -417,8 +417,8 @@ fn follower_rejects_forged_and_garbled_feed_messages_without_moving_its_store() 
     let set = Set::try_from(keys.iter().map(NodeKey::public_key).collect::<Vec<_>>()).unwrap();
     let mut balances = BTreeMap::new();
     balances.insert(sender_key(0).address(), 1_000u128);
-    let mut validators = BTreeMap::new();
-    validators.insert(keys[0].address(), 1_000u128);
+    // The ledger's set is what certificates are checked against: all four keys.
+    let validators: BTreeMap<_, _> = keys.iter().map(|key| (key.address(), 1_000u128)).collect();
     let genesis = Genesis {
         chain_id: CHAIN,
         params: Params::default(),

@@ -27,11 +27,12 @@ use futures::StreamExt;
 use rand_core_010::CryptoRng;
 
 use super::block::CairnBlock;
+use super::epochs::{EpochError, Epochs};
 use super::feed_wire::{FeedMessage, FeedWireError, MAX_REQUEST_HEIGHTS};
 use super::speculative::{ConsensusError, LedgerState};
-use super::validator::namespace;
 use super::{BlockObserver, Scheme};
 use crate::penalty::{Offence, Penalties, PenaltyConfig, Verdict};
+use cairn_ledger::validators::MAX_CONSENSUS_VALIDATORS;
 
 /// Why a feed message was refused.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,9 @@ pub enum FeedError {
     /// Opening the ledger failed.
     #[error(transparent)]
     Ledger(#[from] ConsensusError),
+    /// The next epoch's set could not be read from the committed state.
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
 }
 
 impl FeedError {
@@ -86,7 +90,7 @@ impl FeedError {
                 _ => None,
             },
             Self::NotServing => Some(Offence::Unsolicited),
-            Self::Ledger(_) => None,
+            Self::Ledger(_) | Self::Epoch(_) => None,
         }
     }
 }
@@ -96,8 +100,11 @@ impl FeedError {
 pub struct FollowerConfig {
     /// The chain id (gives the consensus namespace).
     pub chain_id: u64,
-    /// The validator set whose certificates are trusted.
+    /// The genesis validator set: epoch 0's, and the keys of genesis validators in later
+    /// epochs (the ledger's roster has keys only for validators that stood later).
     pub validators: Set<ed25519::PublicKey>,
+    /// The node's epochs, if it shares them with other parts; `None` opens them from the store.
+    pub epochs: Option<Epochs>,
     /// How long to wait for news before asking a validator for the next height.
     pub retry: Duration,
     /// Most out-of-order blocks kept while a gap is being filled.
@@ -112,6 +119,7 @@ impl FollowerConfig {
         Self {
             chain_id,
             validators,
+            epochs: None,
             retry: Duration::from_secs(1),
             max_buffered: 256,
             datasets: Arc::default(),
@@ -130,11 +138,11 @@ pub enum FeedOutcome {
     Ignored,
 }
 
-/// A follower's state: its ledger, the verifier for certificates, out-of-order blocks.
+/// A follower's state: its ledger, the epochs whose sets verify certificates, out-of-order
+/// blocks.
 pub struct Follower<S, O> {
     ledger: LedgerState<S>,
-    verifier: Scheme,
-    participants: usize,
+    epochs: Epochs,
     observer: Arc<Mutex<O>>,
     /// Blocks trusted but not yet applied: certified ones, and ancestors a certified block's
     /// parent hashes reached.
@@ -151,15 +159,31 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
         store: Arc<Mutex<S>>,
         observer: Arc<Mutex<O>>,
     ) -> Result<Self, FeedError> {
+        let epochs = match &config.epochs {
+            Some(epochs) => epochs.clone(),
+            None => {
+                let state = store.lock().map_err(|_| ConsensusError::Poisoned)?;
+                Epochs::open(
+                    &*state,
+                    config.chain_id,
+                    None,
+                    config.validators.iter().cloned(),
+                )?
+            }
+        };
         Ok(Self {
             ledger: LedgerState::open(store, config.datasets.clone())?,
-            verifier: Scheme::verifier(&namespace(config.chain_id), config.validators.clone()),
-            participants: config.validators.len(),
+            epochs,
             observer,
             buffer: BTreeMap::new(),
             uncertified: BTreeMap::new(),
             max_buffered: config.max_buffered,
         })
+    }
+
+    /// The epochs the follower verifies with.
+    pub fn epochs(&self) -> &Epochs {
+        &self.epochs
     }
 
     /// The height the follower needs next.
@@ -173,7 +197,7 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
         rng: &mut impl CryptoRng,
         bytes: &[u8],
     ) -> Result<FeedOutcome, FeedError> {
-        let (block, certified) = match FeedMessage::from_bytes(bytes, self.participants)? {
+        let (block, certified) = match FeedMessage::from_bytes(bytes, MAX_CONSENSUS_VALIDATORS)? {
             FeedMessage::Finalized {
                 block,
                 finalization,
@@ -182,7 +206,17 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
                 if finalization.proposal.payload != block.digest() {
                     return Err(FeedError::DigestMismatch { height });
                 }
-                if !finalization.verify(rng, &self.verifier, &Sequential) {
+                let epoch = commonware_consensus::Epochable::epoch(&finalization).get();
+                if epoch != self.epochs.epoch_of(height) {
+                    return Err(FeedError::BadCertificate { height });
+                }
+                // An epoch not registered yet starts after a boundary this follower has not
+                // applied: its set is unknown until then, so the block is asked for again
+                // later. (A registered epoch long past is below the tip and ignored anyway.)
+                let Some((verifier, _)) = self.epochs.scheme(epoch) else {
+                    return Ok(FeedOutcome::Ignored);
+                };
+                if !finalization.verify(rng, &*verifier, &Sequential) {
                     return Err(FeedError::BadCertificate { height });
                 }
                 (block, true)
@@ -280,6 +314,7 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
             .map_err(|_| ConsensusError::Poisoned)?;
         let mut observer = self.observer.lock().map_err(|_| ConsensusError::Poisoned)?;
         observer.on_finalized(block, &*store);
+        self.epochs.on_committed(height, &*store)?;
         tracing::debug!(height, "follower applied finalized block");
         Ok(())
     }
@@ -370,7 +405,6 @@ where
     Rcv: Receiver<PublicKey = ed25519::PublicKey>,
 {
     let mut follower = Follower::new(&config, store, observer)?;
-    let validators: Vec<ed25519::PublicKey> = config.validators.iter().cloned().collect();
     let mut blocked: BTreeSet<ed25519::PublicKey> = BTreeSet::new();
     let mut turn = 0usize;
     let mut deadline = context.current() + config.retry;
@@ -416,6 +450,7 @@ where
         if !ask {
             continue;
         }
+        let (_, validators) = follower.epochs().current();
         let eligible: Vec<&ed25519::PublicKey> = validators
             .iter()
             .filter(|validator| !blocked.contains(*validator))
@@ -468,7 +503,6 @@ pub(crate) async fn serve<Snd, Rcv>(
     marshal: Mailbox<Scheme, Standard<CairnBlock>>,
     mut heights: mpsc::Receiver<u64>,
     (mut sender, mut receiver): (Snd, Rcv),
-    participants: usize,
 ) where
     Snd: Sender<PublicKey = ed25519::PublicKey>,
     Rcv: Receiver<PublicKey = ed25519::PublicKey>,
@@ -483,7 +517,7 @@ pub(crate) async fn serve<Snd, Rcv>(
             },
             message = receiver.recv() => {
                 let Ok((peer, bytes)) = message else { return };
-                let (from, count) = match FeedMessage::from_bytes(bytes.as_ref(), participants) {
+                let (from, count) = match FeedMessage::from_bytes(bytes.as_ref(), MAX_CONSENSUS_VALIDATORS) {
                     Ok(FeedMessage::Request { from, count }) => (from, count),
                     // Validators learn finality from consensus, not from the feed.
                     Ok(FeedMessage::Finalized { .. } | FeedMessage::Ancestor { .. }) => continue,

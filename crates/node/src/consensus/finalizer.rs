@@ -12,6 +12,7 @@ use futures::channel::mpsc;
 
 use super::app::TxSource;
 use super::block::CairnBlock;
+use super::epochs::Epochs;
 use super::speculative::LedgerState;
 use super::BlockObserver;
 
@@ -29,6 +30,7 @@ pub struct Finalizer<S, T, O> {
     txs: Arc<T>,
     observer: Arc<Mutex<O>>,
     feed: Option<mpsc::Sender<u64>>,
+    epochs: Option<Epochs>,
 }
 
 impl<S, T, O> Clone for Finalizer<S, T, O> {
@@ -38,6 +40,7 @@ impl<S, T, O> Clone for Finalizer<S, T, O> {
             txs: self.txs.clone(),
             observer: self.observer.clone(),
             feed: self.feed.clone(),
+            epochs: self.epochs.clone(),
         }
     }
 }
@@ -60,7 +63,14 @@ where
             txs,
             observer,
             feed,
+            epochs: None,
         }
+    }
+
+    /// Registers each next epoch (at every epoch's last block, before acknowledging it).
+    pub fn with_epochs(mut self, epochs: Epochs) -> Self {
+        self.epochs = Some(epochs);
+        self
     }
 
     /// Commits one finalized block; `true` if the caller may acknowledge it.
@@ -74,7 +84,16 @@ where
             }
             Ok(true) => {
                 match (self.ledger.store().lock(), self.observer.lock()) {
-                    (Ok(store), Ok(mut observer)) => observer.on_finalized(block, &*store),
+                    (Ok(store), Ok(mut observer)) => {
+                        observer.on_finalized(block, &*store);
+                        if let Some(epochs) = &self.epochs {
+                            if let Err(error) = epochs.on_committed(height, &*store) {
+                                // Without the next set this node cannot follow consensus.
+                                tracing::error!(height, %error, "the next epoch cannot start");
+                                return false;
+                            }
+                        }
+                    }
                     _ => {
                         tracing::error!(height, "a lock was poisoned; the observer was not told");
                         return false;

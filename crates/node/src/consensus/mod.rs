@@ -7,12 +7,14 @@
 //! | [`speculative`] | ledger state after blocks that are notarized but not final yet |
 //! | [`app`] | `propose` / `verify` on top of that state ([`app::LedgerApp`]) |
 //! | [`finalizer`] | commits finalized blocks in height order and tells the [`BlockObserver`] |
-//! | [`validator`] | wires simplex, marshal, block broadcast and backfill for one validator |
+//! | [`epochs`] | which validator set runs each epoch; the schemes certificates verify with |
+//! | [`validator`] | wires marshal, block broadcast, backfill and one simplex engine per epoch |
 //! | [`feed_wire`] | the bytes of finality-feed messages |
 //! | [`feed`] | validators publish finalized blocks with certificates; followers verify and apply |
 
 pub mod app;
 pub mod block;
+pub mod epochs;
 pub mod feed;
 pub mod feed_wire;
 pub mod finalizer;
@@ -21,12 +23,13 @@ pub mod validator;
 
 pub use app::{LedgerApp, TxSource};
 pub use block::{CairnBlock, MAX_BLOCK_BYTES};
+pub use epochs::{EpochError, EpochProvider, Epochs};
 pub use feed::{start_follower, FeedError, FeedOutcome, Follower, FollowerConfig};
 pub use finalizer::Finalizer;
 pub use speculative::{committed_header, ConsensusError, LedgerState};
 pub use validator::{
-    init_store, max_message_size, namespace, run_validator, start_validator, Timeouts,
-    ValidatorChannels, ValidatorConfig,
+    init_store, max_message_size, namespace, run_validator, start_validator, ConsensusStatus,
+    Timeouts, ValidatorChannels, ValidatorConfig,
 };
 
 /// The commonware signing scheme (and participant set) Cairn's consensus uses.

@@ -60,9 +60,9 @@ pub enum ConsensusError {
     /// The genesis is invalid.
     #[error("invalid genesis: {0}")]
     Genesis(String),
-    /// This node's key is not in the validator set.
-    #[error("this node's consensus key is not in the validator set; run it as a follower")]
-    NotAValidator,
+    /// An epoch could not be entered.
+    #[error("epochs: {0}")]
+    Epoch(String),
     /// A consensus archive could not be opened.
     #[error("a consensus archive could not be opened: {0}")]
     Archive(String),

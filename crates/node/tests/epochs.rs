@@ -1,0 +1,246 @@
+//! The validator set follows stake on a running network: a standby validator that bonds and
+//! stands observes consensus, enters the set at the next epoch boundary and then carries
+//! finality (the chain goes on only with its votes), and a validator that withdraws stops voting
+//! at the boundary after.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_ledger::genesis::{Genesis, Params};
+use cairn_ledger::transaction::{Payload, SignedTransaction};
+use cairn_ledger::{query, validators};
+use cairn_node::cluster::{Cluster, ClusterConfig, ClusterNode};
+use cairn_node::consensus::Timeouts;
+use cairn_node::keys::NodeKey;
+use cairn_node::node::Role;
+use commonware_p2p::simulated::Link;
+use commonware_runtime::{deterministic, Quota, Runner};
+use commonware_utils::{probability, NZU32};
+
+const CHAIN: u64 = 11;
+const GENESIS_VALIDATORS: usize = 4;
+const STANDBY: usize = GENESIS_VALIDATORS;
+const EPOCH: u64 = 10;
+const WEIGHT: u128 = 1_000;
+
+fn key(index: usize) -> NodeKey {
+    NodeKey::derive(CHAIN, index as u64)
+}
+
+fn config() -> ClusterConfig {
+    let mut nodes = Vec::new();
+    let mut validators = BTreeMap::new();
+    let mut balances = BTreeMap::new();
+    for index in 0..=STANDBY {
+        let key = key(index);
+        if index < GENESIS_VALIDATORS {
+            validators.insert(key.address(), WEIGHT);
+        }
+        balances.insert(key.address(), 100_000u128);
+        nodes.push(ClusterNode {
+            name: format!("v{index}"),
+            key,
+            role: Role::Validator,
+            agents: Arc::new(Vec::new),
+        });
+    }
+    ClusterConfig {
+        genesis: Genesis {
+            chain_id: CHAIN,
+            params: Params {
+                epoch_length: EPOCH,
+                unbond_delay: 2 * EPOCH,
+                ..Params::default()
+            },
+            balances,
+            validators,
+            datasets: Default::default(),
+        },
+        nodes,
+        link: Link {
+            latency: Duration::from_millis(20),
+            jitter: Duration::from_millis(5),
+            success_rate: probability!(1.0),
+        },
+        timeouts: Timeouts::default(),
+        quota: Quota::per_second(NZU32!(100_000)),
+        datasets: Default::default(),
+        volunteers: false,
+    }
+}
+
+fn runner(seed: u64) -> deterministic::Runner {
+    deterministic::Runner::new(
+        deterministic::Config::default()
+            .with_seed(seed)
+            .with_timeout(Some(Duration::from_secs(1_800))),
+    )
+}
+
+/// Puts `transaction` in every running validator's mempool (whichever leads next proposes it).
+fn submit(cluster: &Cluster, transaction: &SignedTransaction) {
+    for index in 0..cluster.len() {
+        if let Some(state) = cluster.state(index) {
+            if let Some(pool) = &state.mempool {
+                pool.insert(transaction.clone());
+            }
+        }
+    }
+}
+
+/// The set of the newest epoch node `index` knows, and whether `member` is in it.
+fn knows_member(cluster: &Cluster, index: usize, member: usize) -> Option<u64> {
+    let state = cluster.state(index)?;
+    let (epoch, set) = state.epochs.current();
+    set.position(&key(member).public_key()).map(|_| epoch)
+}
+
+/// Whether node `index`'s consensus engine signs votes in epoch `epoch` or later.
+fn voting(cluster: &Cluster, index: usize, epoch: u64) -> bool {
+    cluster
+        .state(index)
+        .is_some_and(|s| s.consensus.member() && s.consensus.epoch() >= epoch)
+}
+
+#[test]
+fn a_standby_validator_that_stands_enters_the_set_and_carries_finality() {
+    runner(5).start(|context| async move {
+        let mut cluster = Cluster::new(&context, config()).await.expect("cluster");
+        cluster.start_all(&context).await.expect("nodes start");
+        assert!(
+            cluster
+                .wait_until(&context, Duration::from_secs(120), |c| c.height(0) >= 3)
+                .await,
+            "the genesis set does not finalize"
+        );
+        // Outside the set, the standby follows the chain as an observer.
+        let standby = cluster.state(STANDBY).expect("standby runs");
+        assert!(!standby.consensus.member());
+        let ledger = key(STANDBY).ledger_key();
+        submit(
+            &cluster,
+            &SignedTransaction::new(&ledger, CHAIN, 0, Payload::Bond { amount: 2 * WEIGHT }),
+        );
+        submit(
+            &cluster,
+            &SignedTransaction::new(&ledger, CHAIN, 1, Payload::Candidacy { stake: WEIGHT }),
+        );
+        let standing = cluster
+            .wait_until(&context, Duration::from_secs(120), |c| {
+                let store = c.store(0);
+                let store = store.lock().unwrap();
+                validators::roster(&*store)
+                    .map(|roster| roster.contains_key(&key(STANDBY).address()))
+                    .unwrap_or(false)
+            })
+            .await;
+        assert!(standing, "the candidacy never reached the ledger");
+        // The set changes only at a boundary, and every node reads the same set there.
+        let entered = cluster
+            .wait_until(&context, Duration::from_secs(300), |c| {
+                (0..c.len()).all(|i| knows_member(c, i, STANDBY).is_some())
+                    && voting(c, STANDBY, 1)
+            })
+            .await;
+        assert!(entered, "the standby never entered the set");
+        let joined_epoch = knows_member(&cluster, STANDBY, STANDBY).expect("member");
+        assert!(joined_epoch >= 1);
+        let boundary = joined_epoch * EPOCH - 1;
+        {
+            let store = cluster.store(0);
+            let store = store.lock().unwrap();
+            let set = query::consensus_validators(&*store).unwrap();
+            assert_eq!(set.len(), GENESIS_VALIDATORS + 1);
+            assert_eq!(set[&key(STANDBY).address()], WEIGHT);
+        }
+        // Five validators need four votes: with one genesis validator down, blocks finalize
+        // only if the newcomer votes.
+        cluster.crash(GENESIS_VALIDATORS - 1).await.expect("crash");
+        let from = cluster.height(0).max(boundary + 1);
+        let carried = cluster
+            .wait_until(&context, Duration::from_secs(300), |c| {
+                c.height(0) >= from + 2 * EPOCH && c.height(STANDBY) >= from + 2 * EPOCH
+            })
+            .await;
+        eprintln!(
+            "standby elected for epoch {joined_epoch}; with v3 down the chain went from {from} to {}",
+            cluster.height(0)
+        );
+        assert!(
+            carried,
+            "without the newcomer's votes the chain stalled at {} (standby at {})",
+            cluster.height(0),
+            cluster.height(STANDBY)
+        );
+        assert_eq!(cluster.fork(), None, "nodes disagree on a root");
+
+        // The crashed genesis validator restarts mid-epoch, reads the epochs from its store
+        // and catches up across the boundaries it missed.
+        cluster
+            .start(&context, GENESIS_VALIDATORS - 1)
+            .await
+            .expect("restart");
+        let target = cluster.height(0) + EPOCH;
+        let caught_up = cluster
+            .wait_until(&context, Duration::from_secs(300), |c| {
+                c.height(GENESIS_VALIDATORS - 1) >= target
+                    && voting(c, GENESIS_VALIDATORS - 1, joined_epoch)
+            })
+            .await;
+        assert!(caught_up, "the restarted validator did not catch up");
+        assert_eq!(cluster.fork(), None, "nodes disagree on a root");
+    });
+}
+
+#[test]
+fn a_validator_that_withdraws_leaves_at_the_next_boundary_and_the_rest_go_on() {
+    runner(6).start(|context| async move {
+        let mut cluster = Cluster::new(&context, config()).await.expect("cluster");
+        cluster.start_all(&context).await.expect("nodes start");
+        let leaver = 2;
+        assert!(
+            cluster
+                .wait_until(&context, Duration::from_secs(120), |c| c.height(0) >= 3)
+                .await
+        );
+        // Genesis validators stand without a roster entry: withdrawing is a candidacy of 0.
+        submit(
+            &cluster,
+            &SignedTransaction::new(
+                &key(leaver).ledger_key(),
+                CHAIN,
+                0,
+                Payload::Candidacy { stake: 0 },
+            ),
+        );
+        let left = cluster
+            .wait_until(&context, Duration::from_secs(300), |c| {
+                c.state(0).is_some_and(|s| {
+                    let (epoch, set) = s.epochs.current();
+                    epoch >= 1 && set.position(&key(leaver).public_key()).is_none()
+                })
+            })
+            .await;
+        assert!(
+            left,
+            "the withdrawal never took the validator out of the set"
+        );
+        let out = cluster
+            .wait_until(&context, Duration::from_secs(60), |c| {
+                c.state(leaver).is_some_and(|s| !s.consensus.member())
+            })
+            .await;
+        assert!(out, "the leaver's engine still signs");
+        // Three validators remain (quorum 3): all must vote, and the chain goes on, with the
+        // leaver following as an observer.
+        let from = cluster.height(0);
+        let going = cluster
+            .wait_until(&context, Duration::from_secs(300), |c| {
+                c.height(0) >= from + 2 * EPOCH && c.height(leaver) >= from + 2 * EPOCH
+            })
+            .await;
+        assert!(going, "the chain stalled after the set shrank");
+        assert_eq!(cluster.fork(), None, "nodes disagree on a root");
+    });
+}
