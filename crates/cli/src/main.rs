@@ -49,6 +49,8 @@ enum Command {
     Replay(commands::replay::ReplayArgs),
     /// Export a running network's models (safetensors, loads in PyTorch).
     Model(commands::model::ModelArgs),
+    /// Show the validator set, or stand for it or leave it with a node's stake (epochs).
+    Validator(commands::validator::ValidatorArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Command::Task(args) => commands::task::run(args),
         Command::Replay(args) => commands::replay::run(args),
         Command::Model(args) => commands::model::run(args),
+        Command::Validator(args) => commands::validator::run(args),
     }
 }
 

@@ -1,8 +1,11 @@
-//! A real network: `cairn devnet` runs 4 validators and 4 trainers as separate OS processes on
-//! loopback (tokio runtime, authenticated p2p over TCP, ledgers in redb). A task on `digits`
-//! runs 3 rounds through a node's API; one validator is killed with SIGKILL mid-task and the
-//! devnet restarts it on its home; every node ends on the same state root; `cairn replay`
-//! reproduces every round's model hash from the restarted node's data and from a trainer's.
+//! A real network: `cairn devnet` runs 4 validators, a standby validator and 4 trainers as
+//! separate OS processes on loopback (tokio runtime, authenticated p2p over TCP, ledgers in
+//! redb). The standby stands with its stake (`cairn validator join`) and votes from a later
+//! epoch. A task on `digits` runs 3 rounds through a node's API; one validator is killed with
+//! SIGKILL mid-task (the other four, the newcomer among them, are exactly the quorum of five)
+//! and the devnet restarts it on its home; every node ends on the same state root; `cairn
+//! replay` reproduces every round's model hash from the restarted node's data and from a
+//! trainer's.
 
 #![cfg(unix)]
 
@@ -63,9 +66,9 @@ impl Drop for Devnet {
     }
 }
 
-/// A base port with 16 free ports above it, below the kernel's ephemeral range.
+/// A base port with 18 free ports above it, below the kernel's ephemeral range.
 fn free_base() -> u16 {
-    cairn_daemon::devnet::free_base_port(16, std::process::id()).expect("16 free ports")
+    cairn_daemon::devnet::free_base_port(18, std::process::id()).expect("18 free ports")
 }
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
@@ -112,6 +115,10 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
             "devnet",
             "--validators",
             "4",
+            "--standby",
+            "1",
+            "--epoch-length",
+            "16",
             "--trainers",
             "4",
             "--dir",
@@ -137,16 +144,55 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
         child,
         dir: dir.clone(),
     };
-    let api: Vec<String> = (0..8)
+    let api: Vec<String> = (0..9)
         .map(|i| format!("127.0.0.1:{}", base + 2 * i + 1))
         .collect();
     let validator = api[0].clone();
+    let standby = api[4].clone();
+    let trainer = api[5].clone();
 
-    // Every node runs and follows the chain.
-    wait_for("8 nodes at height 2", Duration::from_secs(120), || {
+    // Every node runs and follows the chain; the standby observes consensus.
+    wait_for("9 nodes at height 2", Duration::from_secs(120), || {
         api.iter()
             .all(|a| get(a, "/status").is_some_and(|s| s["height"].as_u64().unwrap_or(0) >= 2))
     });
+    let before = get(&standby, "/status").unwrap();
+    assert_eq!(before["consensus"]["member"], false, "{before}");
+    assert_eq!(before["consensus"]["validators"], 4, "{before}");
+
+    // The standby stands with its stake and votes from the epoch after the next boundary.
+    let joined = cairn(&[
+        "validator",
+        "join",
+        "--node",
+        &standby,
+        "--stake",
+        "10000",
+        "--wait",
+        "--timeout",
+        "120",
+    ]);
+    assert!(
+        joined.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&joined.stderr),
+        log_tail(&net.dir)
+    );
+    let after = get(&standby, "/status").unwrap();
+    assert_eq!(after["consensus"]["voting"], true, "{after}");
+    assert_eq!(after["consensus"]["validators"], 5, "{after}");
+    let entered = after["consensus"]["epoch"].as_u64().unwrap();
+    assert!(entered >= 1, "{after}");
+    let set = get(&validator, "/validators").unwrap();
+    assert_eq!(set["validators"].as_array().unwrap().len(), 5, "{set}");
+    assert!(
+        set["validators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "standby-0"),
+        "{set}"
+    );
 
     let created = cairn(&[
         "task",
@@ -234,11 +280,19 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
         "state roots at {target} differ: {roots:?}"
     );
 
+    // The chain went through later epochs with the newcomer in the set.
+    let last = get(&standby, "/status").unwrap();
+    assert!(
+        last["consensus"]["epoch"].as_u64().unwrap() > entered,
+        "{last}"
+    );
+    assert_eq!(last["consensus"]["voting"], true, "{last}");
+
     // The model changed, and every round replays to the ledger's hash from the restarted
     // validator's data and from a trainer's.
     let task = get(&validator, "/tasks/0").unwrap();
     assert_ne!(task["model_hash"], task["spec"]["initial_model"]);
-    for node in [&api[1], &api[4]] {
+    for node in [&api[1], &trainer] {
         let nodes = format!("{node},{}", api.join(","));
         let replayed = cairn(&["replay", "--node", &nodes, "--task", "0", "--json"]);
         assert!(
@@ -267,6 +321,8 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
         text
     };
     assert!(metrics.contains("cairn_finalized_height"));
+    assert!(metrics.contains("cairn_consensus_epoch"));
+    assert!(metrics.contains("cairn_consensus_voting 1"));
     assert!(metrics.contains("cairn_block_interval_seconds_count"));
     drop(net);
 }

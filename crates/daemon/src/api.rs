@@ -12,12 +12,14 @@
 //! | `GET /blobs/{hash}` | the bytes of a public blob this node holds (models, revealed updates) |
 //! | `GET /blocks/{height}` | JSON: the state root after that block (nodes on one chain agree) |
 //! | `GET /state/{key}` | the raw ledger value under a hex key (what `cairn replay` decodes) |
+//! | `GET /validators` | JSON: epochs, the consensus set (address, weight) and the roster of candidates |
 //! | `POST /tasks` | body: a scenario TOML (`cairn simulate`'s format; its task fields count): this node creates the task and starts it once its members joined |
+//! | `POST /validators` | body: `{"stake": N}`: this node bonds what it lacks of `N` and stands for the validator set with weight `N` (`0` withdraws) |
 //!
-//! The API reads; the only thing it changes is which tasks the node creates. `POST /tasks` spends
-//! the node's tokens on the task's budget: it needs the node's API token (`--api-token`, sent as
-//! `Authorization: Bearer ...`), or, when the node has none, a caller on loopback. Reads need
-//! nothing: serve the API on loopback or a private network.
+//! The API reads; the only things it changes are which tasks the node creates and whether it
+//! stands as a validator. Both spend or lock the node's tokens: they need the node's API token
+//! (`--api-token`, sent as `Authorization: Bearer ...`), or, when the node has none, a caller on
+//! loopback. Reads need nothing: serve the API on loopback or a private network.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,13 +36,15 @@ use cairn_ledger::encoding::{from_hex, to_hex, Hash};
 use cairn_ledger::state::{keys, Overlay};
 use cairn_ledger::store::StateRead;
 use cairn_ledger::store::Store;
-use cairn_ledger::{query, DatasetRegistry, TaskStatus};
+use cairn_ledger::transaction::Payload;
+use cairn_ledger::{query, validators, DatasetRegistry, TaskStatus};
 use cairn_node::blobs::BlobView;
 use cairn_node::keys::NodeKey;
 use cairn_node::node::NodeState;
 use cairn_node::protocol::Agent;
+use commonware_cryptography::ed25519;
 use commonware_runtime::{tokio as cw_tokio, Metrics};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::chain::ChainFile;
@@ -243,6 +247,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/blobs/{hash}", get(blob))
         .route("/state/{key}", get(state_value))
         .route("/blocks/{height}", get(block_root))
+        .route("/validators", get(validator_set).post(stand))
         .with_state(state)
 }
 
@@ -285,6 +290,38 @@ pub struct Status {
     pub tasks: u64,
     /// Whether the node's parts run.
     pub running: bool,
+    /// What consensus does on this node.
+    pub consensus: ConsensusLine,
+}
+
+/// The consensus part of `GET /status`.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsensusLine {
+    /// The newest epoch this node knows (its set is final).
+    pub epoch: u64,
+    /// Size of that epoch's validator set.
+    pub validators: usize,
+    /// Whether this node is in that set.
+    pub member: bool,
+    /// Whether this node's consensus engine signs votes in that epoch (a validator in the set
+    /// that has entered it; false on trainers and observers).
+    pub voting: bool,
+}
+
+impl ConsensusLine {
+    fn of(node: Option<&Node>, key: &ed25519::PublicKey) -> Self {
+        let Some(node) = node else {
+            return Self::default();
+        };
+        let (epoch, set) = node.epochs.current();
+        let voting = node.consensus.member() && node.consensus.epoch() == epoch;
+        Self {
+            epoch,
+            validators: set.len(),
+            member: set.position(key).is_some(),
+            voting,
+        }
+    }
 }
 
 async fn status(State(state): State<Arc<ApiState>>) -> Response {
@@ -313,6 +350,7 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
         blobs: node.as_ref().map_or(0, |n| n.blobs.hashes().len()),
         tasks,
         running: node.is_some(),
+        consensus: ConsensusLine::of(node.as_ref(), &state.key.public_key()),
     })
     .into_response()
 }
@@ -551,6 +589,197 @@ async fn create_task(
         .into_response()
 }
 
+/// One validator of `GET /validators`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ValidatorLine {
+    /// Ledger address, hex.
+    pub address: String,
+    /// Its name in the chain file, if it is there.
+    pub name: Option<String>,
+    /// Weight (the bond it joins tasks with; its voting power is one vote).
+    pub weight: String,
+}
+
+/// One candidate of `GET /validators`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CandidateLine {
+    /// Ledger address, hex.
+    pub address: String,
+    /// Its name in the chain file, if it is there.
+    pub name: Option<String>,
+    /// Stake offered.
+    pub stake: String,
+    /// Bonded stake now (the weight it can get is the smaller of the two).
+    pub bonded: String,
+}
+
+/// `GET /validators`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ValidatorSet {
+    /// Blocks per epoch (0: the genesis set for the chain's life).
+    pub epoch_length: u64,
+    /// Last committed height.
+    pub height: u64,
+    /// The epoch of the next block.
+    pub epoch: u64,
+    /// The last block of that epoch, after which the next set is taken (`None` without epochs).
+    pub next_boundary: Option<u64>,
+    /// The set of that epoch.
+    pub validators: Vec<ValidatorLine>,
+    /// Standing candidates (genesis validators stand without a roster entry).
+    pub roster: Vec<CandidateLine>,
+}
+
+fn validator_lines(
+    store: &Store,
+    chain: &ChainFile,
+) -> Result<ValidatorSet, cairn_ledger::state::StateError> {
+    let params = query::params(store)?;
+    let height = store.height().unwrap_or(0);
+    let epoch = validators::epoch_of(&params, height.saturating_add(1));
+    let next_boundary = (params.epoch_length > 0)
+        .then(|| epoch.saturating_add(1).saturating_mul(params.epoch_length) - 1);
+    let name =
+        |address: &cairn_ledger::Address| chain.member_by_address(address).map(|m| m.name.clone());
+    let set = query::consensus_validators(store)?
+        .into_iter()
+        .map(|(address, weight)| ValidatorLine {
+            address: to_hex(&address.0),
+            name: name(&address),
+            weight: weight.to_string(),
+        })
+        .collect();
+    let mut roster = Vec::new();
+    for (address, candidate) in validators::roster(store)? {
+        roster.push(CandidateLine {
+            address: to_hex(&address.0),
+            name: name(&address),
+            stake: candidate.stake.to_string(),
+            bonded: query::stake(store, &address)?.bonded.to_string(),
+        });
+    }
+    Ok(ValidatorSet {
+        epoch_length: params.epoch_length,
+        height,
+        epoch,
+        next_boundary,
+        validators: set,
+        roster,
+    })
+}
+
+async fn validator_set(State(state): State<Arc<ApiState>>) -> Response {
+    let store = lock(&state.store);
+    match validator_lines(&store, &state.chain) {
+        Ok(set) => Json(set).into_response(),
+        Err(reason) => error(StatusCode::INTERNAL_SERVER_ERROR, reason.to_string()),
+    }
+}
+
+/// Body of `POST /validators`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stand {
+    /// Weight to stand with (base units, a decimal string or a number); 0 withdraws.
+    #[serde(with = "amount")]
+    pub stake: u128,
+}
+
+mod amount {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Amount {
+            Number(u64),
+            Text(String),
+        }
+        match Amount::deserialize(deserializer)? {
+            Amount::Number(n) => Ok(u128::from(n)),
+            Amount::Text(text) => text.trim().parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The transactions that make `address` stand with `stake`: a bond of what its bonded stake
+/// lacks, then the candidacy. Refused where the ledger would refuse them.
+pub fn stand_payloads(
+    state: &dyn StateRead,
+    address: &cairn_ledger::Address,
+    stake: u128,
+) -> Result<Vec<Payload>, String> {
+    let params = query::params(state).map_err(|e| e.to_string())?;
+    if params.epoch_length == 0 {
+        return Err("this chain's validator set is fixed at genesis (epoch_length = 0)".into());
+    }
+    if stake != 0 && stake < params.min_bond {
+        return Err(format!(
+            "stake {stake} is below the chain's min_bond {}",
+            params.min_bond
+        ));
+    }
+    let bonded = query::stake(state, address)
+        .map_err(|e| e.to_string())?
+        .bonded;
+    let balance = query::balance(state, address).map_err(|e| e.to_string())?;
+    let lacking = stake.saturating_sub(bonded);
+    if lacking > balance {
+        return Err(format!(
+            "standing with {stake} needs {lacking} more bonded, and the balance is {balance}"
+        ));
+    }
+    let mut payloads = Vec::new();
+    if lacking > 0 {
+        payloads.push(Payload::Bond { amount: lacking });
+    }
+    payloads.push(Payload::Candidacy { stake });
+    Ok(payloads)
+}
+
+async fn stand(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err((status, reason)) = authorized(state.token.as_ref(), peer, &headers) {
+        return error(status, reason);
+    }
+    let request: Stand = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, format!("body: {reason}")),
+    };
+    let Some(node) = state.node() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "node starting");
+    };
+    let address = state.key.address();
+    let payloads = {
+        let store = lock(&state.store);
+        match stand_payloads(&*store, &address, request.stake) {
+            Ok(payloads) => payloads,
+            Err(reason) => return error(StatusCode::UNPROCESSABLE_ENTITY, reason),
+        }
+    };
+    let sent = match lock(&node.observer).submit(payloads) {
+        Ok(sent) => sent,
+        Err(reason) => return error(StatusCode::SERVICE_UNAVAILABLE, reason.to_string()),
+    };
+    tracing::info!(stake = %request.stake, "standing for the validator set");
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "address": to_hex(&address.0),
+            "stake": request.stake.to_string(),
+            "transactions": sent.iter().map(|t| to_hex(&t.hash())).collect::<Vec<_>>(),
+        })),
+    )
+        .into_response()
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
     out.push_str(&format!(
         "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
@@ -602,6 +831,31 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
         "cairn_slashes",
         "Members slashed at round close in the newest tasks.",
         slashes,
+    );
+    let consensus = ConsensusLine::of(node.as_ref(), &state.key.public_key());
+    gauge(
+        &mut out,
+        "cairn_consensus_epoch",
+        "The newest consensus epoch this node knows.",
+        consensus.epoch,
+    );
+    gauge(
+        &mut out,
+        "cairn_consensus_validators",
+        "Validators in that epoch's set.",
+        consensus.validators,
+    );
+    gauge(
+        &mut out,
+        "cairn_consensus_member",
+        "1 if this node is in that epoch's validator set.",
+        u8::from(consensus.member),
+    );
+    gauge(
+        &mut out,
+        "cairn_consensus_voting",
+        "1 if this node's engine signs votes in that epoch.",
+        u8::from(consensus.voting),
     );
     if let Some(node) = &node {
         if let Some(pool) = &node.mempool {

@@ -48,8 +48,13 @@ pub fn free_base_port(count: u16, salt: u32) -> Option<u16> {
 pub struct DevnetConfig {
     /// Validators (consensus and validation).
     pub validators: usize,
+    /// Standby validators: validator nodes with a balance but no stake at genesis, which
+    /// observe consensus until they stand (`cairn validator join`) and are elected.
+    pub standby: usize,
     /// Trainers.
     pub trainers: usize,
+    /// Blocks per consensus epoch (0: the genesis set for the chain's life).
+    pub epoch_length: u64,
     /// Directory holding every node's home.
     pub dir: PathBuf,
     /// First port: node `i` listens for p2p on `base_port + 2i` and serves its API on the next.
@@ -70,7 +75,9 @@ impl Default for DevnetConfig {
     fn default() -> Self {
         Self {
             validators: 4,
+            standby: 0,
             trainers: 8,
+            epoch_length: DEFAULT_EPOCH_LENGTH,
             dir: PathBuf::from("cairn-devnet"),
             base_port: 30300,
             chain_id: 1,
@@ -81,6 +88,10 @@ impl Default for DevnetConfig {
         }
     }
 }
+
+/// A devnet's epoch: about 20 s at the default block interval, so a validator that stands is
+/// voting within a minute.
+pub const DEFAULT_EPOCH_LENGTH: u64 = 50;
 
 /// One node of a devnet, as the manifest records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,16 +150,22 @@ pub fn write(config: &DevnetConfig) -> Result<Manifest, DaemonError> {
     if config.validators == 0 {
         return Err(DaemonError::Settings("a devnet needs a validator".into()));
     }
+    if config.standby > 0 && config.epoch_length == 0 {
+        return Err(DaemonError::Settings(
+            "standby validators need epochs (an epoch length above 0)".into(),
+        ));
+    }
     let mut nodes = Vec::new();
-    let count = config.validators + config.trainers;
+    let voters = config.validators;
+    let validators = voters + config.standby;
+    let count = validators + config.trainers;
     for i in 0..count {
-        let (role, name) = if i < config.validators {
+        let (role, name) = if i < voters {
             (NodeRole::Validator, format!("validator-{i}"))
+        } else if i < validators {
+            (NodeRole::Validator, format!("standby-{}", i - voters))
         } else {
-            (
-                NodeRole::Trainer,
-                format!("trainer-{}", i - config.validators),
-            )
+            (NodeRole::Trainer, format!("trainer-{}", i - validators))
         };
         let p2p = SocketAddr::from(([127, 0, 0, 1], port(config.base_port, 2 * i)?));
         let http = SocketAddr::from(([127, 0, 0, 1], port(config.base_port, 2 * i + 1)?));
@@ -166,13 +183,13 @@ pub fn write(config: &DevnetConfig) -> Result<Manifest, DaemonError> {
         .map_err(|error| DaemonError::Io(format!("{}: {error}", config.dir.display())))?;
     let mut validators = Vec::new();
     let mut accounts = Vec::new();
-    for node in &nodes {
+    for (i, node) in nodes.iter().enumerate() {
         std::fs::create_dir_all(&node.home)
             .map_err(|error| DaemonError::Io(format!("{}: {error}", node.home.display())))?;
         let home = Home::new(&node.home);
         let key = keyfile::generate_into(&home.key())?;
         let parts = keyfile::public_parts(&key);
-        let validator = node.role == NodeRole::Validator;
+        let validator = i < voters;
         let member = Member {
             name: node.name.clone(),
             public_key: parts.public_key,
@@ -196,9 +213,18 @@ pub fn write(config: &DevnetConfig) -> Result<Manifest, DaemonError> {
             ..NodeSettings::default()
         })?;
     }
+    let defaults = Params::default();
+    let params = Params {
+        epoch_length: config.epoch_length,
+        // Stake stays bonded at least until the epoch it validated in ends.
+        unbond_delay: defaults
+            .unbond_delay
+            .max(config.epoch_length.saturating_mul(2)),
+        ..defaults
+    };
     let chain = ChainFile {
         chain_id: config.chain_id,
-        params: Params::default(),
+        params,
         datasets: config.datasets.clone(),
         validators,
         accounts,
@@ -542,6 +568,7 @@ mod tests {
         let base = free_base_port(8, std::process::id()).expect("free ports");
         let config = DevnetConfig {
             validators: 2,
+            standby: 1,
             trainers: 1,
             dir: dir.path().join("net"),
             base_port: base,
@@ -549,7 +576,11 @@ mod tests {
             ..DevnetConfig::default()
         };
         let manifest = write(&config).unwrap();
-        assert_eq!(manifest.nodes.len(), 3);
+        assert_eq!(manifest.nodes.len(), 4);
+        // The standby runs as a validator but holds no stake at genesis: it is an account.
+        let standby = &manifest.nodes[2];
+        assert_eq!(standby.name, "standby-0");
+        assert_eq!(standby.role, NodeRole::Validator);
         assert_eq!(Manifest::read(&config.dir).unwrap(), manifest);
         let chains: Vec<ChainFile> = manifest
             .nodes
@@ -558,6 +589,19 @@ mod tests {
             .collect();
         assert!(chains.windows(2).all(|w| w[0] == w[1]));
         assert_eq!(chains[0].bootstrappers().unwrap().len(), 2);
+        assert_eq!(chains[0].validators.len(), 2);
+        assert!(chains[0]
+            .accounts
+            .iter()
+            .any(|m| m.name == "standby-0" && m.stake == 0));
+        assert_eq!(chains[0].params.epoch_length, DEFAULT_EPOCH_LENGTH);
+        assert!(chains[0].params.unbond_delay >= DEFAULT_EPOCH_LENGTH);
+        let no_epochs = DevnetConfig {
+            epoch_length: 0,
+            dir: dir.path().join("other"),
+            ..config.clone()
+        };
+        assert!(matches!(write(&no_epochs), Err(DaemonError::Settings(_))));
         for node in &manifest.nodes {
             let home = Home::new(&node.home);
             let (key, chain) = home.load().unwrap();

@@ -12,15 +12,13 @@ use cairn_node::channels;
 use cairn_node::cluster::max_message_size;
 use cairn_node::consensus::{self, ValidatorChannels};
 use cairn_node::keys::address_of;
-use cairn_node::node::{run_node, NodeChannels, NodeConfig, Role};
+use cairn_node::node::{run_node, NodeChannels, NodeConfig, PeerTracking, Role};
 use cairn_node::protocol::volunteer::Offer;
 use commonware_cryptography::{ed25519, ChaCha20Poly1305};
 use commonware_p2p::authenticated::discovery;
-use commonware_p2p::{Manager, TrackedPeers};
 use commonware_runtime::{tokio as cw_tokio, Clock, Quota, Runner, Spawner, Supervisor};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
-use commonware_utils::ordered::Set;
 use commonware_utils::{NZUsize, NZU32};
 use tracing::{info, warn};
 
@@ -85,10 +83,14 @@ pub fn run(
     };
     let validators = chain.validator_set()?;
     let is_validator = validators.position(&me).is_some();
+    let epochs = chain.params.epoch_length > 0;
     match (settings.role, is_validator) {
-        (NodeRole::Validator, false) => {
+        // A member outside the genesis set may run as a validator where the set follows stake:
+        // it observes consensus until it bonds, stands (`cairn validator join`) and is elected.
+        (NodeRole::Validator, false) if !epochs => {
             return Err(DaemonError::Settings(format!(
-                "{} is not a validator of this chain; run it as a trainer or creator",
+                "{} is not a validator of this chain, whose validator set is fixed at genesis \
+                 (params.epoch_length = 0); run it as a trainer or creator",
                 member.name
             )))
         }
@@ -140,12 +142,6 @@ pub fn run(
         .map(|(key, address)| (key, address.into()))
         .collect();
     let everyone = chain.public_keys()?;
-    let secondary: Set<ed25519::PublicKey> = Set::from_iter_dedup(
-        everyone
-            .iter()
-            .filter(|key| validators.position(key).is_none())
-            .cloned(),
-    );
     info!(
         name = member.name,
         role = ?settings.role,
@@ -175,7 +171,12 @@ pub fn run(
         );
         let namespace = p2p_namespace(chain.chain_id);
         let max_peers = NZUsize!((everyone.len() + 1).max(8));
-        let max_size = max_message_size(validators.len());
+        // Where the set follows stake, an epoch may hold up to the ledger's cap of validators.
+        let max_size = if epochs {
+            max_message_size(cairn_ledger::validators::MAX_CONSENSUS_VALIDATORS)
+        } else {
+            max_message_size(validators.len())
+        };
         let mailbox = NZUsize!(1_024);
         let profile = match settings.network {
             NetworkProfile::Local => discovery::Config::local,
@@ -191,15 +192,14 @@ pub fn run(
             max_size,
             mailbox,
         );
-        let (mut network, mut oracle) = discovery::Network::new(context.child("network"), p2p);
-        // The peer set is the chain file's members, at index 0 on every node: validators as
-        // primary peers (dialed), everyone else as secondary peers (who dial validators).
-        // Discovery needs every node to agree on the set at each index, and a node that starts
-        // late cannot know at which heights the others re-tracked, so the ledger-driven
-        // re-tracking the simulator does (`PeerTracker`) waits for epochs (docs/deploy.md).
-        oracle.track(0, TrackedPeers::new(validators.clone(), secondary));
+        let (mut network, oracle) = discovery::Network::new(context.child("network"), p2p);
+        // The peer sets are tracked by the node, one per epoch with the epoch as its id
+        // (`PeerTracking::Epochs`): that epoch's validators as primary peers (dialed), every
+        // other member of the chain file as secondary peers. Discovery needs every node to
+        // agree on the set at each id; every node reads an epoch's set from the same boundary
+        // block, however late it starts.
         let quota = Quota::per_second(NZU32!(1_000));
-        let role = if is_validator {
+        let role = if settings.role == NodeRole::Validator {
             Role::Validator
         } else {
             Role::Trainer
@@ -252,7 +252,7 @@ pub fn run(
             everyone.clone(),
         );
         config.block_interval = Duration::from_millis(settings.block_interval_ms.max(1));
-        config.track_peers = false;
+        config.peer_tracking = PeerTracking::Epochs;
         config.volunteer_policy = settings.policy();
         config.datasets = registry.clone();
         config.volunteer = match settings.role {

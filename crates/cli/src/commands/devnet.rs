@@ -11,6 +11,7 @@ Examples:
   cairn devnet                                         # 4 validators + 8 trainers in cairn-devnet/
   cairn devnet --validators 4 --trainers 4 --dir /tmp/net --restart
   cairn devnet --dir /tmp/net --keep                   # run the same chain again, state kept
+  cairn devnet --standby 1 --epoch-length 20           # then: cairn validator join --node <standby-0's API> --stake 10000
   cairn task create --node 127.0.0.1:30301 --dataset digits --rounds 3   # in another terminal
 
 Ctrl-C stops every node (SIGTERM, then SIGKILL after 10 s).";
@@ -24,8 +25,11 @@ WHAT IT DOES
   to this terminal unless --quiet. Every --status-every seconds it prints a status table (pid,
   restarts, height, state root, exit) and writes it to DIR/status.json.
 
-  Validators are validator-0.., trainers trainer-0..; every node gets --balance tokens and each
-  validator --stake bonded. Nodes join every task they can (trainers train, validators validate).
+  Validators are validator-0.., standby validators standby-0.., trainers trainer-0..; every node
+  gets --balance tokens and each validator --stake bonded. Nodes join every task they can
+  (trainers train, validators validate). The validator set follows stake: at the last block of
+  every epoch (--epoch-length blocks) the ledger takes the next set from the standing
+  candidates, and a standby that stood (`cairn validator join`) votes from the epoch after.
 
 OPTIONS WORTH KNOWING
   --keep      reuse the devnet in --dir (its keys, chain and state) instead of writing a new one
@@ -39,9 +43,17 @@ pub struct DevnetArgs {
     /// Validators.
     #[arg(long, default_value_t = 4, env = "CAIRN_DEVNET_VALIDATORS")]
     pub validators: usize,
+    /// Standby validators (standby-0..): validator nodes with tokens but no stake, which
+    /// observe consensus until `cairn validator join` makes them stand and an epoch elects them.
+    #[arg(long, default_value_t = 0, env = "CAIRN_DEVNET_STANDBY")]
+    pub standby: usize,
     /// Trainers.
     #[arg(long, default_value_t = 8, env = "CAIRN_DEVNET_TRAINERS")]
     pub trainers: usize,
+    /// Blocks per consensus epoch; the validator set is taken from stake at each epoch's last
+    /// block (0: the genesis set validates for the chain's life).
+    #[arg(long, default_value_t = devnet::DEFAULT_EPOCH_LENGTH, env = "CAIRN_DEVNET_EPOCH_LENGTH")]
+    pub epoch_length: u64,
     /// Directory holding the nodes' homes.
     #[arg(long, default_value = "cairn-devnet", env = "CAIRN_DEVNET_DIR")]
     pub dir: PathBuf,
@@ -89,7 +101,9 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<()> {
     } else {
         devnet::write(&DevnetConfig {
             validators: args.validators,
+            standby: args.standby,
             trainers: args.trainers,
+            epoch_length: args.epoch_length,
             dir: args.dir.clone(),
             base_port: args.base_port,
             chain_id: args.chain_id,

@@ -14,3 +14,4 @@ pub mod robustness;
 pub mod simulate;
 pub mod task;
 pub mod train;
+pub mod validator;
