@@ -106,6 +106,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rule", default="arc:1,nnm:1>centered_clipping:1:3+sm:0.5")
     parser.add_argument("--block-interval-ms", type=int, default=400)
+    parser.add_argument("--epoch-length", type=int, default=50,
+                        help="blocks per consensus epoch (0: one epoch, the genesis set for good)")
     parser.add_argument("--out", default="bench/results/devnet")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -116,7 +118,8 @@ def main():
     devnet = subprocess.Popen(
         [args.cairn, "devnet", "--validators", str(args.validators), "--trainers", str(args.trainers),
          "--dir", f"{tmp}/net", "--base-port", str(base), "--datasets", "digits", "--quiet",
-         "--status-every", "1", "--block-interval-ms", str(args.block_interval_ms)],
+         "--status-every", "1", "--block-interval-ms", str(args.block_interval_ms),
+         "--epoch-length", str(args.epoch_length)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     apis = [f"127.0.0.1:{base + 2 * i + 1}" for i in range(count)]
     names = [f"validator-{i}" for i in range(args.validators)] + [f"trainer-{i}" for i in range(args.trainers)]
@@ -193,6 +196,7 @@ def main():
         "rounds": args.rounds,
         "rule": args.rule,
         "block_interval_ms": args.block_interval_ms,
+        "epoch_length": args.epoch_length,
         "cores": os.cpu_count(),
         "devnet_round_seconds": [round(x, 2) for x in latencies],
         "devnet_task_seconds": round(opened[args.rounds] - opened[min(opened)], 2),
