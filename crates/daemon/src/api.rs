@@ -204,10 +204,11 @@ impl ApiState {
         lock(&self.node).clone()
     }
 
-    /// Records the committed height (called by the block clock task).
-    pub fn observe_height(&self) {
+    /// Records the committed height (called by the block clock task) and returns it.
+    pub fn observe_height(&self) -> u64 {
         let height = lock(&self.store).height().unwrap_or(0);
         lock(&self.blocks).observe(height);
+        height
     }
 }
 
@@ -931,6 +932,67 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A chain where address 1 validates with 1 000 bonded and address 2 holds 5 000 unbonded.
+    fn ledger(epoch_length: u64) -> cairn_ledger::Chain<cairn_ledger::store::MemoryStore> {
+        let genesis = cairn_ledger::Genesis {
+            chain_id: 3,
+            params: cairn_ledger::Params {
+                epoch_length,
+                ..cairn_ledger::Params::default()
+            },
+            balances: [(cairn_ledger::Address([2; 20]), 5_000u128)]
+                .into_iter()
+                .collect(),
+            validators: [(cairn_ledger::Address([1; 20]), 1_000u128)]
+                .into_iter()
+                .collect(),
+            datasets: Default::default(),
+        };
+        cairn_ledger::Chain::create(
+            cairn_ledger::store::MemoryStore::new(),
+            &genesis,
+            Arc::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn standing_bonds_what_is_lacking_and_refuses_what_the_ledger_would() {
+        let chain = ledger(10);
+        let state = chain.store();
+        let validator = cairn_ledger::Address([1; 20]);
+        let outsider = cairn_ledger::Address([2; 20]);
+        // Bonded enough: the candidacy alone.
+        assert_eq!(
+            stand_payloads(state, &validator, 1_000).unwrap(),
+            vec![Payload::Candidacy { stake: 1_000 }]
+        );
+        // Withdrawing needs no bond.
+        assert_eq!(
+            stand_payloads(state, &validator, 0).unwrap(),
+            vec![Payload::Candidacy { stake: 0 }]
+        );
+        // An outsider bonds what it lacks first.
+        assert_eq!(
+            stand_payloads(state, &outsider, 4_000).unwrap(),
+            vec![
+                Payload::Bond { amount: 4_000 },
+                Payload::Candidacy { stake: 4_000 }
+            ]
+        );
+        // Beyond the balance, below min_bond, or on a chain without epochs: refused.
+        assert!(stand_payloads(state, &outsider, 6_000)
+            .unwrap_err()
+            .contains("balance"));
+        assert!(stand_payloads(state, &outsider, 99)
+            .unwrap_err()
+            .contains("min_bond"));
+        let fixed = ledger(0);
+        assert!(stand_payloads(fixed.store(), &validator, 1_000)
+            .unwrap_err()
+            .contains("epoch_length"));
+    }
 
     fn headers(value: Option<&str>) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -283,11 +283,23 @@ pub fn run(
             });
         }
         let clock = state.clone();
+        let chain_id = chain.chain_id;
+        let hash = cairn_ledger::encoding::to_hex(&chain_hash);
         context
             .child("block_clock")
             .spawn(move |context| async move {
+                let mut stall = Stall::new(STALL_WARNING);
                 loop {
-                    clock.observe_height();
+                    let height = clock.observe_height();
+                    let now = context.current();
+                    if let Some(quiet) = stall.observe(height, now) {
+                        warn!(
+                            height,
+                            seconds = quiet.as_secs(),
+                            "{}",
+                            stall_hint(chain_id, &hash)
+                        );
+                    }
                     context.sleep(Duration::from_millis(50)).await;
                 }
             });
@@ -313,6 +325,62 @@ pub fn run(
         );
         futures_select(node, stopped).await
     })
+}
+
+/// How long without a new block before a node says what may be wrong (and again each time
+/// as long after).
+pub const STALL_WARNING: Duration = Duration::from_secs(30);
+
+/// What a node that commits nothing says: the usual causes, the chain's own identity first (a
+/// node of another chain fails the p2p handshake, which commonware logs at debug only).
+pub fn stall_hint(chain_id: u64, chain_hash: &str) -> String {
+    format!(
+        "no block committed for a while: are the bootstrappers reachable and running chain \
+         {chain_id} with genesis hash {chain_hash}? Peers of another chain (or another genesis \
+         file) fail the p2p handshake and never connect (RUST_LOG=commonware_p2p=debug shows \
+         \"failed to complete handshake\"); a validator set with fewer than 2/3 of its \
+         validators up finalizes nothing"
+    )
+}
+
+/// Watches the committed height: says when it has not moved for a whole period.
+#[derive(Debug)]
+pub struct Stall {
+    period: Duration,
+    height: u64,
+    since: Option<std::time::SystemTime>,
+    warned: u32,
+}
+
+impl Stall {
+    /// A watch that speaks after `period` without a new block.
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            height: 0,
+            since: None,
+            warned: 0,
+        }
+    }
+
+    /// Records `height` at `now`; returns how long it has not moved when another whole period
+    /// has passed since it last did (or since the last warning).
+    pub fn observe(&mut self, height: u64, now: std::time::SystemTime) -> Option<Duration> {
+        let since = *self.since.get_or_insert(now);
+        if height != self.height {
+            self.height = height;
+            self.since = Some(now);
+            self.warned = 0;
+            return None;
+        }
+        let quiet = now.duration_since(since).unwrap_or_default();
+        let due = self.period.checked_mul(self.warned + 1)?;
+        if quiet >= due {
+            self.warned += 1;
+            return Some(quiet);
+        }
+        None
+    }
 }
 
 async fn futures_select(
@@ -364,6 +432,24 @@ mod tests {
         assert!(parse_bootstrapper("127.0.0.1:9000").is_err());
         assert!(parse_bootstrapper(&format!("{hex}@nowhere")).is_err());
         assert!(parse_bootstrapper("abcd@127.0.0.1:9000").is_err());
+    }
+
+    #[test]
+    fn a_stalled_chain_is_reported_once_per_period_and_progress_resets_it() {
+        use std::time::UNIX_EPOCH;
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        let mut stall = Stall::new(Duration::from_secs(30));
+        assert_eq!(stall.observe(0, at(100)), None);
+        assert_eq!(stall.observe(0, at(129)), None);
+        assert_eq!(stall.observe(0, at(130)), Some(Duration::from_secs(30)));
+        assert_eq!(stall.observe(0, at(131)), None);
+        assert_eq!(stall.observe(0, at(160)), Some(Duration::from_secs(60)));
+        // A block resets the watch.
+        assert_eq!(stall.observe(1, at(161)), None);
+        assert_eq!(stall.observe(1, at(190)), None);
+        assert_eq!(stall.observe(1, at(191)), Some(Duration::from_secs(30)));
+        let hint = stall_hint(7, "ab12");
+        assert!(hint.contains("chain 7") && hint.contains("ab12") && hint.contains("handshake"));
     }
 
     #[test]
