@@ -1,22 +1,33 @@
 //! The validator set follows stake on a running network: a standby validator that bonds and
 //! stands observes consensus, enters the set at the next epoch boundary and then carries
-//! finality (the chain goes on only with its votes), and a validator that withdraws stops voting
-//! at the boundary after.
+//! finality (the chain goes on only with its votes), a validator that withdraws stops voting
+//! at the boundary after, and a certificate counts only when the set of its block's epoch
+//! signed it (not a departed set, not under another epoch's label).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_ledger::genesis::{Genesis, Params};
+use cairn_ledger::store::MemoryStore;
 use cairn_ledger::transaction::{Payload, SignedTransaction};
 use cairn_ledger::{query, validators};
 use cairn_node::cluster::{Cluster, ClusterConfig, ClusterNode};
-use cairn_node::consensus::Timeouts;
+use cairn_node::consensus::feed_wire::FeedMessage;
+use cairn_node::consensus::{
+    init_store, namespace, CairnBlock, FeedError, FeedOutcome, Finalization, Follower,
+    FollowerConfig, LedgerState, Scheme, Timeouts,
+};
 use cairn_node::keys::NodeKey;
 use cairn_node::node::Role;
+use commonware_consensus::simplex::types::{Finalize, Proposal};
+use commonware_consensus::types::{Epoch, Round, View};
+use commonware_cryptography::{ed25519, Digestible};
 use commonware_p2p::simulated::Link;
+use commonware_parallel::Sequential;
 use commonware_runtime::{deterministic, Quota, Runner};
-use commonware_utils::{probability, NZU32};
+use commonware_utils::ordered::Set;
+use commonware_utils::{non_empty, probability, test_rng, NZU32};
 
 const CHAIN: u64 = 11;
 const GENESIS_VALIDATORS: usize = 4;
@@ -243,4 +254,134 @@ fn a_validator_that_withdraws_leaves_at_the_next_boundary_and_the_rest_go_on() {
         assert!(going, "the chain stalled after the set shrank");
         assert_eq!(cluster.fork(), None, "nodes disagree on a root");
     });
+}
+
+/// Observes nothing (the follower test reads the store).
+struct Quiet;
+
+impl cairn_node::consensus::BlockObserver for Quiet {
+    fn on_finalized(
+        &mut self,
+        _: &cairn_ledger::block::Block,
+        _: &dyn cairn_ledger::store::StateRead,
+    ) {
+    }
+}
+
+/// A finalization of `block` in `epoch`, signed by `signers` as members of `set`.
+fn certify(
+    signers: &[usize],
+    set: &Set<ed25519::PublicKey>,
+    block: &CairnBlock,
+    epoch: u64,
+) -> Vec<u8> {
+    let height = block.block().header.height;
+    let proposal = Proposal::new(
+        Round::new(Epoch::new(epoch), View::new(height)),
+        View::new(height - 1),
+        block.digest(),
+    );
+    let schemes: Vec<Scheme> = signers
+        .iter()
+        .map(|&i| Scheme::signer(&namespace(CHAIN), set.clone(), key(i).consensus_key()).unwrap())
+        .collect();
+    let votes: Vec<_> = schemes
+        .iter()
+        .map(|scheme| Finalize::sign(scheme, proposal.clone()).unwrap())
+        .collect();
+    let finalization =
+        Finalization::from_finalizes(&schemes[0], non_empty![@&votes], &Sequential).unwrap();
+    FeedMessage::Finalized {
+        block: block.clone(),
+        finalization,
+    }
+    .to_bytes()
+}
+
+fn key_set(indices: &[usize]) -> Set<ed25519::PublicKey> {
+    Set::try_from(
+        indices
+            .iter()
+            .map(|&i| key(i).public_key())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn certificates_count_only_with_the_set_of_their_blocks_epoch() {
+    // Epochs of 4 blocks: in block 1 validator 3 withdraws and the standby bonds and stands, so
+    // epoch 1 (blocks 4..) is validated by {0, 1, 2, standby}.
+    let mut genesis = config().genesis;
+    genesis.params.epoch_length = 4;
+    genesis.params.unbond_delay = 8;
+    let (proposer_store, genesis_block) =
+        init_store(MemoryStore::new(), &genesis, Default::default()).unwrap();
+    let proposer =
+        LedgerState::open(Arc::new(Mutex::new(proposer_store)), Default::default()).unwrap();
+    let standby = key(STANDBY).ledger_key();
+    let mut parent = genesis_block.hash();
+    let mut blocks = Vec::new();
+    for height in 1..=4u64 {
+        let transactions = if height == 1 {
+            vec![
+                SignedTransaction::new(
+                    &key(3).ledger_key(),
+                    CHAIN,
+                    0,
+                    Payload::Candidacy { stake: 0 },
+                ),
+                SignedTransaction::new(&standby, CHAIN, 0, Payload::Bond { amount: WEIGHT }),
+                SignedTransaction::new(&standby, CHAIN, 1, Payload::Candidacy { stake: WEIGHT }),
+            ]
+        } else {
+            Vec::new()
+        };
+        let block = proposer.build(&parent, transactions).unwrap().unwrap();
+        proposer.commit_finalized(&block).unwrap();
+        parent = block.hash();
+        blocks.push(CairnBlock::new(block));
+    }
+    assert_eq!(blocks[0].block().transactions.len(), 3);
+    let old = key_set(&[0, 1, 2, 3]);
+    let new = key_set(&[0, 1, 2, STANDBY]);
+
+    let (store, _) = init_store(MemoryStore::new(), &genesis, Default::default()).unwrap();
+    let store = Arc::new(Mutex::new(store));
+    let mut follower = Follower::new(
+        &FollowerConfig::new(CHAIN, old.clone()),
+        store.clone(),
+        Arc::new(Mutex::new(Quiet)),
+    )
+    .unwrap();
+    let mut rng = test_rng();
+    for block in &blocks[..3] {
+        let message = certify(&[0, 1, 3], &old, block, 0);
+        assert!(matches!(
+            follower.handle(&mut rng, &message).unwrap(),
+            FeedOutcome::Applied(1)
+        ));
+    }
+    assert_eq!(follower.epochs().set(1), Some(new.clone()));
+
+    let fourth = &blocks[3];
+    // The old set, under its own epoch's label: the block is in epoch 1.
+    let stale = follower.handle(&mut rng, &certify(&[0, 1, 3], &old, fourth, 0));
+    assert!(
+        matches!(stale, Err(FeedError::BadCertificate { height: 4 })),
+        "{stale:?}"
+    );
+    // The old set (the one that left among them) claiming epoch 1.
+    let departed = follower.handle(&mut rng, &certify(&[0, 1, 3], &old, fourth, 1));
+    assert!(
+        matches!(departed, Err(FeedError::BadCertificate { height: 4 })),
+        "{departed:?}"
+    );
+    assert_eq!(store.lock().unwrap().height(), Some(3));
+    // The new set, newcomer included, finalizes it.
+    let applied = follower
+        .handle(&mut rng, &certify(&[0, 1, STANDBY], &new, fourth, 1))
+        .unwrap();
+    assert_eq!(applied, FeedOutcome::Applied(1));
+    assert_eq!(store.lock().unwrap().height(), Some(4));
 }
