@@ -71,7 +71,8 @@ pub struct ApiState {
     store: Arc<Mutex<Store>>,
     node: Mutex<Option<Node>>,
     blocks: Mutex<BlockClock>,
-    /// blake3 of the bearer token `POST /tasks` requires (`None`: loopback callers only).
+    /// blake3 of the bearer token `POST /tasks` and `POST /validators` require (`None`: loopback
+    /// callers only).
     token: Option<Hash>,
     /// Slashes of the rounds already closed, so a scrape reads only newly closed rounds.
     slashes: Mutex<SlashTally>,
@@ -188,8 +189,8 @@ impl ApiState {
         }
     }
 
-    /// Requires `Authorization: Bearer TOKEN` on `POST /tasks` (from any address); without a
-    /// token only loopback callers may create tasks.
+    /// Requires `Authorization: Bearer TOKEN` on `POST /tasks` and `POST /validators` (from any
+    /// address); without a token only loopback callers may create tasks or make the node stand.
     pub fn with_token(mut self, token: Option<&str>) -> Self {
         self.token = token.map(|t| *blake3::hash(t.as_bytes()).as_bytes());
         self
@@ -525,8 +526,8 @@ fn authorized(
         None if peer.ip().is_loopback() => Ok(()),
         None => Err((
             StatusCode::FORBIDDEN,
-            "this node has no API token: only loopback callers may create tasks (start it with \
-             --api-token)",
+            "this node has no API token: only loopback callers may make it spend (create \
+             tasks, stand as a validator); start it with --api-token",
         )),
     }
 }

@@ -576,18 +576,13 @@ where
     };
     let outbox = Outbox::new(config.key.ledger_key(), config.chain_id);
     let agent_time = Arc::new(AgentTime::default());
-    let epochs = {
-        let state = store
-            .lock()
-            .map_err(|_| NodeError::Consensus(ConsensusError::Poisoned))?;
-        let key = (config.role == Role::Validator).then(|| config.key.consensus_key());
-        Epochs::open(
-            &*state,
-            config.chain_id,
-            key,
-            config.validators.iter().cloned(),
-        )?
-    };
+    let key = (config.role == Role::Validator).then(|| config.key.consensus_key());
+    let epochs = Epochs::open_shared(
+        &store,
+        config.chain_id,
+        key,
+        config.validators.iter().cloned(),
+    )?;
     let status = ConsensusStatus::default();
     let tracker = match config.peer_tracking {
         // Validators keep the network's peer set in line with the ledger.

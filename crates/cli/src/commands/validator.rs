@@ -48,15 +48,13 @@ struct StatusArgs {
     json: bool,
 }
 
+/// The node that stands or leaves, and how long to wait for it.
 #[derive(Debug, clap::Args)]
-struct JoinArgs {
-    /// The API of the node that stands (it signs with its own key).
+struct Target {
+    /// The API of the node (it signs with its own key).
     #[arg(long, env = "CAIRN_NODE")]
     node: String,
-    /// Weight to stand with, in base units (at least the chain's min_bond).
-    #[arg(long)]
-    stake: u128,
-    /// Wait until the node votes in an epoch.
+    /// Wait until the change took effect (voting for `join`, out of the set for `leave`).
     #[arg(long)]
     wait: bool,
     /// Seconds to wait at most.
@@ -65,41 +63,41 @@ struct JoinArgs {
     /// The node's API token (needed unless the node is on loopback and has none).
     #[arg(long, env = "CAIRN_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct JoinArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Weight to stand with, in base units (at least the chain's min_bond).
+    #[arg(long)]
+    stake: u128,
 }
 
 #[derive(Debug, clap::Args)]
 struct LeaveArgs {
-    /// The API of the node that leaves.
-    #[arg(long, env = "CAIRN_NODE")]
-    node: String,
-    /// Wait until the node is out of the set.
-    #[arg(long)]
-    wait: bool,
-    /// Seconds to wait at most.
-    #[arg(long, default_value_t = 600)]
-    timeout: u64,
-    /// The node's API token (needed unless the node is on loopback and has none).
-    #[arg(long, env = "CAIRN_API_TOKEN", hide_env_values = true)]
-    api_token: Option<String>,
+    #[command(flatten)]
+    target: Target,
 }
 
-/// Posts the candidacy and, with `wait`, polls the node's status until `done` holds.
-fn stand(
-    node: &str,
-    token: Option<String>,
-    stake: u128,
-    wait: Option<Duration>,
-    done: impl Fn(&Value) -> bool,
-) -> anyhow::Result<()> {
-    let client = Client::new(node).with_token(token);
+/// Posts the candidacy and, with `--wait`, polls the node's status until `done` holds.
+fn stand(target: Target, stake: u128, done: impl Fn(&Value) -> bool) -> anyhow::Result<()> {
+    let client = Client::new(&target.node).with_token(target.api_token);
     let body = json!({ "stake": stake.to_string() }).to_string();
     let answer = client.post_text("/validators", &body)?;
     let sent = answer["transactions"].as_array().map_or(0, Vec::len);
-    println!(
-        "{}: {} stands with {stake} ({sent} transaction(s) sent)",
-        client.base(),
-        answer["address"].as_str().unwrap_or("?"),
-    );
+    let address = answer["address"].as_str().unwrap_or("?");
+    if stake == 0 {
+        println!(
+            "{}: {address} withdraws its candidacy ({sent} transaction(s) sent)",
+            client.base()
+        );
+    } else {
+        println!(
+            "{}: {address} stands with {stake} ({sent} transaction(s) sent)",
+            client.base()
+        );
+    }
     let set = client.get_json("/validators")?;
     if let Some(boundary) = set["next_boundary"].as_u64() {
         println!(
@@ -107,9 +105,10 @@ fn stand(
             set["epoch"]
         );
     }
-    let Some(limit) = wait else {
+    if !target.wait {
         return Ok(());
-    };
+    }
+    let limit = Duration::from_secs(target.timeout);
     let started = Instant::now();
     loop {
         let status = client.get_json("/status")?;
@@ -190,22 +189,14 @@ pub fn run(args: ValidatorArgs) -> anyhow::Result<()> {
             if join.stake == 0 {
                 bail!("--stake 0 withdraws: use `cairn validator leave`");
             }
-            stand(
-                &join.node,
-                join.api_token,
-                join.stake,
-                join.wait.then(|| Duration::from_secs(join.timeout)),
-                |consensus| consensus["voting"].as_bool() == Some(true),
-            )?;
+            stand(join.target, join.stake, |consensus| {
+                consensus["voting"].as_bool() == Some(true)
+            })?;
         }
         ValidatorCommand::Leave(leave) => {
-            stand(
-                &leave.node,
-                leave.api_token,
-                0,
-                leave.wait.then(|| Duration::from_secs(leave.timeout)),
-                |consensus| consensus["member"].as_bool() == Some(false),
-            )?;
+            stand(leave.target, 0, |consensus| {
+                consensus["member"].as_bool() == Some(false)
+            })?;
         }
     }
     Ok(())

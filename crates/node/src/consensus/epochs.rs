@@ -44,6 +44,9 @@ pub enum EpochError {
     /// A roster key is not an ed25519 point.
     #[error("validator {0} stands with a key that is not an ed25519 public key")]
     BadKey(Address),
+    /// The store's lock was poisoned by a panic elsewhere.
+    #[error("the ledger store's lock is poisoned")]
+    Poisoned,
 }
 
 /// One registered epoch.
@@ -120,6 +123,17 @@ impl Epochs {
         let next = epoch_of(params.epoch_length, height.saturating_add(1));
         epochs.register(next, state)?;
         Ok(epochs)
+    }
+
+    /// [`Epochs::open`] on a store shared with the node's other parts.
+    pub fn open_shared<S: StateStore>(
+        store: &Mutex<S>,
+        chain_id: u64,
+        key: Option<ed25519::PrivateKey>,
+        known: impl IntoIterator<Item = ed25519::PublicKey>,
+    ) -> Result<Self, EpochError> {
+        let state = store.lock().map_err(|_| EpochError::Poisoned)?;
+        Self::open(&*state, chain_id, key, known)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

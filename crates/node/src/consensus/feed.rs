@@ -161,15 +161,12 @@ impl<S: StateStore + Send + 'static, O: BlockObserver> Follower<S, O> {
     ) -> Result<Self, FeedError> {
         let epochs = match &config.epochs {
             Some(epochs) => epochs.clone(),
-            None => {
-                let state = store.lock().map_err(|_| ConsensusError::Poisoned)?;
-                Epochs::open(
-                    &*state,
-                    config.chain_id,
-                    None,
-                    config.validators.iter().cloned(),
-                )?
-            }
+            None => Epochs::open_shared(
+                &store,
+                config.chain_id,
+                None,
+                config.validators.iter().cloned(),
+            )?,
         };
         Ok(Self {
             ledger: LedgerState::open(store, config.datasets.clone())?,

@@ -290,16 +290,13 @@ where
     let public_key = config.key.public_key();
     let epochs = match &config.epochs {
         Some(epochs) => epochs.clone(),
-        None => {
-            let state = store.lock().map_err(|_| ConsensusError::Poisoned)?;
-            Epochs::open(
-                &*state,
-                config.chain_id,
-                Some(config.key.clone()),
-                config.validators.iter().cloned(),
-            )
-            .map_err(|error| ConsensusError::Epoch(error.to_string()))?
-        }
+        None => Epochs::open_shared(
+            &store,
+            config.chain_id,
+            Some(config.key.clone()),
+            config.validators.iter().cloned(),
+        )
+        .map_err(|error| ConsensusError::Epoch(error.to_string()))?,
     };
     let ledger = LedgerState::open(store, config.datasets.clone())?;
     let genesis = CairnBlock::new(config.genesis.clone());
@@ -464,6 +461,14 @@ impl ConsensusStatus {
     }
 }
 
+/// The epoch multiplexers of the three consensus channels: each epoch's engine registers its
+/// subchannel on all three.
+struct EpochChannels<S: Sender> {
+    votes: MuxHandle<S>,
+    certificates: MuxHandle<S>,
+    resolver: MuxHandle<S>,
+}
+
 type Muxed<S> = (
     SubSender<S>,
     SubReceiver<<S as commonware_p2p::LimitedSender>::PublicKey>,
@@ -520,35 +525,32 @@ where
         Snd: Sender<PublicKey = ed25519::PublicKey>,
         Rcv: Receiver<PublicKey = ed25519::PublicKey>,
     {
-        let (votes_mux, mut votes_mux_handle, mut votes_backup) =
+        let (votes_mux, votes_mux_handle, mut votes_backup) =
             Muxer::builder(self.context.child("votes_mux"), votes.0, votes.1)
                 .with_backup()
                 .build();
         votes_mux.start();
-        let (certificates_mux, mut certificates_mux_handle, mut certificates_backup) =
-            Muxer::builder(
-                self.context.child("certificates_mux"),
-                certificates.0,
-                certificates.1,
-            )
-            .with_backup()
-            .build();
+        let (certificates_mux, certificates_mux_handle, mut certificates_backup) = Muxer::builder(
+            self.context.child("certificates_mux"),
+            certificates.0,
+            certificates.1,
+        )
+        .with_backup()
+        .build();
         certificates_mux.start();
-        let (resolver_mux, mut resolver_mux_handle, mut resolver_backup) =
+        let (resolver_mux, resolver_mux_handle, mut resolver_backup) =
             Muxer::builder(self.context.child("resolver_mux"), resolver.0, resolver.1)
                 .with_backup()
                 .build();
         resolver_mux.start();
 
+        let mut handles = EpochChannels {
+            votes: votes_mux_handle,
+            certificates: certificates_mux_handle,
+            resolver: resolver_mux_handle,
+        };
         let (mut epoch, _) = self.epochs.current();
-        let mut engine = self
-            .enter(
-                epoch,
-                &mut votes_mux_handle,
-                &mut certificates_mux_handle,
-                &mut resolver_mux_handle,
-            )
-            .await?;
+        let mut engine = self.enter(epoch, &mut handles).await?;
         let tick = self.config.timeouts.fetch;
         let mut last_height = self.ledger.tip()?.height;
         let mut deadline = self.context.current() + tick;
@@ -562,12 +564,7 @@ where
                         engine.abort();
                         epoch = next;
                         engine = self
-                            .enter(
-                                epoch,
-                                &mut votes_mux_handle,
-                                &mut certificates_mux_handle,
-                                &mut resolver_mux_handle,
-                            )
+                            .enter(epoch, &mut handles)
                             .await?;
                     }
                     None
@@ -614,9 +611,7 @@ where
     async fn enter<S2: Sender<PublicKey = ed25519::PublicKey>>(
         &mut self,
         epoch: u64,
-        votes: &mut MuxHandle<S2>,
-        certificates: &mut MuxHandle<S2>,
-        resolver: &mut MuxHandle<S2>,
+        channels: &mut EpochChannels<S2>,
     ) -> Result<Handle<()>, ConsensusError> {
         let me = self.config.key.public_key();
         let Some((scheme, member)) = self.epochs.scheme(epoch) else {
@@ -651,9 +646,13 @@ where
         let register = |error: commonware_p2p::utils::mux::Error| {
             ConsensusError::Epoch(format!("epoch {epoch}'s channels: {error}"))
         };
-        let votes: Muxed<S2> = votes.register(epoch).await.map_err(register)?;
-        let certificates: Muxed<S2> = certificates.register(epoch).await.map_err(register)?;
-        let resolver: Muxed<S2> = resolver.register(epoch).await.map_err(register)?;
+        let votes: Muxed<S2> = channels.votes.register(epoch).await.map_err(register)?;
+        let certificates: Muxed<S2> = channels
+            .certificates
+            .register(epoch)
+            .await
+            .map_err(register)?;
+        let resolver: Muxed<S2> = channels.resolver.register(epoch).await.map_err(register)?;
         let timeouts = self.config.timeouts.clone();
         let prefix = &self.config.partition_prefix;
         let signer = Arc::unwrap_or_clone(scheme);
