@@ -160,6 +160,33 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
     assert_eq!(before["consensus"]["member"], false, "{before}");
     assert_eq!(before["consensus"]["validators"], 4, "{before}");
 
+    let created = cairn(&[
+        "task",
+        "create",
+        "--node",
+        &validator,
+        "--dataset",
+        "digits",
+        "--rounds",
+        "3",
+        "--trainers",
+        "4",
+        "--validators",
+        "4",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    // The task's members are fixed when it starts: the standby joins the validator set after
+    // that, so the task keeps the 4 validators it asked for and the standby is a consensus
+    // validator only.
+    wait_for("task 0 running", Duration::from_secs(180), || {
+        get(&validator, "/tasks/0").is_some_and(|t| t["status"]["Running"].is_object())
+    });
+
     // The standby stands with its stake and votes from the epoch after the next boundary.
     let joined = cairn(&[
         "validator",
@@ -194,30 +221,11 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
         "{set}"
     );
 
-    let created = cairn(&[
-        "task",
-        "create",
-        "--node",
-        &validator,
-        "--dataset",
-        "digits",
-        "--rounds",
-        "3",
-        "--trainers",
-        "4",
-        "--validators",
-        "4",
-    ]);
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-
     // Mid-task: once round 1 runs, SIGKILL validator-1; the devnet restarts it on its home.
     wait_for("round 1 of task 0", Duration::from_secs(180), || {
-        get(&validator, "/tasks/0")
-            .is_some_and(|t| t["status"]["Running"]["round"].as_u64().unwrap_or(0) >= 1)
+        get(&validator, "/tasks/0").is_some_and(|t| {
+            t["status"]["Running"]["round"].as_u64().unwrap_or(0) >= 1 || t["status"] == "Finished"
+        })
     });
     let victim = status_rows(&net.dir)
         .into_iter()
@@ -304,7 +312,11 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
         let reports = reports.as_array().unwrap();
         assert_eq!(reports.len(), 3);
         assert!(reports.iter().all(|r| r["matches"] == true), "{reports:?}");
-        assert!(reports.iter().all(|r| r["updates"].as_u64().unwrap() >= 3));
+        assert!(
+            reports.iter().all(|r| r["updates"].as_u64().unwrap() >= 3),
+            "{reports:?}\n{}",
+            log_tail(&net.dir)
+        );
     }
 
     // Metrics and health answer like a scrape target.
