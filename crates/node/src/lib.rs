@@ -15,6 +15,7 @@
 //! | [`mempool`] | the bounded pool proposers fill blocks from |
 //! | [`consensus`] | the ledger as a commonware `Application`, finalization, the finality feed |
 //! | [`protocol`] | the round protocol: what a trainer or validator does at each finalized block |
+//! | [`workers`] | the bounded pool that runs agents' slow work off the block callback |
 //! | [`node`] | assembles one node from the parts above |
 #![warn(missing_docs)]
 
@@ -28,3 +29,4 @@ pub mod node;
 pub mod penalty;
 pub mod protocol;
 pub mod wire;
+pub mod workers;

@@ -41,7 +41,8 @@ use crate::mempool::{self, Mempool, MempoolConfig};
 use crate::penalty::PenaltyConfig;
 use crate::protocol::outbox::OutboxError;
 use crate::protocol::volunteer::{Offer, Policy, Volunteer};
-use crate::protocol::{Agent, Intent, Outbox};
+use crate::protocol::{Agent, Done, Intent, Outbox};
+use crate::workers::{self, JobSender, OnDone, WorkerConfig};
 
 /// What a node does in consensus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +91,8 @@ pub struct NodeConfig {
     pub volunteer: Option<Offer>,
     /// Which open tasks a volunteering node joins.
     pub volunteer_policy: Policy,
+    /// The worker pool its agents' slow work runs on.
+    pub workers: WorkerConfig,
 }
 
 impl NodeConfig {
@@ -120,6 +123,7 @@ impl NodeConfig {
             datasets: Arc::default(),
             volunteer: None,
             volunteer_policy: Policy::default(),
+            workers: WorkerConfig::default(),
         }
     }
 }
@@ -250,29 +254,62 @@ enum Work {
     Fetch([u8; 32], Option<Address>),
 }
 
-/// Wall-clock time this node's agents spent computing (training on trainers; aggregation and
-/// scoring on validators). A measurement for reports and benchmarks, never an input to logic.
+/// Wall-clock time this node's agents spent computing: in the block callback (deciding) and in
+/// jobs on the worker pool (training on trainers; aggregation, scoring and audits on
+/// validators). A measurement for reports, metrics and benchmarks, never an input to logic.
 #[derive(Debug, Default)]
 pub struct AgentTime {
-    nanos: AtomicU64,
+    callback_nanos: AtomicU64,
     calls: AtomicU64,
+    job_nanos: AtomicU64,
+    jobs: AtomicU64,
+    refused: AtomicU64,
+}
+
+fn nanos(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl AgentTime {
-    fn add(&self, elapsed: std::time::Duration) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+    fn add_callback(&self, elapsed: Duration) {
+        self.callback_nanos
+            .fetch_add(nanos(elapsed), Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Total time spent in the agents.
+    fn add_job(&self, elapsed: Duration) {
+        self.job_nanos.fetch_add(nanos(elapsed), Ordering::Relaxed);
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Total time the agents computed, in callbacks and in jobs.
     pub fn total(&self) -> Duration {
-        Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+        self.callback() + self.job_time()
+    }
+
+    /// Time spent in block callbacks (what holds the ledger store and delays the next block).
+    pub fn callback(&self) -> Duration {
+        Duration::from_nanos(self.callback_nanos.load(Ordering::Relaxed))
     }
 
     /// Number of finalized blocks the agents handled.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Time jobs took on the worker pool.
+    pub fn job_time(&self) -> Duration {
+        Duration::from_nanos(self.job_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Jobs finished.
+    pub fn jobs(&self) -> u64 {
+        self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// Jobs refused because the pool's queue was full (each decided again at a later block).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -405,6 +442,8 @@ pub struct NodeObserver<E> {
     blobs: BlobStore<E>,
     mempool: Option<Arc<SharedMempool>>,
     work: mpsc::UnboundedSender<Work>,
+    /// The worker pool's queue (`None` until the pool is started: jobs are then refused).
+    jobs: Option<JobSender>,
     height: u64,
     /// The chain's datasets, to check pending transactions as the next block would.
     datasets: Arc<DatasetRegistry>,
@@ -484,25 +523,59 @@ impl<E: Send + Sync + 'static> BlockObserver for NodeObserver<E> {
         let mut intents = Vec::new();
         for agent in &mut self.agents {
             intents.extend(agent.on_block(height, state, &self.blobs));
-        }
-        self.time.add(started.elapsed());
-        {
-            for intent in intents {
-                let work = match intent {
-                    Intent::Submit(payload) => match self.outbox.submit(payload, height) {
-                        Ok(transaction) => Work::Send(Box::new(transaction)),
-                        Err(error) => {
-                            warn!(height, %error, "transaction not submitted");
-                            continue;
-                        }
-                    },
-                    Intent::Store { bytes, public } => Work::Store { bytes, public },
-                    Intent::Publish(hash) => Work::Publish(hash),
-                    Intent::Fetch { hash, holder } => Work::Fetch(hash, holder),
+            for job in agent.take_jobs() {
+                let key = job.key();
+                let queued = match &mut self.jobs {
+                    Some(jobs) => jobs.try_send(job).is_ok(),
+                    None => false,
                 };
-                let _ = self.work.unbounded_send(work);
+                if queued {
+                    debug!(height, %key, "job queued");
+                } else {
+                    warn!(height, %key, "the worker pool is full; the step is decided again at the next block");
+                    self.time.refused.fetch_add(1, Ordering::Relaxed);
+                    agent.on_refused(key);
+                }
             }
         }
+        self.time.add_callback(started.elapsed());
+        self.execute(height, intents);
+    }
+}
+
+impl<E: Send + Sync + 'static> NodeObserver<E> {
+    fn execute(&mut self, height: u64, intents: Vec<Intent>) {
+        for intent in intents {
+            let work = match intent {
+                Intent::Submit(payload) => match self.outbox.submit(payload, height) {
+                    Ok(transaction) => Work::Send(Box::new(transaction)),
+                    Err(error) => {
+                        warn!(height, %error, "transaction not submitted");
+                        continue;
+                    }
+                },
+                Intent::Store { bytes, public } => Work::Store { bytes, public },
+                Intent::Publish(hash) => Work::Publish(hash),
+                Intent::Fetch { hash, holder } => Work::Fetch(hash, holder),
+            };
+            let _ = self.work.unbounded_send(work);
+        }
+    }
+}
+
+impl<E: Send + Sync + 'static> OnDone for NodeObserver<E> {
+    fn on_done(&mut self, state: &dyn StateRead, done: Done) {
+        let height = self.height;
+        let key = done.key();
+        self.time.add_job(done.elapsed());
+        debug!(height, %key, elapsed = ?done.elapsed(), "job done");
+        let agent = done.agent();
+        let Some(agent) = self.agents.iter_mut().find(|a| a.owns(&agent, &key)) else {
+            warn!(height, %key, "a job finished for no agent of this node; ignored");
+            return;
+        };
+        let intents = agent.on_done(height, state, &self.blobs, done);
+        self.execute(height, intents);
     }
 }
 
@@ -620,9 +693,14 @@ where
         blobs: blob_store.clone(),
         mempool: mempool.clone(),
         work: work_tx,
+        jobs: None,
         height: 0,
         datasets: config.datasets.clone(),
     }));
+    let jobs = workers::start(&context, config.workers, store.clone(), observer.clone());
+    if let Ok(mut observer) = observer.lock() {
+        observer.jobs = Some(jobs);
+    }
     ready(NodeState {
         store: store.clone(),
         blobs: blob_store.clone(),

@@ -128,11 +128,16 @@ fn label_sorted_shards_still_converge() {
         .map(|r| format!("{:.3}", r.accuracy))
         .collect();
     eprintln!("label-sorted shards (2 labels per trainer): accuracy per round {curve:?}");
+    // With two labels per trainer the model swings by about five points from round to round
+    // (each round's batches follow the chain's seed), so the test reads the mean of the second
+    // half of the run rather than its last round: 0.46 to 0.49 across node changes that only
+    // reshuffle the simulated schedule, from about 0.2 after round 0.
     let first = result.rounds.first().unwrap().accuracy;
+    let late = &result.rounds[result.rounds.len() / 2..];
+    let settled = late.iter().map(|r| r.accuracy).sum::<f64>() / late.len() as f64;
     assert!(
-        result.final_accuracy > 0.45 && result.final_accuracy > first + 0.1,
-        "accuracy {} after {first}",
-        result.final_accuracy
+        settled > 0.45 && settled > first + 0.1,
+        "mean accuracy {settled} over the second half, after {first}"
     );
 }
 

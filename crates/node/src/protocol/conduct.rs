@@ -164,20 +164,45 @@ impl Submission {
 pub enum Decision<T> {
     /// Decided.
     Ready(T),
+    /// Decided, but the result takes long to compute: the node runs `compute` on its worker
+    /// pool, off the consensus path, and the agent acts on the result when it arrives.
+    Compute(Compute<T>),
     /// Not yet: do these and ask again at the next block.
     Wait(Vec<Intent>),
     /// Not this round, for this reason.
     Skip(String),
 }
 
+/// A computation that owns its inputs, to run away from the block callback (on the node's
+/// worker pool). An error is the reason the round is skipped.
+pub struct Compute<T>(Box<dyn FnOnce() -> Result<T, String> + Send>);
+
+impl<T> Compute<T> {
+    /// Wraps `f`, which must own everything it reads (no ledger state, no blob view).
+    pub fn new(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    /// Runs it.
+    pub fn run(self) -> Result<T, String> {
+        (self.0)()
+    }
+}
+
+impl<T> fmt::Debug for Compute<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Compute(..)")
+    }
+}
+
 /// A trainer's decisions. The provided methods are the protocol's.
 pub trait TrainerConduct: Send + fmt::Debug {
-    /// The work to commit this round: the protocol trains the assignment.
+    /// The work to commit this round: the protocol trains the assignment, on the worker pool.
     fn work(&mut self, input: &RoundInput<'_>) -> Decision<Submission> {
-        match input.train() {
-            Ok(submission) => Decision::Ready(submission),
-            Err(error) => Decision::Skip(error.to_string()),
-        }
+        let assignment = input.assignment();
+        Decision::Compute(Compute::new(move || {
+            Submission::honest(assignment).map_err(|error| error.to_string())
+        }))
     }
 
     /// Whether to reveal this round's commitment: the protocol always does.

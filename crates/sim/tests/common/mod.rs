@@ -16,7 +16,8 @@ use cairn_ledger::{
 use cairn_ml::data::{default_data_dir, BuiltinDataset};
 use cairn_node::keys::NodeKey;
 use cairn_node::protocol::{
-    Agent, BlobView, DatasetRegistry, Intent, Outbox, TaskPlan, TrainerConduct, ValidatorConduct,
+    Agent, BlobView, DatasetRegistry, Done, Intent, Outbox, TaskPlan, TrainerConduct,
+    ValidatorConduct,
 };
 use cairn_round::params;
 
@@ -131,6 +132,8 @@ pub struct Run {
     pub validators: Vec<Address>,
     /// Transactions the proposer refused: height, payload kind and the error.
     pub rejected: Vec<(u64, &'static str, String)>,
+    /// Jobs refused ([`Jobs::refuse_below`]).
+    pub refused: usize,
 }
 
 impl Run {
@@ -150,10 +153,27 @@ impl Run {
 struct Node {
     agent: Agent,
     outbox: Outbox,
+    /// Job results not yet acted on, with the height they are due at.
+    results: Vec<(u64, Done)>,
 }
 
-/// Runs `setup` until the task settles (or [`MAX_HEIGHT`]).
+/// How the harness runs the agents' jobs (a node runs them on its worker pool).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Jobs {
+    /// Blocks after its decision a job's result is acted on (0: at the same height, as the
+    /// deterministic runtime does).
+    pub delay: u64,
+    /// Every job decided below this height is refused (a full pool) and handed back.
+    pub refuse_below: u64,
+}
+
+/// Runs `setup` until the task settles (or [`MAX_HEIGHT`]), every job at once.
 pub fn simulate(setup: Setup) -> Run {
+    simulate_with(setup, Jobs::default())
+}
+
+/// Runs `setup` with jobs run as `jobs` says.
+pub fn simulate_with(setup: Setup, jobs: Jobs) -> Run {
     let registry = registry();
     let validator_count = setup.validators.len();
     let count = 1 + validator_count + setup.trainer_count;
@@ -209,6 +229,7 @@ pub fn simulate(setup: Setup) -> Run {
         .map(|(agent, key)| Node {
             agent,
             outbox: Outbox::new(key.clone(), CHAIN_ID),
+            results: Vec::new(),
         })
         .collect();
     let mut blobs = BlobMap {
@@ -216,6 +237,7 @@ pub fn simulate(setup: Setup) -> Run {
         ..BlobMap::default()
     };
     let mut rejected = Vec::new();
+    let mut refused_jobs = 0;
     for height in 0..MAX_HEIGHT {
         let mut candidates: Vec<SignedTransaction> = Vec::new();
         for node in &mut nodes {
@@ -238,15 +260,33 @@ pub fn simulate(setup: Setup) -> Run {
                     )
                     .expect("state reads"),
             );
-            let intents = node.agent.on_block(
+            let view = View {
+                map: &blobs,
+                me,
                 height,
-                chain.store(),
-                &View {
-                    map: &blobs,
-                    me,
-                    height,
-                },
-            );
+            };
+            let mut intents = Vec::new();
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut node.results)
+                .into_iter()
+                .partition(|(at, _)| *at <= height);
+            node.results = later;
+            for (_, done) in due {
+                intents.extend(node.agent.on_done(height, chain.store(), &view, done));
+            }
+            intents.extend(node.agent.on_block(height, chain.store(), &view));
+            for job in node.agent.take_jobs() {
+                if height < jobs.refuse_below {
+                    refused_jobs += 1;
+                    node.agent.on_refused(job.key());
+                    continue;
+                }
+                let done = job.run();
+                if jobs.delay == 0 {
+                    intents.extend(node.agent.on_done(height, chain.store(), &view, done));
+                } else {
+                    node.results.push((height + jobs.delay, done));
+                }
+            }
             for intent in intents {
                 match intent {
                     Intent::Submit(payload) => candidates.push(
@@ -299,6 +339,7 @@ pub fn simulate(setup: Setup) -> Run {
         trainers: trainer_addresses,
         validators: (1..1 + validator_count).map(address).collect(),
         rejected,
+        refused: refused_jobs,
     }
 }
 

@@ -16,12 +16,13 @@ use cairn_round::aggregation::{aggregate_round, Revealed};
 use cairn_round::scoring::{self, score_updates};
 
 use super::auditing::Audits;
+use super::jobs::{Attested, Job, JobKey, JobKind, Output};
 use super::{model_params, prune, salt, AgentError, Cached, Intent, Needed, Step};
 use crate::protocol::conduct::{AttestInput, Attestation, ValidatorConduct, VoteInput};
 
 /// A validator's attestation for one round.
 #[derive(Debug)]
-struct Attested {
+struct Committed {
     model_hash: Hash,
     scores: BTreeMap<Address, u32>,
     salt: Hash,
@@ -33,13 +34,17 @@ struct Attested {
 pub(crate) struct Validator {
     pub(crate) conduct: Box<dyn ValidatorConduct>,
     held_out: Cached,
-    rounds: BTreeMap<u32, Attested>,
+    rounds: BTreeMap<u32, Committed>,
     /// Rounds whose availability vote it sent.
     voted: BTreeSet<u32>,
     failed: BTreeSet<u32>,
     pub(crate) audits: Audits,
     /// What its scoring cost.
     pub(crate) work: super::WorkStats,
+    /// Rounds whose attestation is out on the worker pool.
+    attesting: BTreeSet<u32>,
+    /// Jobs decided and not yet taken by the node.
+    pub(crate) jobs: Vec<Job>,
 }
 
 impl Validator {
@@ -52,6 +57,8 @@ impl Validator {
             failed: BTreeSet::new(),
             audits: Audits::default(),
             work: super::WorkStats::default(),
+            attesting: BTreeSet::new(),
+            jobs: Vec::new(),
         }
     }
 
@@ -85,7 +92,9 @@ impl Validator {
                 Ok(self.vote(step, round, last_chance))
             }
             Phase::AttestCommit
-                if !self.rounds.contains_key(&number) && !self.failed.contains(&number) =>
+                if !self.rounds.contains_key(&number)
+                    && !self.failed.contains(&number)
+                    && !self.attesting.contains(&number) =>
             {
                 if round.attestations.contains_key(&step.address) {
                     return Ok(Vec::new());
@@ -213,40 +222,111 @@ impl Validator {
             .iter()
             .map(|(_, hash)| step.blobs.blob(hash))
             .collect();
-        let inputs: Vec<Revealed<'_>> = counted
-            .iter()
-            .zip(&blobs)
-            .map(|((trainer, hash), blob)| Revealed {
-                trainer: *trainer,
-                hash: *hash,
-                blob: blob.as_deref(),
-            })
-            .collect();
-        let aggregated = aggregate_round(step.plan, &model, previous_model.as_deref(), &inputs);
-        let scores = if self.conduct.scores() {
-            let held_out = match self.held_out(step) {
-                Ok(data) => data,
+        let held_out = if self.conduct.scores() {
+            match self.held_out(step) {
+                Ok(data) => Some(data),
                 Err(reason) => {
                     tracing::warn!(round = number, %reason, "no held-out data; not attesting");
                     self.failed.insert(number);
                     return Ok(Vec::new());
                 }
-            };
-            let stale = stale_hashes(step, previous.as_ref(), &model);
-            let evaluations = scoring::evaluations(&aggregated, &stale);
-            self.work.evaluations += evaluations;
-            self.work.samples_evaluated += evaluations * held_out.len() as u64;
-            match score_updates(step.plan, &model, &aggregated, &held_out, &stale) {
-                Ok(scores) => scores,
-                Err(error) => {
-                    tracing::warn!(round = number, %error, "scoring failed; not attesting");
-                    self.failed.insert(number);
-                    return Ok(Vec::new());
-                }
             }
         } else {
-            BTreeMap::new()
+            None
         };
+        // Hashes a free rider could replay: the previous round's revealed updates (the global
+        // step `M_r − M_{r−1}` is added in the job, from the two models).
+        let replayable: BTreeSet<Hash> = previous
+            .iter()
+            .flat_map(|p| p.commits.values().filter_map(|commit| commit.update_hash))
+            .collect();
+        let key = JobKey {
+            task: step.task.id,
+            round: number,
+            kind: JobKind::Attest,
+        };
+        let plan = step.plan.clone();
+        self.attesting.insert(number);
+        self.jobs.push(Job::new(key, step.address, move || {
+            let inputs: Vec<Revealed<'_>> = counted
+                .iter()
+                .zip(&blobs)
+                .map(|((trainer, hash), blob)| Revealed {
+                    trainer: *trainer,
+                    hash: *hash,
+                    blob: blob.as_deref(),
+                })
+                .collect();
+            let aggregated = aggregate_round(&plan, &model, previous_model.as_deref(), &inputs);
+            let (scores, evaluations) = match held_out {
+                None => (Ok(BTreeMap::new()), (0, 0)),
+                Some(held_out) => {
+                    let mut stale = replayable;
+                    if let Some(old) = &previous_model {
+                        stale.insert(scoring::global_step_hash(&model, old));
+                    }
+                    let evaluations = scoring::evaluations(&aggregated, &stale);
+                    let scores = score_updates(&plan, &model, &aggregated, &held_out, &stale)
+                        .map_err(|error| error.to_string());
+                    (scores, (evaluations, evaluations * held_out.len() as u64))
+                }
+            };
+            Output::Attested(Box::new(Attested {
+                counted,
+                aggregated,
+                scores,
+                evaluations,
+            }))
+        }));
+        Ok(Vec::new())
+    }
+
+    /// Takes back an attestation job: `true` if it was in flight.
+    pub(crate) fn release_attestation(&mut self, round: u32) -> bool {
+        self.attesting.remove(&round)
+    }
+
+    /// Gives the round's attestation up (its job failed).
+    pub(crate) fn abandon_attestation(&mut self, round: u32) {
+        self.failed.insert(round);
+    }
+
+    /// Acts on a finished attestation job: commits the attestation (and stores `M_{r+1}`) if
+    /// the attestation window is still open. `round` is the round's record now.
+    pub(crate) fn on_attested(
+        &mut self,
+        step: &Step<'_>,
+        round: &Round,
+        attested: Attested,
+    ) -> Vec<Intent> {
+        let number = round.number;
+        let Attested {
+            counted,
+            aggregated,
+            scores,
+            evaluations: (evaluations, samples),
+        } = attested;
+        self.work.evaluations += evaluations;
+        self.work.samples_evaluated += samples;
+        let scores = match scores {
+            Ok(scores) => scores,
+            Err(error) => {
+                tracing::warn!(round = number, %error, "scoring failed; not attesting");
+                self.failed.insert(number);
+                return Vec::new();
+            }
+        };
+        let open =
+            Phase::at(&step.task.spec, round.opened_at, step.height + 1) == Phase::AttestCommit;
+        if !open || round.attestations.contains_key(&step.address) {
+            tracing::warn!(
+                round = number,
+                height = step.height,
+                "aggregation finished after the attestation window; not attesting"
+            );
+            self.failed.insert(number);
+            return Vec::new();
+        }
         let honest = Attestation {
             model_hash: aggregated.model_hash,
             scores,
@@ -259,7 +339,7 @@ impl Validator {
         };
         let Some(Attestation { model_hash, scores }) = self.conduct.attest(&input, honest) else {
             self.failed.insert(number);
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let salt = salt(step.secret, "attestation", step.task.id, number);
         let scope = CommitmentScope {
@@ -272,14 +352,14 @@ impl Validator {
         tracing::debug!(task = step.task.id, round = number, validator = %step.address, outcome = ?aggregated.outcome, excluded = aggregated.excluded.len(), "attestation committed");
         self.rounds.insert(
             number,
-            Attested {
+            Committed {
                 model_hash,
                 scores,
                 salt,
                 revealed: false,
             },
         );
-        Ok(vec![
+        vec![
             Intent::Store {
                 bytes: aggregated.next_blob.into(),
                 public: true,
@@ -289,7 +369,7 @@ impl Validator {
                 round: number,
                 commitment,
             }),
-        ])
+        ]
     }
 
     fn reveal(&mut self, step: &Step<'_>, round: &Round) -> Vec<Intent> {
@@ -323,23 +403,6 @@ impl Validator {
         self.held_out = Some(data.clone());
         Ok(data)
     }
-}
-
-/// Hashes a free rider could replay: updates revealed in the previous round and the previous
-/// global step `M_r − M_{r−1}` (when both models are held).
-fn stale_hashes(step: &Step<'_>, previous: Option<&Round>, model: &[f32]) -> BTreeSet<Hash> {
-    let Some(previous) = previous else {
-        return BTreeSet::new();
-    };
-    let mut stale: BTreeSet<Hash> = previous
-        .commits
-        .values()
-        .filter_map(|commit| commit.update_hash)
-        .collect();
-    if let Needed::Have(old) = model_params(step, &previous.model_hash) {
-        stale.insert(scoring::global_step_hash(model, &old));
-    }
-    stale
 }
 
 /// Whom to ask first for a missing blob: for a counted update, one of the validators that voted

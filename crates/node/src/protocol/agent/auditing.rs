@@ -18,6 +18,7 @@ use cairn_ledger::{query, Address, Hash, Payload};
 use cairn_round::training::{shard_of, Assignment, Trajectory};
 
 use super::attesting::Validator;
+use super::jobs::{Audited, Job, JobKey, JobKind, Output};
 use super::{carried_params, model_params, AgentError, Intent, Needed, Step};
 
 /// What a validator's audits cost: a measurement for reports, never an input to the protocol.
@@ -42,6 +43,8 @@ pub(crate) struct Audits {
     runs: BTreeMap<(u32, Address), Assignment>,
     /// Answers sent: (dispute, move count).
     answered: BTreeSet<(u64, u32)>,
+    /// Rounds whose audit re-runs are out on the worker pool.
+    running: BTreeSet<u32>,
     pub(crate) stats: AuditStats,
 }
 
@@ -111,17 +114,12 @@ impl Validator {
             return Ok(fetch);
         }
         self.audits.done.insert(number);
-        let started = Instant::now();
-        let mut intents = Vec::new();
-        // Stake free for challenge bonds, and liquid tokens to bond more when it runs out.
-        let mut free = query::stake(step.state, &step.address)?.free();
-        let mut balance = query::account(step.state, &step.address)?.balance;
-        let bond = step.task.spec.verification.challenge_bond;
         let targets: BTreeSet<Address> = drawn
             .iter()
             .copied()
             .chain(unfounded.iter().copied())
             .collect();
+        let mut runs = Vec::new();
         for trainer in targets {
             let Some(commit) = round.commits.get(&trainer) else {
                 continue;
@@ -138,8 +136,79 @@ impl Validator {
                 continue;
             };
             let assignment = assignment.carrying(carried.get(&trainer).cloned().flatten());
-            let root = match assignment.train() {
-                Ok(work) => work.trace_root(),
+            runs.push((
+                trainer,
+                assignment,
+                commit.trace_root,
+                unfounded.contains(&trainer),
+            ));
+        }
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = JobKey {
+            task: step.task.id,
+            round: number,
+            kind: JobKind::Audit,
+        };
+        self.audits.running.insert(number);
+        self.jobs.push(Job::new(key, step.address, move || {
+            Output::Audited(
+                runs.into_iter()
+                    .map(|(trainer, assignment, committed, unfounded)| Audited {
+                        trainer,
+                        root: assignment
+                            .train()
+                            .map(|work| work.trace_root())
+                            .map_err(|error| error.to_string()),
+                        assignment,
+                        committed,
+                        unfounded,
+                    })
+                    .collect(),
+            )
+        }));
+        Ok(Vec::new())
+    }
+
+    /// Takes back an audit job: `true` if it was in flight. A `refused` one (the pool was
+    /// full) is decided again at the next block.
+    pub(crate) fn release_audits(&mut self, round: u32, refused: bool) -> bool {
+        if refused {
+            self.audits.done.remove(&round);
+        }
+        self.audits.running.remove(&round)
+    }
+
+    /// Acts on finished audit re-runs: reports each that matches, challenges each that does
+    /// not (bonding more stake when the reserve is spent), while the challenge window is open.
+    /// `round` is the round's record now.
+    pub(crate) fn on_audited(
+        &mut self,
+        step: &Step<'_>,
+        round: &Round,
+        audited: Vec<Audited>,
+        elapsed: Duration,
+    ) -> Result<Vec<Intent>, AgentError> {
+        let number = round.number;
+        self.audits.stats.time += elapsed;
+        if step.height >= round.challenge_deadline(&step.task.spec) {
+            tracing::warn!(
+                round = number,
+                height = step.height,
+                "audits finished after the challenge deadline; not reported"
+            );
+            return Ok(Vec::new());
+        }
+        let mut intents = Vec::new();
+        // Stake free for challenge bonds, and liquid tokens to bond more when it runs out.
+        let mut free = query::stake(step.state, &step.address)?.free();
+        let mut balance = query::account(step.state, &step.address)?.balance;
+        let bond = step.task.spec.verification.challenge_bond;
+        for run in audited {
+            let trainer = run.trainer;
+            let root = match run.root {
+                Ok(root) => root,
                 Err(error) => {
                     tracing::warn!(round = number, trainer = %trainer, %error, "audit re-run failed");
                     continue;
@@ -147,13 +216,13 @@ impl Validator {
             };
             self.audits.stats.audits += 1;
             self.audits.stats.steps += u64::from(step.task.spec.local_steps);
-            let challenge_with = if unfounded.contains(&trainer) {
-                Some(if root == commit.trace_root {
+            let challenge_with = if run.unfounded {
+                Some(if root == run.committed {
                     domain_hash(b"cairn/unfounded-challenge", &[&root])
                 } else {
                     root
                 })
-            } else if root != commit.trace_root {
+            } else if root != run.committed {
                 Some(root)
             } else {
                 None
@@ -174,7 +243,7 @@ impl Validator {
                     }
                     free -= bond;
                     tracing::info!(round = number, trainer = %trainer, "audit failed; challenging");
-                    self.audits.runs.insert((number, trainer), assignment);
+                    self.audits.runs.insert((number, trainer), run.assignment);
                     intents.push(Intent::Submit(Payload::Challenge {
                         task: step.task.id,
                         round: number,
@@ -189,7 +258,6 @@ impl Validator {
                 })),
             }
         }
-        self.audits.stats.time += started.elapsed();
         Ok(intents)
     }
 

@@ -4,13 +4,21 @@
 //! An agent acts on the phase of the *next* block (the one its transactions can land in), does
 //! each step once per (task, round, phase), and when a blob it needs has not arrived it asks
 //! for it with [`Intent::Fetch`] and looks again at the next block.
+//!
+//! Slow steps (training, aggregation and scoring, audit re-runs) are not computed at the block:
+//! the agent decides them there and hands them out as [`Job`]s ([`Agent::take_jobs`]); the node
+//! runs them on its worker pool and gives each result back to [`Agent::on_done`], which acts on
+//! it with the state of that moment (see [`jobs`]).
 
 mod attesting;
 mod auditing;
 
 pub use auditing::AuditStats;
 mod defending;
+pub mod jobs;
 mod training;
+
+pub use jobs::{Done, Job, JobKey, JobKind};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -340,6 +348,164 @@ impl Agent {
             Vec::new()
         })
     }
+
+    /// The jobs decided since the last call, for the node's worker pool. Each is in flight
+    /// until its [`Done`] comes back through [`Agent::on_done`] or it is handed back through
+    /// [`Agent::on_refused`]; until then the agent does not decide that step again.
+    pub fn take_jobs(&mut self) -> Vec<Job> {
+        match &mut self.part {
+            Part::Member(MemberState {
+                duty: Duty::Trainer(trainer),
+                ..
+            }) => std::mem::take(&mut trainer.jobs),
+            Part::Member(MemberState {
+                duty: Duty::Validator(validator),
+                ..
+            }) => std::mem::take(&mut validator.jobs),
+            Part::Creator(_) => Vec::new(),
+        }
+    }
+
+    /// Whether `key` names a job of this agent (its address, its task, its duty).
+    pub fn owns(&self, address: &Address, key: &JobKey) -> bool {
+        if *address != self.address {
+            return false;
+        }
+        match &self.part {
+            Part::Member(member) if member.task == key.task => matches!(
+                (&member.duty, key.kind),
+                (Duty::Trainer(_), JobKind::Train)
+                    | (Duty::Validator(_), JobKind::Attest | JobKind::Audit)
+            ),
+            _ => false,
+        }
+    }
+
+    /// A job the node could not run (its pool was full): the step is decided again at the
+    /// next block.
+    pub fn on_refused(&mut self, key: JobKey) {
+        if let Part::Member(member) = &mut self.part {
+            if member.task == key.task {
+                release(&mut member.duty, key, true);
+            }
+        }
+    }
+
+    /// Acts on a finished job with the state at `height` (the latest finalized block, which
+    /// may be later than the one the job was decided at): signs, stores and sends what the step
+    /// produces, or gives the step up for its round when the result came too late or the
+    /// computation failed. A result this agent did not ask for, or no longer waits for, is
+    /// ignored.
+    pub fn on_done(
+        &mut self,
+        height: u64,
+        state: &dyn StateRead,
+        blobs: &dyn BlobView,
+        done: Done,
+    ) -> Vec<Intent> {
+        let key = done.key();
+        if !self.owns(&done.agent(), &key) {
+            return Vec::new();
+        }
+        let Part::Member(member) = &mut self.part else {
+            return Vec::new();
+        };
+        if !release(&mut member.duty, key, false) {
+            tracing::debug!(%key, "a job result no longer waited for; ignored");
+            return Vec::new();
+        }
+        member_done(
+            member,
+            (self.address, &self.secret),
+            (height, state, blobs),
+            done,
+        )
+        .unwrap_or_else(|error| {
+            tracing::warn!(address = %self.address, height, %key, %error, "could not act on a job's result; the step is decided again");
+            Vec::new()
+        })
+    }
+
+    /// [`Agent::on_block`], then every job it decided run at once on this thread and acted on
+    /// at the same height: a synchronous driver's step (the node runs jobs on its pool).
+    pub fn on_block_inline(
+        &mut self,
+        height: u64,
+        state: &dyn StateRead,
+        blobs: &dyn BlobView,
+    ) -> Vec<Intent> {
+        let mut intents = self.on_block(height, state, blobs);
+        for job in self.take_jobs() {
+            let done = job.run();
+            intents.extend(self.on_done(height, state, blobs, done));
+        }
+        intents
+    }
+}
+
+/// Takes a job back from `duty`: `true` if it was in flight.
+fn release(duty: &mut Duty, key: JobKey, refused: bool) -> bool {
+    match (duty, key.kind) {
+        (Duty::Trainer(trainer), JobKind::Train) => trainer.release(key.round),
+        (Duty::Validator(validator), JobKind::Attest) => validator.release_attestation(key.round),
+        (Duty::Validator(validator), JobKind::Audit) => {
+            validator.release_audits(key.round, refused)
+        }
+        _ => false,
+    }
+}
+
+fn member_done(
+    member: &mut MemberState,
+    (address, secret): (Address, &[u8; 32]),
+    (height, state, blobs): (u64, &dyn StateRead, &dyn BlobView),
+    done: Done,
+) -> Result<Vec<Intent>, AgentError> {
+    let key = done.key();
+    let elapsed = done.elapsed();
+    if let jobs::Output::Panicked(reason) = &done.output {
+        tracing::error!(%key, %reason, "a job panicked; the step is given up for this round");
+        match &mut member.duty {
+            Duty::Trainer(trainer) => {
+                trainer.give_up(key.round, format!("training panicked: {reason}"));
+            }
+            Duty::Validator(validator) if key.kind == JobKind::Attest => {
+                validator.abandon_attestation(key.round);
+            }
+            Duty::Validator(_) => {}
+        }
+        return Ok(Vec::new());
+    }
+    let (Some(task), Some(plan)) = (query::task(state, key.task)?, member.plan.clone()) else {
+        return Ok(Vec::new());
+    };
+    let round = query::round(state, key.task, key.round)?.ok_or(AgentError::MissingRound {
+        task: key.task,
+        round: key.round,
+    })?;
+    let chain_id: u64 = Overlay::new(state).read(keys::CHAIN_ID)?.unwrap_or(0);
+    let step = Step {
+        address,
+        secret,
+        chain_id,
+        height,
+        state,
+        blobs,
+        task: &task,
+        plan: &plan,
+    };
+    Ok(match (&mut member.duty, done.output) {
+        (Duty::Trainer(trainer), jobs::Output::Trained(result)) => {
+            trainer.on_trained(&step, &round, result)
+        }
+        (Duty::Validator(validator), jobs::Output::Attested(attested)) => {
+            validator.on_attested(&step, &round, *attested)
+        }
+        (Duty::Validator(validator), jobs::Output::Audited(audited)) => {
+            validator.on_audited(&step, &round, audited, elapsed)?
+        }
+        _ => Vec::new(),
+    })
 }
 
 /// Blocks a creator waits for every expected member to join before it starts with those that

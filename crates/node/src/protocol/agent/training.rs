@@ -10,6 +10,7 @@ use cairn_ledger::{Address, Hash, Payload, Phase};
 use cairn_round::params;
 use cairn_round::training::{shard_of, Shard};
 
+use super::jobs::{Job, JobKey, JobKind, Output};
 use super::{carried_params, model_params, salt, AgentError, Intent, Needed, Step};
 use crate::protocol::conduct::{Decision, RoundInput, Submission, TrainerConduct};
 
@@ -34,6 +35,10 @@ pub(crate) struct Trainer {
     pub(crate) sent: std::collections::BTreeSet<(u64, u64)>,
     /// What its commits cost.
     pub(crate) work: super::WorkStats,
+    /// Rounds whose training is out on the worker pool.
+    training: std::collections::BTreeSet<u32>,
+    /// Jobs decided and not yet taken by the node.
+    pub(crate) jobs: Vec<Job>,
 }
 
 impl Trainer {
@@ -45,6 +50,8 @@ impl Trainer {
             failed: BTreeMap::new(),
             sent: Default::default(),
             work: super::WorkStats::default(),
+            training: Default::default(),
+            jobs: Vec::new(),
         }
     }
 
@@ -58,7 +65,9 @@ impl Trainer {
         let spec = &step.task.spec;
         match Phase::at(spec, round.opened_at, step.height + 1) {
             Phase::Commit
-                if !self.rounds.contains_key(&number) && !self.failed.contains_key(&number) =>
+                if !self.rounds.contains_key(&number)
+                    && !self.failed.contains_key(&number)
+                    && !self.training.contains(&number) =>
             {
                 if round.commits.contains_key(&step.address)
                     || step.task.expelled.contains(&step.address)
@@ -117,9 +126,57 @@ impl Trainer {
         };
         let submission = match self.conduct.work(&input) {
             Decision::Ready(submission) => submission,
+            Decision::Compute(compute) => {
+                let key = JobKey {
+                    task: step.task.id,
+                    round: number,
+                    kind: JobKind::Train,
+                };
+                self.training.insert(number);
+                self.jobs.push(Job::new(key, step.address, move || {
+                    Output::Trained(compute.run())
+                }));
+                return Ok(Vec::new());
+            }
             Decision::Wait(intents) => return Ok(intents),
             Decision::Skip(reason) => return Ok(self.give_up(number, reason)),
         };
+        Ok(self.committed(step, number, submission))
+    }
+
+    /// Takes back a training job: `true` if it was in flight. A `refused` one (the pool was
+    /// full) is decided again at the next block.
+    pub(crate) fn release(&mut self, round: u32) -> bool {
+        self.training.remove(&round)
+    }
+
+    /// Acts on a finished training job: commits it if the commit window is still open.
+    pub(crate) fn on_trained(
+        &mut self,
+        step: &Step<'_>,
+        round: &Round,
+        result: Result<Submission, String>,
+    ) -> Vec<Intent> {
+        let number = round.number;
+        let submission = match result {
+            Ok(submission) => submission,
+            Err(reason) => return self.give_up(number, reason),
+        };
+        let open = Phase::at(&step.task.spec, round.opened_at, step.height + 1) == Phase::Commit;
+        if !open || round.commits.contains_key(&step.address) {
+            return self.give_up(
+                number,
+                format!(
+                    "training finished at height {}, after the commit window",
+                    step.height
+                ),
+            );
+        }
+        self.committed(step, number, submission)
+    }
+
+    /// Stores the update privately and commits to it.
+    fn committed(&mut self, step: &Step<'_>, number: u32, submission: Submission) -> Vec<Intent> {
         let blob = params::encode(&submission.update);
         let update_hash = params::blob_hash(&blob);
         let salt = salt(step.secret, "update", step.task.id, number);
@@ -143,7 +200,7 @@ impl Trainer {
                 revealed: false,
             },
         );
-        Ok(vec![
+        vec![
             Intent::Store {
                 bytes: blob.into(),
                 public: false,
@@ -154,7 +211,7 @@ impl Trainer {
                 commitment,
                 trace_root,
             }),
-        ])
+        ]
     }
 
     fn reveal(&mut self, step: &Step<'_>, round: &Round) -> Vec<Intent> {
@@ -194,7 +251,7 @@ impl Trainer {
             .collect()
     }
 
-    fn give_up(&mut self, round: u32, reason: String) -> Vec<Intent> {
+    pub(crate) fn give_up(&mut self, round: u32, reason: String) -> Vec<Intent> {
         tracing::warn!(round, %reason, "trainer skips this round");
         self.failed.insert(round, reason);
         Vec::new()
