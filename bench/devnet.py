@@ -7,7 +7,9 @@ through a node's API, and measures:
     milliseconds `cairn simulate` reports for the same task (same counts, rule, windows);
   - CPU seconds and peak resident memory of every node process over the task;
   - bytes on the wire: the growth of every node's `runtime_outbound_bandwidth` counter
-    (commonware's metered network) over the task, per round.
+    (commonware's metered network) over the task, per round;
+  - where the agents' time went: deciding in block callbacks (with the ledger store locked)
+    against slow jobs (training, aggregation, scoring, audits) on the worker pool.
 
 Writes devnet.json and devnet.md to --out. Usage:
   cargo build --release -p cairn-cli
@@ -89,6 +91,24 @@ def outbound_bytes(address):
     return total
 
 
+AGENT_METRICS = ("cairn_agent_callback_seconds", "cairn_agent_job_seconds", "cairn_agent_jobs",
+                 "cairn_agent_jobs_refused")
+
+
+def agent_metrics(address):
+    """The node's agent timings: time deciding in block callbacks (store locked) and time its
+    slow jobs took on the worker pool, with the job counts."""
+    body = get(address, "/metrics")
+    found = {}
+    if body is None:
+        return found
+    for line in body.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in AGENT_METRICS:
+            found[parts[0]] = float(parts[1])
+    return found
+
+
 def wait(what, limit, done):
     deadline = time.time() + limit
     while time.time() < deadline:
@@ -163,6 +183,7 @@ def main():
         rounds = sorted(opened)
         latencies = [opened[rounds[i + 1]] - opened[rounds[i]] for i in range(len(rounds) - 1)]
         height = get_json(apis[0], "/status")["height"]
+        agents = {n: agent_metrics(a) for n, a in zip(names, apis)}
     finally:
         devnet.send_signal(signal.SIGTERM)
         try:
@@ -188,6 +209,10 @@ def main():
             "cpu_seconds": round(cpu1[n] - cpu0[n], 2),
             "peak_rss_mib": round(peak[n] / 2**20, 1),
             "sent_bytes": (bytes1[n] - bytes0[n]) if bytes1[n] is not None and bytes0[n] is not None else None,
+            "callback_seconds": agents[n].get("cairn_agent_callback_seconds"),
+            "job_seconds": agents[n].get("cairn_agent_job_seconds"),
+            "jobs": agents[n].get("cairn_agent_jobs"),
+            "jobs_refused": agents[n].get("cairn_agent_jobs_refused"),
         })
     sent = sum(n["sent_bytes"] or 0 for n in nodes)
     result = {
@@ -224,11 +249,13 @@ def main():
         "",
         f"Bytes sent by all nodes per round: {result['bytes_sent_per_round']:,}",
         "",
-        "| node | CPU s over the task | peak RSS MiB | bytes sent |",
-        "|---|---|---|---|",
+        "| node | CPU s over the task | peak RSS MiB | bytes sent | agent s in block callbacks | "
+        "job s on the pool | jobs (refused) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n in nodes:
-        lines.append(f"| {n['name']} | {n['cpu_seconds']} | {n['peak_rss_mib']} | {n['sent_bytes']:,.0f} |")
+        lines.append(f"| {n['name']} | {n['cpu_seconds']} | {n['peak_rss_mib']} | {n['sent_bytes']:,.0f} | "
+                     f"{n['callback_seconds']} | {n['job_seconds']} | {n['jobs']} ({n['jobs_refused']}) |")
     with open(f"{args.out}/devnet.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -912,6 +912,30 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
             "Wall time this node's agents spent computing (training, aggregation, scoring, audits).",
             node.agent_time.total().as_secs_f64(),
         );
+        gauge(
+            &mut out,
+            "cairn_agent_callback_seconds",
+            "Wall time the agents spent deciding in block callbacks (with the ledger store locked).",
+            node.agent_time.callback().as_secs_f64(),
+        );
+        gauge(
+            &mut out,
+            "cairn_agent_job_seconds",
+            "Wall time slow jobs (training, aggregation, scoring, audits) took on the worker pool.",
+            node.agent_time.job_time().as_secs_f64(),
+        );
+        gauge(
+            &mut out,
+            "cairn_agent_jobs",
+            "Slow jobs finished on the worker pool.",
+            node.agent_time.jobs(),
+        );
+        gauge(
+            &mut out,
+            "cairn_agent_jobs_refused",
+            "Slow jobs refused because the pool's queue was full (each decided again later).",
+            node.agent_time.refused(),
+        );
     }
     {
         let clock = lock(&state.blocks);

@@ -96,6 +96,12 @@ pub struct NodeSettings {
     pub block_interval_ms: u64,
     /// Runtime worker threads (default: the number of cores).
     pub worker_threads: Option<usize>,
+    /// Threads for the protocol's slow work: training, aggregation, scoring, audits (default:
+    /// the number of cores less one, at least one).
+    pub compute_workers: Option<usize>,
+    /// Slow jobs that may wait for a compute worker; more are refused and decided again at the
+    /// next block.
+    pub job_queue: usize,
     /// Where the built-in datasets are (default: `CAIRN_DATA_DIR` or the shipped `data/`).
     pub data_dir: Option<PathBuf>,
     /// Open tasks paying less per round are not joined.
@@ -117,6 +123,8 @@ impl Default for NodeSettings {
             network: NetworkProfile::Recommended,
             block_interval_ms: 400,
             worker_threads: None,
+            compute_workers: None,
+            job_queue: 16,
             data_dir: None,
             min_reward_per_round: 1_000,
             max_trainer_bond: None,
@@ -133,6 +141,16 @@ impl NodeSettings {
             max_trainer_bond: self.max_trainer_bond.map(u128::from),
             max_active: self.max_tasks,
         }
+    }
+
+    /// The worker pool these settings describe.
+    pub fn workers(&self) -> cairn_node::workers::WorkerConfig {
+        let mut config = cairn_node::workers::WorkerConfig::for_this_machine();
+        if let Some(workers) = self.compute_workers {
+            config.workers = workers.max(1);
+        }
+        config.queue = self.job_queue.max(1);
+        config
     }
 
     /// Parses `config.toml`'s text.

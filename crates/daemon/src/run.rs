@@ -254,6 +254,7 @@ pub fn run(
         config.block_interval = Duration::from_millis(settings.block_interval_ms.max(1));
         config.peer_tracking = PeerTracking::Epochs;
         config.volunteer_policy = settings.policy();
+        config.workers = settings.workers();
         config.datasets = registry.clone();
         config.volunteer = match settings.role {
             NodeRole::Validator => Some(Offer::Validator),

@@ -20,8 +20,8 @@ THE HOME (--home)
   key.json      the node's key (cairn keys generate --home HOME)
   genesis.json  the chain file, the same on every node (cairn genesis)
   config.toml   optional: the settings below as TOML keys (role, listen, external, http,
-                bootstrappers, network, block_interval_ms, worker_threads, data_dir); a flag or
-                its CAIRN_* variable overrides the file
+                bootstrappers, network, block_interval_ms, worker_threads, compute_workers,
+                job_queue, data_dir, ...); a flag or its CAIRN_* variable overrides the file
   The node keeps its ledger (ledger.redb), consensus journals and blobs (storage/) there, and
   binds the home to its key and chain at first start (identity.json): a later start with another
   key or another chain file is refused.
@@ -94,6 +94,14 @@ pub struct NodeArgs {
     /// Runtime worker threads [config: worker_threads; default the number of cores].
     #[arg(long, env = "CAIRN_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
+    /// Threads for training, aggregation, scoring and audits, which run off the consensus path
+    /// [config: compute_workers; default the number of cores less one, at least 1].
+    #[arg(long, env = "CAIRN_COMPUTE_WORKERS")]
+    pub compute_workers: Option<usize>,
+    /// Slow jobs that may wait for a compute worker; more are refused and decided again at the
+    /// next block [config: job_queue; default 16].
+    #[arg(long, env = "CAIRN_JOB_QUEUE")]
+    pub job_queue: Option<usize>,
     /// Directory of the built-in datasets [config: data_dir; default CAIRN_DATA_DIR or data/].
     #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -143,6 +151,12 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     if let Some(threads) = args.worker_threads {
         settings.worker_threads = Some(threads);
+    }
+    if let Some(workers) = args.compute_workers {
+        settings.compute_workers = Some(workers);
+    }
+    if let Some(queue) = args.job_queue {
+        settings.job_queue = queue;
     }
     if let Some(dir) = args.data_dir {
         settings.data_dir = Some(dir);
