@@ -457,3 +457,32 @@ fn a_validator_that_skips_its_audits_forfeits_the_rounds_it_was_drawn_for() {
         earned(&lazy)
     );
 }
+
+#[test]
+fn the_initial_model_is_asked_first_from_the_task_creator() {
+    // `M_0` reaches the others 30 blocks after the creator stores it, so the members ask for it
+    // when round 0 opens. They name the creator, which stored it: asking validators first
+    // costs a timeout for each one a trainer is not yet connected to (a validator elected just
+    // before the task), and the commit window is short.
+    let late = simulate(faults(SEED, 30));
+    let store = late.chain.store();
+    let task = query::task(store, 0).unwrap().unwrap();
+    let initial = query::round(store, 0, 0).unwrap().unwrap().model_hash;
+    // Requests in round 0 only: a round that counts nothing keeps the model, and `M_1` (held by
+    // the validators) may then have `M_0`'s hash.
+    let next = query::round(store, 0, 1)
+        .unwrap()
+        .map_or(u64::MAX, |r| r.opened_at);
+    let asked: Vec<_> = late
+        .blobs
+        .asked
+        .iter()
+        .filter(|(_, height, hash, _)| *hash == initial && *height < next)
+        .collect();
+    assert!(asked.len() >= 2, "M_0 arrived late and was fetched");
+    let elsewhere = asked
+        .iter()
+        .filter(|(_, _, _, holder)| *holder != Some(task.creator))
+        .count();
+    assert_eq!(elsewhere, 0, "of {} requests for M_0", asked.len());
+}

@@ -58,6 +58,8 @@ pub struct BlobMap {
     /// Blocks a public blob takes to reach other nodes.
     pub delay: u64,
     pub fetches: usize,
+    /// Every fetch asked for: who asked, at which height, the blob, the holder it named first.
+    pub asked: Vec<(Address, u64, Hash, Option<Address>)>,
 }
 
 struct View<'a> {
@@ -311,7 +313,10 @@ pub fn simulate_with(setup: Setup, jobs: Jobs) -> Run {
                             }
                         }
                     }
-                    Intent::Fetch { .. } => blobs.fetches += 1,
+                    Intent::Fetch { hash, holder } => {
+                        blobs.fetches += 1;
+                        blobs.asked.push((me, height, hash, holder));
+                    }
                 }
             }
         }

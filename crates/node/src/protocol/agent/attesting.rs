@@ -17,7 +17,7 @@ use cairn_round::scoring::{self, score_updates};
 
 use super::auditing::Audits;
 use super::jobs::{Attested, Job, JobKey, JobKind, Output};
-use super::{model_params, prune, salt, AgentError, Cached, Intent, Needed, Step};
+use super::{model_holder, model_params, prune, salt, AgentError, Cached, Intent, Needed, Step};
 use crate::protocol::conduct::{AttestInput, Attestation, ValidatorConduct, VoteInput};
 
 /// A validator's attestation for one round.
@@ -180,7 +180,7 @@ impl Validator {
                 .into_iter()
                 .map(|hash| Intent::Fetch {
                     hash,
-                    holder: holder(step, round, &counted, &hash),
+                    holder: holder(step, (round, previous.as_ref()), &counted, &hash),
                 })
                 .collect());
         }
@@ -410,10 +410,16 @@ impl Validator {
 /// its trainer when no other voter is known.
 fn holder(
     step: &Step<'_>,
-    round: &Round,
+    (round, previous): (&Round, Option<&Round>),
     counted: &[(Address, Hash)],
     hash: &Hash,
 ) -> Option<Address> {
+    if let Some(model) = std::iter::once(round)
+        .chain(previous)
+        .find(|r| r.model_hash == *hash)
+    {
+        return model_holder(step.task, model);
+    }
     let trainer = counted
         .iter()
         .find(|(_, update)| update == hash)
@@ -438,7 +444,7 @@ fn prefetch(step: &Step<'_>, round: &Round) -> Vec<Intent> {
         .commits
         .iter()
         .filter_map(|(trainer, commit)| Some((commit.update_hash?, Some(*trainer))));
-    std::iter::once((round.model_hash, None))
+    std::iter::once((round.model_hash, model_holder(step.task, round)))
         .chain(updates)
         .filter(|(hash, _)| step.blobs.blob(hash).is_none())
         .map(|(hash, holder)| Intent::Fetch { hash, holder })

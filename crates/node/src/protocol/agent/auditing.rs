@@ -19,7 +19,7 @@ use cairn_round::training::{shard_of, Assignment, Trajectory};
 
 use super::attesting::Validator;
 use super::jobs::{Audited, Job, JobKey, JobKind, Output};
-use super::{carried_params, model_params, AgentError, Intent, Needed, Step};
+use super::{carried_params, model_holder, model_params, AgentError, Intent, Needed, Step};
 
 /// What a validator's audits cost: a measurement for reports, never an input to the protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,7 +65,10 @@ impl Validator {
         }
         let model: Arc<[f32]> = match model_params(step, &round.model_hash) {
             Needed::Have(values) => values.into(),
-            Needed::Missing(hash) => return Ok(vec![Intent::Fetch { hash, holder: None }]),
+            Needed::Missing(hash) => {
+                let holder = model_holder(step.task, round);
+                return Ok(vec![Intent::Fetch { hash, holder }]);
+            }
             Needed::Invalid(reason) => {
                 tracing::warn!(round = number, %reason, "input model invalid; cannot audit");
                 self.audits.done.insert(number);
@@ -98,7 +101,10 @@ impl Validator {
                 None => None,
                 Some(Needed::Have(values)) => Some(values.into()),
                 Some(Needed::Missing(hash)) => {
-                    fetch.push(Intent::Fetch { hash, holder: None });
+                    fetch.push(Intent::Fetch {
+                        hash,
+                        holder: Some(*trainer),
+                    });
                     missing.insert(*trainer);
                     None
                 }

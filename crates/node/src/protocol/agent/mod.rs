@@ -758,6 +758,14 @@ pub(crate) fn carried_params(
         .map(|hash| model_params(step, &hash)))
 }
 
+/// Whom to ask first for a round's input model: for round 0 the task's creator, which stored
+/// `M_0` when it posted the task (asking the validators first would cost a timeout for each one
+/// not yet connected, and the commit window is short); later models are held by every validator
+/// that attested them, which the fetch asks first anyway.
+pub(crate) fn model_holder(task: &Task, round: &cairn_ledger::round::Round) -> Option<Address> {
+    (round.number == 0).then_some(task.creator)
+}
+
 /// Keeps only the entries of recent rounds (`round` and the one before).
 pub(crate) fn prune<V>(rounds: &mut BTreeMap<u32, V>, round: u32) {
     rounds.retain(|r, _| r.saturating_add(1) >= round);

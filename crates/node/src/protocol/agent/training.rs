@@ -11,7 +11,7 @@ use cairn_round::params;
 use cairn_round::training::{shard_of, Shard};
 
 use super::jobs::{Job, JobKey, JobKind, Output};
-use super::{carried_params, model_params, salt, AgentError, Intent, Needed, Step};
+use super::{carried_params, model_holder, model_params, salt, AgentError, Intent, Needed, Step};
 use crate::protocol::conduct::{Decision, RoundInput, Submission, TrainerConduct};
 
 /// What the trainer did in one round.
@@ -92,7 +92,10 @@ impl Trainer {
         let number = round.number;
         let model = match model_params(step, &round.model_hash) {
             Needed::Have(values) => values,
-            Needed::Missing(hash) => return Ok(vec![Intent::Fetch { hash, holder: None }]),
+            Needed::Missing(hash) => {
+                let holder = model_holder(step.task, round);
+                return Ok(vec![Intent::Fetch { hash, holder }]);
+            }
             Needed::Invalid(reason) => {
                 return Ok(self.give_up(number, format!("input model is invalid: {reason}")))
             }
@@ -100,7 +103,10 @@ impl Trainer {
         let carried: Option<Arc<[f32]>> = match carried_params(step, number, &step.address)? {
             None => None,
             Some(Needed::Have(values)) => Some(values.into()),
-            Some(Needed::Missing(hash)) => return Ok(vec![Intent::Fetch { hash, holder: None }]),
+            Some(Needed::Missing(hash)) => {
+                // Its own update of the round before: a validator that counted it holds it too.
+                return Ok(vec![Intent::Fetch { hash, holder: None }]);
+            }
             Some(Needed::Invalid(reason)) => {
                 return Ok(self.give_up(
                     number,
