@@ -77,6 +77,18 @@ impl Client {
             .map_err(|error| DaemonError::Api(format!("{}{path}: {error}", self.base)))
     }
 
+    /// `GET path` as JSON, `None` when the node answers 404 (not there yet, or not at all).
+    pub fn get_json_if_found(&self, path: &str) -> Result<Option<Value>, DaemonError> {
+        match self.agent.get(&format!("{}{path}", self.base)).call() {
+            Ok(response) => response
+                .into_json()
+                .map(Some)
+                .map_err(|error| DaemonError::Api(format!("{}{path}: {error}", self.base))),
+            Err(ureq::Error::Status(404, _)) => Ok(None),
+            Err(error) => Err(self.fail(path, error)),
+        }
+    }
+
     /// `GET path` as text.
     pub fn get_text(&self, path: &str) -> Result<String, DaemonError> {
         self.agent

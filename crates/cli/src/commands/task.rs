@@ -87,7 +87,7 @@ struct StatusArgs {
     /// One task.
     #[arg(long)]
     task: Option<u64>,
-    /// Wait until this many rounds of --task have closed.
+    /// Wait until this many rounds of --task have closed (a task not there yet is waited for).
     #[arg(long, requires = "task")]
     wait_round: Option<u32>,
     /// Seconds to wait at most.
@@ -165,9 +165,17 @@ pub fn run(args: TaskArgs) -> anyhow::Result<()> {
                 Some(id) => {
                     let started = Instant::now();
                     let task = loop {
-                        let task = client.get_json(&format!("/tasks/{id}"))?;
+                        let path = format!("/tasks/{id}");
                         let Some(wanted) = status.wait_round else {
-                            break task;
+                            break client.get_json(&path)?;
+                        };
+                        // A task just asked for appears a block later: waiting covers that.
+                        let Some(task) = client.get_json_if_found(&path)? else {
+                            if started.elapsed() >= Duration::from_secs(status.timeout) {
+                                bail!("task {id} did not appear in {} s", status.timeout);
+                            }
+                            std::thread::sleep(Duration::from_millis(500));
+                            continue;
                         };
                         if closed_rounds(&task) >= u64::from(wanted) {
                             break task;
