@@ -154,3 +154,45 @@ fn a_panicking_job_costs_its_trainer_the_round_and_nothing_else() {
     assert_eq!(round.commits.len(), TRAINERS - 1, "the others committed");
     assert!(run.unexpected_rejections().is_empty(), "{:?}", run.rejected);
 }
+
+#[test]
+fn disputes_computed_on_the_pool_still_catch_a_liar_with_results_a_block_late() {
+    use cairn_ledger::dispute::{Party, Reason, Stage};
+    use cairn_sim::adversary::trainer::Lying;
+    // Every move (the trainer's claims and witness, the challenger's answers) replays training
+    // steps in a job whose result comes a block after its decision; three-block move windows
+    // leave room for that.
+    let mut setup = setup(1, || {
+        Box::new(Lying {
+            at: 10,
+            silent: false,
+        })
+    });
+    setup.spec.verification.move_window = 3;
+    let run = simulate_with(
+        setup,
+        Jobs {
+            delay: 1,
+            ..Jobs::default()
+        },
+    );
+    let liar = run.trainers[TRAINERS - 1];
+    let store = run.chain.store();
+    let refereed: Vec<_> = (0..16)
+        .filter_map(|id| query::dispute(store, id).unwrap())
+        .filter(|d| d.trainer == liar)
+        .filter(|d| matches!(d.stage, Stage::Resolved(r) if r.reason == Reason::Referee))
+        .collect();
+    assert_eq!(refereed.len(), 1, "the bisection reached the referee");
+    let Stage::Resolved(resolution) = refereed[0].stage else {
+        unreachable!()
+    };
+    assert_eq!(resolution.winner, Party::Challenger);
+    assert_eq!((refereed[0].low.step, refereed[0].high.step), (9, 10));
+    let task = query::task(store, 0).unwrap().unwrap();
+    assert!(task.expelled.contains(&liar), "the liar is expelled");
+    for honest in &run.trainers[..TRAINERS - 1] {
+        assert_eq!(task.trainers[honest], common::BOND, "an honest bond moved");
+    }
+    assert!(run.unexpected_rejections().is_empty(), "{:?}", run.rejected);
+}

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_ledger::dispute::{Dispute, Stage};
 use cairn_ledger::encoding::domain_hash;
@@ -40,7 +40,7 @@ pub(crate) struct Audits {
     /// Rounds whose audits were handled.
     done: BTreeSet<u32>,
     /// Honest re-runs of challenged trainers, to answer their claims.
-    runs: BTreeMap<(u32, Address), Assignment>,
+    runs: BTreeMap<(u32, Address), Arc<Assignment>>,
     /// Answers sent: (dispute, move count).
     answered: BTreeSet<(u64, u32)>,
     /// Rounds whose audit re-runs are out on the worker pool.
@@ -249,7 +249,9 @@ impl Validator {
                     }
                     free -= bond;
                     tracing::info!(round = number, trainer = %trainer, "audit failed; challenging");
-                    self.audits.runs.insert((number, trainer), run.assignment);
+                    self.audits
+                        .runs
+                        .insert((number, trainer), Arc::new(run.assignment));
                     intents.push(Intent::Submit(Payload::Challenge {
                         task: step.task.id,
                         round: number,
@@ -267,11 +269,10 @@ impl Validator {
         Ok(intents)
     }
 
-    /// This validator's answers in the disputes it opened.
+    /// This validator's answers in the disputes it opened: for each claim waiting for its
+    /// answer, a job that computes its own checkpoint at the claimed step.
     pub(crate) fn pursue(&mut self, step: &Step<'_>) -> Result<Vec<Intent>, AgentError> {
-        let mut intents = Vec::new();
         let mut open: BTreeSet<(u32, Address)> = BTreeSet::new();
-        let started = Instant::now();
         for id in &step.task.open_disputes {
             let Some(dispute) = query::dispute(step.state, *id)? else {
                 continue;
@@ -288,62 +289,113 @@ impl Validator {
             {
                 continue;
             }
-            let Some(mine) = self.own_checkpoint(step, &dispute, claim.step)? else {
+            let Some(run) = self.own_run(step, &dispute)? else {
                 continue;
             };
             self.audits.answered.insert((dispute.id, dispute.moves));
-            let agree = self.conduct.answer(&dispute, mine == claim.checkpoint);
-            intents.push(Intent::Submit(Payload::DisputeAnswer {
-                dispute: dispute.id,
-                agree,
+            let key = JobKey {
+                task: step.task.id,
+                round: dispute.round,
+                kind: JobKind::Answer {
+                    dispute: dispute.id,
+                    moves: dispute.moves,
+                },
+            };
+            self.jobs.push(Job::new(key, step.address, move || {
+                let before = run.replayed_steps();
+                let mine = run
+                    .checkpoint(claim.step)
+                    .map(|checkpoint| checkpoint.hash())
+                    .map_err(|error| error.to_string());
+                Output::Answered {
+                    claimed: claim.checkpoint,
+                    mine,
+                    replayed: run.replayed_steps() - before,
+                }
             }));
         }
-        self.audits.stats.time += started.elapsed();
         self.audits.runs.retain(|key, _| open.contains(key));
         let live: BTreeSet<u64> = step.task.open_disputes.iter().copied().collect();
         self.audits.answered.retain(|(id, _)| live.contains(id));
-        Ok(intents)
+        Ok(Vec::new())
     }
 
-    /// This validator's own checkpoint at `at` in the disputed trainer's round (re-running it if
-    /// the audit's run is gone, e.g. after a restart); `None` while `M_r` is missing.
-    fn own_checkpoint(
+    /// Takes back an answer job: `true` if its move was still marked as answered. A `refused`
+    /// one is unmarked and decided again at the next block.
+    pub(crate) fn release_answer(&mut self, dispute: u64, moves: u32, refused: bool) -> bool {
+        let held = self.audits.answered.contains(&(dispute, moves));
+        if refused {
+            self.audits.answered.remove(&(dispute, moves));
+        }
+        held
+    }
+
+    /// Sends the answer to a claim once its own checkpoint is computed, if the dispute still
+    /// waits for it.
+    pub(crate) fn on_answered(
+        &mut self,
+        step: &Step<'_>,
+        (id, moves): (u64, u32),
+        (claimed, mine, replayed): (Hash, Result<Hash, String>, u64),
+        elapsed: Duration,
+    ) -> Result<Vec<Intent>, AgentError> {
+        self.audits.stats.dispute_steps += replayed;
+        self.audits.stats.time += elapsed;
+        let mine = match mine {
+            Ok(mine) => mine,
+            Err(error) => {
+                tracing::warn!(dispute = id, %error, "cannot compute own checkpoint");
+                self.audits.answered.remove(&(id, moves));
+                return Ok(Vec::new());
+            }
+        };
+        let Some(dispute) = query::dispute(step.state, id)? else {
+            return Ok(Vec::new());
+        };
+        let waiting = matches!(dispute.stage, Stage::Answer { .. }) && dispute.moves == moves;
+        if !waiting || step.height >= dispute.deadline {
+            tracing::warn!(
+                dispute = id,
+                height = step.height,
+                "answer computed after its move; not sent"
+            );
+            return Ok(Vec::new());
+        }
+        let agree = self.conduct.answer(&dispute, mine == claimed);
+        Ok(vec![Intent::Submit(Payload::DisputeAnswer {
+            dispute: id,
+            agree,
+        })])
+    }
+
+    /// This validator's honest run of the disputed trainer's round (rebuilt if the audit's run
+    /// is gone, e.g. after a restart); `None` while `M_r` or the carried update is missing.
+    fn own_run(
         &mut self,
         step: &Step<'_>,
         dispute: &Dispute,
-        at: u32,
-    ) -> Result<Option<Hash>, AgentError> {
+    ) -> Result<Option<Arc<Assignment>>, AgentError> {
         let key = (dispute.round, dispute.trainer);
-        if let std::collections::btree_map::Entry::Vacant(slot) = self.audits.runs.entry(key) {
-            let Some(round) = query::round(step.state, dispute.task, dispute.round)? else {
-                return Ok(None);
-            };
-            let Needed::Have(model) = model_params(step, &round.model_hash) else {
-                return Ok(None);
-            };
-            let Some(assignment) = assignment(step, &round, &dispute.trainer, model.into()) else {
-                return Ok(None);
-            };
-            let carried = match carried_params(step, dispute.round, &dispute.trainer)? {
-                None | Some(Needed::Invalid(_)) => None,
-                Some(Needed::Have(values)) => Some(values.into()),
-                Some(Needed::Missing(_)) => return Ok(None),
-            };
-            slot.insert(assignment.carrying(carried));
+        if let Some(run) = self.audits.runs.get(&key) {
+            return Ok(Some(run.clone()));
         }
-        let Some(assignment) = self.audits.runs.get(&key) else {
+        let Some(round) = query::round(step.state, dispute.task, dispute.round)? else {
             return Ok(None);
         };
-        let before = assignment.replayed_steps();
-        let checkpoint = assignment.checkpoint(at);
-        self.audits.stats.dispute_steps += assignment.replayed_steps() - before;
-        Ok(match checkpoint {
-            Ok(checkpoint) => Some(checkpoint.hash()),
-            Err(error) => {
-                tracing::warn!(dispute = dispute.id, %error, "cannot compute own checkpoint");
-                None
-            }
-        })
+        let Needed::Have(model) = model_params(step, &round.model_hash) else {
+            return Ok(None);
+        };
+        let Some(assignment) = assignment(step, &round, &dispute.trainer, model.into()) else {
+            return Ok(None);
+        };
+        let carried = match carried_params(step, dispute.round, &dispute.trainer)? {
+            None | Some(Needed::Invalid(_)) => None,
+            Some(Needed::Have(values)) => Some(values.into()),
+            Some(Needed::Missing(_)) => return Ok(None),
+        };
+        let run = Arc::new(assignment.carrying(carried));
+        self.audits.runs.insert(key, run.clone());
+        Ok(Some(run))
     }
 }
 

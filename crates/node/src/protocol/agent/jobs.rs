@@ -28,6 +28,25 @@ pub enum JobKind {
     Attest,
     /// A validator's re-runs of the trainers it was drawn to audit.
     Audit,
+    /// A trainer's checkpoint for its claim at move `moves` of a dispute over its work.
+    Claim {
+        /// The dispute.
+        dispute: u64,
+        /// The move it answers.
+        moves: u32,
+    },
+    /// A trainer's witness of the agreed state, once a dispute is down to one step.
+    Witness {
+        /// The dispute.
+        dispute: u64,
+    },
+    /// A challenger's own checkpoint, to agree or disagree with the trainer's claim.
+    Answer {
+        /// The dispute.
+        dispute: u64,
+        /// The move it answers.
+        moves: u32,
+    },
 }
 
 impl JobKind {
@@ -37,6 +56,9 @@ impl JobKind {
             JobKind::Train => "train",
             JobKind::Attest => "attest",
             JobKind::Audit => "audit",
+            JobKind::Claim { .. } => "claim",
+            JobKind::Witness { .. } => "witness",
+            JobKind::Answer { .. } => "answer",
         }
     }
 }
@@ -72,6 +94,24 @@ pub(crate) enum Output {
     Attested(Box<Attested>),
     /// A validator's audit re-runs.
     Audited(Vec<Audited>),
+    /// A trainer's checkpoint hash at the claimed step, and the Merkle proof it sends with it.
+    Claimed {
+        checkpoint: Result<Hash, String>,
+        proof: Vec<Hash>,
+    },
+    /// A trainer's witness bytes, and the chunk offsets still to send.
+    Witnessed {
+        bytes: Result<Vec<u8>, String>,
+        offsets: Vec<u64>,
+        expected: u64,
+    },
+    /// A challenger's own checkpoint hash at the claimed step, against the trainer's.
+    Answered {
+        claimed: Hash,
+        mine: Result<Hash, String>,
+        /// Training steps replayed to compute it.
+        replayed: u64,
+    },
     /// The job panicked (a bug): the step is given up for this round.
     Panicked(String),
 }

@@ -374,8 +374,13 @@ impl Agent {
         match &self.part {
             Part::Member(member) if member.task == key.task => matches!(
                 (&member.duty, key.kind),
-                (Duty::Trainer(_), JobKind::Train)
-                    | (Duty::Validator(_), JobKind::Attest | JobKind::Audit)
+                (
+                    Duty::Trainer(_),
+                    JobKind::Train | JobKind::Claim { .. } | JobKind::Witness { .. }
+                ) | (
+                    Duty::Validator(_),
+                    JobKind::Attest | JobKind::Audit | JobKind::Answer { .. }
+                )
             ),
             _ => false,
         }
@@ -451,6 +456,12 @@ fn release(duty: &mut Duty, key: JobKey, refused: bool) -> bool {
         (Duty::Validator(validator), JobKind::Audit) => {
             validator.release_audits(key.round, refused)
         }
+        (Duty::Trainer(trainer), kind @ (JobKind::Claim { .. } | JobKind::Witness { .. })) => {
+            trainer.release_move(kind, refused)
+        }
+        (Duty::Validator(validator), JobKind::Answer { dispute, moves }) => {
+            validator.release_answer(dispute, moves, refused)
+        }
         _ => false,
     }
 }
@@ -465,14 +476,16 @@ fn member_done(
     let elapsed = done.elapsed();
     if let jobs::Output::Panicked(reason) = &done.output {
         tracing::error!(%key, %reason, "a job panicked; the step is given up for this round");
-        match &mut member.duty {
-            Duty::Trainer(trainer) => {
+        match (&mut member.duty, key.kind) {
+            (Duty::Trainer(trainer), JobKind::Train) => {
                 trainer.give_up(key.round, format!("training panicked: {reason}"));
             }
-            Duty::Validator(validator) if key.kind == JobKind::Attest => {
+            (Duty::Validator(validator), JobKind::Attest) => {
                 validator.abandon_attestation(key.round);
             }
-            Duty::Validator(_) => {}
+            // An audit or a dispute move that panicked is not tried again (it would panic
+            // again); the dispute's deadline decides it.
+            _ => {}
         }
         return Ok(Vec::new());
     }
@@ -503,6 +516,38 @@ fn member_done(
         }
         (Duty::Validator(validator), jobs::Output::Audited(audited)) => {
             validator.on_audited(&step, &round, audited, elapsed)?
+        }
+        (Duty::Trainer(trainer), jobs::Output::Claimed { checkpoint, proof }) => {
+            let JobKind::Claim { dispute, moves } = key.kind else {
+                return Ok(Vec::new());
+            };
+            trainer.on_claimed(&step, (dispute, moves), checkpoint, proof)?
+        }
+        (
+            Duty::Trainer(trainer),
+            jobs::Output::Witnessed {
+                bytes,
+                offsets,
+                expected,
+            },
+        ) => {
+            let JobKind::Witness { dispute } = key.kind else {
+                return Ok(Vec::new());
+            };
+            trainer.on_witnessed(&step, dispute, (bytes, offsets, expected))?
+        }
+        (
+            Duty::Validator(validator),
+            jobs::Output::Answered {
+                claimed,
+                mine,
+                replayed,
+            },
+        ) => {
+            let JobKind::Answer { dispute, moves } = key.kind else {
+                return Ok(Vec::new());
+            };
+            validator.on_answered(&step, (dispute, moves), (claimed, mine, replayed), elapsed)?
         }
         _ => Vec::new(),
     })
