@@ -160,34 +160,11 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
     assert_eq!(before["consensus"]["member"], false, "{before}");
     assert_eq!(before["consensus"]["validators"], 4, "{before}");
 
-    let created = cairn(&[
-        "task",
-        "create",
-        "--node",
-        &validator,
-        "--dataset",
-        "digits",
-        "--rounds",
-        "3",
-        "--trainers",
-        "4",
-        "--validators",
-        "4",
-    ]);
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-
-    // The task's members are fixed when it starts: the standby joins the validator set after
-    // that, so the task keeps the 4 validators it asked for and the standby is a consensus
-    // validator only.
-    wait_for("task 0 running", Duration::from_secs(180), || {
-        get(&validator, "/tasks/0").is_some_and(|t| t["status"]["Running"].is_object())
-    });
-
-    // The standby stands with its stake and votes from the epoch after the next boundary.
+    // The standby stands with its stake and votes from the epoch after the next boundary; the
+    // task is created after that, so the newcomer volunteers as one of its validators (up to
+    // five, four of them needed for availability). Its first round must count the updates:
+    // trainers reach a newly elected validator only once they dial it, and asking it for `M_0`
+    // first used to cost round 0 (the replay below checks every round's updates).
     let joined = cairn(&[
         "validator",
         "join",
@@ -220,6 +197,30 @@ fn a_devnet_trains_survives_a_sigkill_and_replays() {
             .any(|v| v["name"] == "standby-0"),
         "{set}"
     );
+
+    let created = cairn(&[
+        "task",
+        "create",
+        "--node",
+        &validator,
+        "--dataset",
+        "digits",
+        "--rounds",
+        "3",
+        "--trainers",
+        "4",
+        "--validators",
+        "4",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    wait_for("task 0 running", Duration::from_secs(180), || {
+        get(&validator, "/tasks/0").is_some_and(|t| t["status"]["Running"].is_object())
+    });
 
     // Mid-task: once round 1 runs, SIGKILL validator-1; the devnet restarts it on its home.
     wait_for("round 1 of task 0", Duration::from_secs(180), || {
