@@ -2,16 +2,19 @@
 //! stands observes consensus, enters the set at the next epoch boundary and then carries
 //! finality (the chain goes on only with its votes), a validator that withdraws stops voting
 //! at the boundary after, and a certificate counts only when the set of its block's epoch
-//! signed it (not a departed set, not under another epoch's label).
+//! signed it (not a departed set, not under another epoch's label). A standby elected before a
+//! task opens validates it, and every round counts the trainers' updates.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cairn_ledger::genesis::{Genesis, Params};
 use cairn_ledger::store::MemoryStore;
+use cairn_ledger::task::{TaskSpec, TaskStatus, Verification};
 use cairn_ledger::transaction::{Payload, SignedTransaction};
 use cairn_ledger::{query, validators};
+use cairn_ml::data::{default_data_dir, BuiltinDataset};
 use cairn_node::cluster::{Cluster, ClusterConfig, ClusterNode};
 use cairn_node::consensus::feed_wire::FeedMessage;
 use cairn_node::consensus::{
@@ -20,6 +23,7 @@ use cairn_node::consensus::{
 };
 use cairn_node::keys::NodeKey;
 use cairn_node::node::Role;
+use cairn_node::protocol::{Agent, DatasetRegistry};
 use commonware_consensus::simplex::types::{Finalize, Proposal};
 use commonware_consensus::types::{Epoch, Round, View};
 use commonware_cryptography::{ed25519, Digestible};
@@ -100,6 +104,19 @@ fn submit(cluster: &Cluster, transaction: &SignedTransaction) {
     }
 }
 
+/// The standby bonds and stands with [`WEIGHT`].
+fn stand(cluster: &Cluster) {
+    let ledger = key(STANDBY).ledger_key();
+    submit(
+        cluster,
+        &SignedTransaction::new(&ledger, CHAIN, 0, Payload::Bond { amount: 2 * WEIGHT }),
+    );
+    submit(
+        cluster,
+        &SignedTransaction::new(&ledger, CHAIN, 1, Payload::Candidacy { stake: WEIGHT }),
+    );
+}
+
 /// The set of the newest epoch node `index` knows, and whether `member` is in it.
 fn knows_member(cluster: &Cluster, index: usize, member: usize) -> Option<u64> {
     let state = cluster.state(index)?;
@@ -128,15 +145,7 @@ fn a_standby_validator_that_stands_enters_the_set_and_carries_finality() {
         // Outside the set, the standby follows the chain as an observer.
         let standby = cluster.state(STANDBY).expect("standby runs");
         assert!(!standby.consensus.member());
-        let ledger = key(STANDBY).ledger_key();
-        submit(
-            &cluster,
-            &SignedTransaction::new(&ledger, CHAIN, 0, Payload::Bond { amount: 2 * WEIGHT }),
-        );
-        submit(
-            &cluster,
-            &SignedTransaction::new(&ledger, CHAIN, 1, Payload::Candidacy { stake: WEIGHT }),
-        );
+        stand(&cluster);
         let standing = cluster
             .wait_until(&context, Duration::from_secs(120), |c| {
                 let store = c.store(0);
@@ -384,4 +393,129 @@ fn certificates_count_only_with_the_set_of_their_blocks_epoch() {
         .unwrap();
     assert_eq!(applied, FeedOutcome::Applied(1));
     assert_eq!(store.lock().unwrap().height(), Some(4));
+}
+
+// A standby elected before a task opens volunteers for it like every other validator: five task
+// validators (four needed for availability), and every round must still count the updates.
+
+const TRAINERS: usize = 4;
+const ROUNDS: u32 = 3;
+
+fn digits() -> Arc<DatasetRegistry> {
+    static REGISTRY: OnceLock<Arc<DatasetRegistry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let dir = default_data_dir().expect("data/ holds the shipped datasets");
+            let mut registry = DatasetRegistry::new();
+            registry
+                .load_builtin(BuiltinDataset::Digits, &dir)
+                .expect("digits loads");
+            Arc::new(registry)
+        })
+        .clone()
+}
+
+fn spec() -> TaskSpec {
+    TaskSpec {
+        model: "mlp:64-64-10".into(),
+        initial_model: [0; 32],
+        dataset: digits().hash_of("digits").expect("registered"),
+        partition: "iid".into(),
+        rounds: ROUNDS,
+        local_steps: 20,
+        optimizer: "sgd:lr=0.1,momentum=0.9,batch=32".into(),
+        robust_rule: "trimmed_mean:1".into(),
+        commit_window: 5,
+        reveal_window: 5,
+        availability_window: 3,
+        attest_window: 5,
+        min_stake: 100,
+        reward_per_round: 100_000,
+        verification: Verification::with_audit_ppm(200_000, 100),
+    }
+}
+
+/// [`config`] with four trainers and every node volunteering for the tasks it can join.
+fn config_with_trainers() -> ClusterConfig {
+    let mut config = config();
+    // The creator (validator 0) escrows the task's rewards.
+    config.genesis.balances.insert(key(0).address(), 1_000_000);
+    for t in 0..TRAINERS {
+        let key = key(STANDBY + 1 + t);
+        config.genesis.balances.insert(key.address(), 1_000_000);
+        config.nodes.push(ClusterNode {
+            name: format!("t{t}"),
+            key,
+            role: Role::Trainer,
+            agents: Arc::new(Vec::new),
+        });
+    }
+    config.genesis.datasets = [spec().dataset].into();
+    config.datasets = digits();
+    config.volunteers = true;
+    config
+}
+
+/// Runs a task created once the standby votes; (revealed, counted) updates per round.
+fn task_after_the_standby_entered(seed: u64) -> Vec<(usize, usize)> {
+    runner(seed).start(|context| async move {
+        let mut cluster = Cluster::new(&context, config_with_trainers())
+            .await
+            .expect("cluster");
+        cluster.start_all(&context).await.expect("nodes start");
+        assert!(
+            cluster
+                .wait_until(&context, Duration::from_secs(120), |c| c.height(0) >= 3)
+                .await
+        );
+        stand(&cluster);
+        let entered = cluster
+            .wait_until(&context, Duration::from_secs(300), |c| {
+                voting(c, STANDBY, 1)
+            })
+            .await;
+        assert!(entered, "the standby never entered the set");
+        let creator = Agent::creator(
+            &key(0).ledger_key(),
+            spec(),
+            digits(),
+            TRAINERS,
+            GENESIS_VALIDATORS,
+        )
+        .expect("spec");
+        let state = cluster.state(0).expect("v0 runs");
+        state.observer.lock().unwrap().add_agent(creator);
+        let finished = cluster
+            .wait_until(&context, Duration::from_secs(1_200), |c| {
+                let store = c.store(0);
+                let store = store.lock().unwrap();
+                query::task(&*store, 0)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|t| matches!(t.status, TaskStatus::Finished | TaskStatus::Settled))
+            })
+            .await;
+        assert!(finished, "the task did not finish");
+        let store = cluster.store(0);
+        let store = store.lock().unwrap();
+        (0..ROUNDS)
+            .map(|number| {
+                let round = query::round(&*store, 0, number).unwrap().expect("round");
+                let counted = round.available.as_ref().map_or(0, |a| a.len());
+                (round.revealed().count(), counted)
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn a_standby_elected_before_a_task_validates_it_and_every_round_counts() {
+    for seed in 1..=3 {
+        let rounds = task_after_the_standby_entered(seed);
+        assert_eq!(
+            rounds,
+            vec![(TRAINERS, TRAINERS); ROUNDS as usize],
+            "seed {seed}"
+        );
+    }
 }

@@ -166,6 +166,28 @@ pub(crate) struct Step<'a> {
     pub(crate) plan: &'a Arc<TaskPlan>,
 }
 
+impl<'a> Step<'a> {
+    /// The step of `task` at `height` for the node with this key (its chain id read from
+    /// `state`).
+    fn new(
+        (address, secret): (Address, &'a [u8; 32]),
+        (height, state, blobs): (u64, &'a dyn StateRead, &'a dyn BlobView),
+        task: &'a Task,
+        plan: &'a Arc<TaskPlan>,
+    ) -> Result<Self, StateError> {
+        Ok(Self {
+            address,
+            secret,
+            chain_id: Overlay::new(state).read(keys::CHAIN_ID)?.unwrap_or(0),
+            height,
+            state,
+            blobs,
+            task,
+            plan,
+        })
+    }
+}
+
 /// One node's protocol state machine (a task creator, a trainer or a validator of one task).
 pub struct Agent {
     address: Address,
@@ -496,17 +518,7 @@ fn member_done(
         task: key.task,
         round: key.round,
     })?;
-    let chain_id: u64 = Overlay::new(state).read(keys::CHAIN_ID)?.unwrap_or(0);
-    let step = Step {
-        address,
-        secret,
-        chain_id,
-        height,
-        state,
-        blobs,
-        task: &task,
-        plan: &plan,
-    };
+    let step = Step::new((address, secret), (height, state, blobs), &task, &plan)?;
     Ok(match (&mut member.duty, done.output) {
         (Duty::Trainer(trainer), jobs::Output::Trained(result)) => {
             trainer.on_trained(&step, &round, result)
@@ -709,17 +721,7 @@ fn member_step(
             Ok(intents)
         }
         TaskStatus::Running { .. } | TaskStatus::Finished if is_member => {
-            let chain_id: u64 = Overlay::new(state).read(keys::CHAIN_ID)?.unwrap_or(0);
-            let step = Step {
-                address,
-                secret,
-                chain_id,
-                height,
-                state,
-                blobs,
-                task: &task,
-                plan: &plan,
-            };
+            let step = Step::new((address, secret), (height, state, blobs), &task, &plan)?;
             let mut intents = Vec::new();
             if let TaskStatus::Running { round } = task.status {
                 let record =
